@@ -1,0 +1,129 @@
+/**
+ * The implementation contract (v1): the one door through which every Batch Normalization
+ * implementation is checked (a third party's, an adapter for another library, and our own
+ * reference, float32 CPU and gpu.js kernels). Names follow ../shared/CONTRACT.md exactly;
+ * extensions are optional fields, recorded in the README changelog.
+ *
+ * Conventions (fixed everywhere, not a profile choice; ../shared/SEMANTICS.md):
+ * - `x` is dense, row-major, any rank >= 2; `axis` is the channel axis; C = shape[axis].
+ * - Statistics are per channel over every other axis of the same mini-batch:
+ *   m = numel(x) / C values per channel, the same m examples for every channel.
+ * - `variance` is the biased (1/m) batch variance;
+ *   y = gamma * (x - mean) / sqrt(variance + eps) + beta, eps inside the square root.
+ */
+
+export type DType = 'float32' | 'float64';
+export type Arr = Float32Array | Float64Array;
+export type AxesSupport = 'first' | 'last' | 'any';
+export type Op = 'forwardTrain' | 'forwardInfer' | 'backward';
+export const OPS: readonly Op[] = ['forwardTrain', 'forwardInfer', 'backward'];
+
+export type ProfileName = 'keras' | 'tfjs' | 'tensorflow-fused' | 'pytorch' | 'onnx' | 'paper';
+
+export interface Profile {
+  name: string;
+  /**
+   * decay:           running = momentum * running + (1 - momentum) * batch   (Keras, TF.js, ONNX)
+   * update-fraction: running = (1 - momentum) * running + momentum * batch   (PyTorch)
+   */
+  momentum: 'decay' | 'update-fraction';
+  /** Batch variance fed to the moving average: 1/m ('biased') or 1/max(m-1, 1) ('unbiased'). */
+  runningVar: 'biased' | 'unbiased';
+  defaultEps: number;
+  defaultMomentum: number;
+  /** eps is raised to this before use (e.g. a fused kernel's floor). */
+  minEps?: number;
+  /** Training with m = 1 value per channel: an error, or allowed (variance 0, y = beta). */
+  singleValue: 'error' | 'allowed';
+}
+
+/**
+ * How an implementation accumulates its reductions (extension to the v1 contract, optional).
+ * The tolerance function derives its bound on summation error from it; see src/tolerance.ts.
+ * When absent, the harness assumes the least favourable common case: sequential sums in the
+ * dtype under test.
+ */
+export interface AccumulationInfo {
+  /** Precision of the running sums. */
+  dtype: DType;
+  /**
+   * sequential: one running sum per channel (error grows with m).
+   * pairwise:   a balanced tree (error grows with log2 m).
+   * tiled:      sequential within tiles of `tile` elements, then a tree over tiles (GPU style).
+   */
+  order: 'sequential' | 'pairwise' | 'tiled';
+  tile?: number;
+}
+
+export interface BatchNormImplementation {
+  name: string;
+  profile: ProfileName | Profile;
+  dtypes: DType[];
+  axes?: AxesSupport;
+  /** Extension: the reduction structure, for an honest tolerance (see AccumulationInfo). */
+  accumulation?: AccumulationInfo | Partial<Record<DType, AccumulationInfo>>;
+  forwardTrain?(req: ForwardTrainRequest): ForwardTrainResult | Promise<ForwardTrainResult>;
+  forwardInfer?(req: ForwardInferRequest): ForwardInferResult | Promise<ForwardInferResult>;
+  backward?(req: BackwardRequest): BackwardResult | Promise<BackwardResult>;
+}
+
+export interface ForwardTrainRequest {
+  x: Arr;
+  shape: number[];
+  axis: number;
+  gamma: Arr;
+  beta: Arr;
+  /** In the profile's own convention. */
+  eps: number;
+  momentum: number;
+  /** State before this step, length C. */
+  runningMean: Arr;
+  runningVar: Arr;
+}
+
+export interface ForwardTrainResult {
+  y: Arr;
+  /** Batch statistics: mean and biased variance, length C. */
+  mean: Arr;
+  variance: Arr;
+  /** State after this step. */
+  runningMean: Arr;
+  runningVar: Arr;
+}
+
+export interface ForwardInferRequest {
+  x: Arr;
+  shape: number[];
+  axis: number;
+  gamma: Arr;
+  beta: Arr;
+  eps: number;
+  runningMean: Arr;
+  runningVar: Arr;
+}
+
+export interface ForwardInferResult {
+  y: Arr;
+}
+
+export interface BackwardRequest {
+  x: Arr;
+  dy: Arr;
+  shape: number[];
+  axis: number;
+  gamma: Arr;
+  eps: number;
+  /** true: gradients flow through the batch statistics; false: statistics are constants. */
+  training: boolean;
+  /** Present when training is false. */
+  runningMean?: Arr;
+  runningVar?: Arr;
+}
+
+export interface BackwardResult {
+  dx: Arr;
+  dgamma: Arr;
+  dbeta: Arr;
+}
+
+export type AnyRequest = ForwardTrainRequest | ForwardInferRequest | BackwardRequest;

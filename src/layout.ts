@@ -1,0 +1,110 @@
+/**
+ * Shape and request validation shared by every kernel of ours.
+ *
+ * A dense row-major tensor with channel axis `axis` is viewed as [outer, C, inner]:
+ * outer = prod(shape[0..axis)), inner = prod(shape(axis..]). Element (o, c, i) sits at
+ * (o * C + c) * inner + i, and channel c's m = outer * inner values are the same batch
+ * positions for every c (one mini-batch, per-channel statistics).
+ */
+import type { Arr, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest, Op } from './contract.js';
+import { BatchNormInputError } from './errors.js';
+
+export interface Layout {
+  outer: number;
+  channels: number;
+  inner: number;
+  /** Values per channel. */
+  m: number;
+  numel: number;
+}
+
+export function layoutOf(shape: readonly number[], axis: number): Layout {
+  if (!Array.isArray(shape)) throw new BatchNormInputError(`shape must be an array of positive integers, got ${describe(shape)}`);
+  if (shape.length < 2) throw new BatchNormInputError(`rank must be >= 2, got shape [${shape.join(', ')}]`);
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 1) {
+      throw new BatchNormInputError(`shape must hold positive integers, got [${shape.join(', ')}]`);
+    }
+  }
+  if (!Number.isInteger(axis) || axis < 0 || axis >= shape.length) {
+    throw new BatchNormInputError(`axis must be an integer in [0, ${shape.length - 1}] for shape [${shape.join(', ')}], got ${axis}`);
+  }
+  let outer = 1;
+  for (let k = 0; k < axis; k++) outer *= shape[k]!;
+  let inner = 1;
+  for (let k = axis + 1; k < shape.length; k++) inner *= shape[k]!;
+  const channels = shape[axis]!;
+  const numel = outer * channels * inner;
+  if (!Number.isSafeInteger(numel)) throw new BatchNormInputError(`shape [${shape.join(', ')}] has too many elements`);
+  return { outer, channels, inner, m: outer * inner, numel };
+}
+
+export function dtypeOf(a: unknown): DType | undefined {
+  if (a instanceof Float32Array) return 'float32';
+  if (a instanceof Float64Array) return 'float64';
+  return undefined;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${(v as unknown as ArrayLike<number>).length})`;
+  if (Array.isArray(v)) return `Array(${v.length})`;
+  return typeof v;
+}
+
+function checkArray(name: string, a: unknown, dtype: DType, length: number): asserts a is Arr {
+  const d = dtypeOf(a);
+  if (d === undefined) throw new BatchNormInputError(`${name} must be a Float32Array or Float64Array, got ${describe(a)}`);
+  if (d !== dtype) throw new BatchNormInputError(`${name} is ${d} but x is ${dtype}: every array of a request has one dtype`);
+  if ((a as Arr).length !== length) throw new BatchNormInputError(`${name} has length ${(a as Arr).length}, expected ${length}`);
+}
+
+function checkEps(eps: unknown): void {
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) {
+    throw new BatchNormInputError(`eps must be a finite number >= 0, got ${String(eps)}`);
+  }
+}
+
+export interface Validated {
+  layout: Layout;
+  dtype: DType;
+}
+
+/** Validate a request of the given op against the contract; throws BatchNormInputError. */
+export function validateRequest(op: Op, req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest): Validated {
+  if (typeof req !== 'object' || req === null) throw new BatchNormInputError(`${op}: request must be an object`);
+  const layout = layoutOf(req.shape, req.axis);
+  const dtype = dtypeOf(req.x);
+  if (dtype === undefined) throw new BatchNormInputError(`x must be a Float32Array or Float64Array, got ${describe(req.x)}`);
+  checkArray('x', req.x, dtype, layout.numel);
+  checkArray('gamma', req.gamma, dtype, layout.channels);
+  checkEps(req.eps);
+  if (op === 'forwardTrain') {
+    const r = req as ForwardTrainRequest;
+    checkArray('beta', r.beta, dtype, layout.channels);
+    checkArray('runningMean', r.runningMean, dtype, layout.channels);
+    checkArray('runningVar', r.runningVar, dtype, layout.channels);
+    if (typeof r.momentum !== 'number' || !Number.isFinite(r.momentum)) {
+      throw new BatchNormInputError(`momentum must be a finite number, got ${String(r.momentum)}`);
+    }
+  } else if (op === 'forwardInfer') {
+    const r = req as ForwardInferRequest;
+    checkArray('beta', r.beta, dtype, layout.channels);
+    checkArray('runningMean', r.runningMean, dtype, layout.channels);
+    checkArray('runningVar', r.runningVar, dtype, layout.channels);
+  } else {
+    const r = req as BackwardRequest;
+    checkArray('dy', r.dy, dtype, layout.numel);
+    if (typeof r.training !== 'boolean') throw new BatchNormInputError(`training must be a boolean, got ${describe(r.training)}`);
+    if (!r.training) {
+      checkArray('runningMean', r.runningMean, dtype, layout.channels);
+      checkArray('runningVar', r.runningVar, dtype, layout.channels);
+    }
+  }
+  return { layout, dtype };
+}
+
+export function allocLike(dtype: DType, n: number): Arr {
+  return dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+}
