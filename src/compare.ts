@@ -143,9 +143,9 @@ export interface Expectation {
 }
 
 const f64Request = <T extends object>(req: T): T => {
-  const out: Record<string, unknown> = { ...req };
+  const out: Record<string, unknown> = { ...(req as Record<string, unknown>) };
   for (const [k, v] of Object.entries(req)) if (v instanceof Float32Array || v instanceof Float64Array) out[k] = toFloat64(v);
-  return out as T;
+  return out as unknown as T;
 };
 
 /** Expected outputs (reference, float64) and per-element bounds for an implementation of `dtype`. */

@@ -183,7 +183,7 @@ describe('tfjs-core batchnorm_test.ts gradient golden (2x1x1x2, statistics as gi
 });
 
 describe('m = 1 per profile (framework-semantics §12 m1Training)', () => {
-  for (const [name, p] of Object.entries(profiles)) {
+  for (const [name, p] of Object.entries(profiles) as Array<[string, Profile]>) {
     it(`${name}: ${p.singleValue === 'error' ? 'a named error' : 'variance 0, y = beta, running variance decays'}`, () => {
       const ref = createReference(p);
       const req: ForwardTrainRequest = {
