@@ -37,6 +37,8 @@
  *            ddgamma = m dP + u|dgamma|;  ddbeta = g sum|dy| + u|dbeta|
  * inference: the same with the running statistics exact (dmu = dvar = 0).
  *
+ * Relative error analysis stops at underflow: every bound also admits UNDERFLOW_STEPS roundings
+ * of absolute size up to the smallest subnormal (a float32 variance of 7e-81 is 0).
  * The first-order bound is doubled (SAFETY = 2) to cover second-order terms, and the
  * reference's own error (<= 4 ulp(float64) of the same scales, spec/reference/oracle.spec.ts)
  * is added, which matters only for float64 implementations.
@@ -48,6 +50,10 @@ export const LAMBDA = 10;
 export const SAFETY = 2;
 const REF_ULPS = 4;
 const U64 = 2 ** -53;
+/** Smallest subnormal: the absolute error of a rounding that underflows. */
+const TINY: Record<DType, number> = { float32: 2 ** -149, float64: 2 ** -1074 };
+/** Roundings near underflow that one output can go through (squares, sums, the final cast). */
+const UNDERFLOW_STEPS = 4;
 
 /** Exact facts about one channel (from the reference), the input to the tolerance. */
 export interface ChannelFacts {
@@ -127,7 +133,7 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
   const alpha = dmu / s;
   const beta = dvar / (2 * s2) + 4 * u;
   const refScale = (scale: number) => REF_ULPS * U64 * scale;
-  const bound = (firstOrder: number, scale: number) => SAFETY * firstOrder + refScale(scale);
+  const bound = (firstOrder: number, scale: number) => SAFETY * (firstOrder + UNDERFLOW_STEPS * TINY[input.dtype]) + refScale(scale);
   const dxhat = (xhat: number, x: number) => alpha + beta * Math.abs(xhat) + (u * (Math.abs(x) + Math.abs(f.mean))) / s;
 
   const meanAbsDy = f.meanAbsDy ?? 0;
@@ -174,4 +180,24 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
     dgamma: (dgamma) => bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat),
     dbeta: (sumAbsDy, dbeta) => bound(g * sumAbsDy + u * Math.abs(dbeta), sumAbsDy),
   };
+}
+
+/**
+ * Central differences, for checking a float64 implementation's backward against its own forward
+ * (gradcheck style). The step balances truncation, h^2 |f'''| / 6, against rounding in the loss,
+ * e_L / h: h = u^(1/3) * scale, scale the size of the perturbed value (or of the channel's
+ * spread when that is larger).
+ */
+export function finiteDifferenceStep(dtype: DType, scale: number): number {
+  return Math.cbrt(unitRoundoff(dtype)) * Math.max(scale, 2 ** -20);
+}
+
+/**
+ * Bound on |D(h) - f'| for the central difference D(h) = (L(v + h) - L(v - h)) / 2h, from
+ * Richardson: D(h) - D(2h) = -3 c h^2 + O(h^4) where c h^2 is D(h)'s truncation error, so
+ * |truncation| ~ |D(h) - D(2h)| / 3; doubled for the O(h^4) remainder. Rounding: the loss is
+ * known to lossError at each point, so the quotient to lossError / h (both points, / 2h).
+ */
+export function finiteDifferenceBound(dh: number, d2h: number, h: number, lossError: number): number {
+  return (2 * Math.abs(dh - d2h)) / 3 + (2 * lossError) / h;
 }

@@ -1,0 +1,174 @@
+/**
+ * Arbitraries for BN problems with controlled conditioning, built so that counterexamples shrink
+ * to a few small numbers: shapes shrink toward [2, 1], values are small integers z on a grid,
+ * x = (offset + z) * 2^scale, so shifts by multiples of the grid and power-of-two scalings are
+ * exact in float32 and float64 alike (the invariance checks rely on it).
+ */
+import fc from 'fast-check';
+import type { AnyRequest, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest } from '../contract.js';
+import { layoutOf } from '../layout.js';
+import type { AxisVariant } from '../harness/types.js';
+
+export interface Problem {
+  dtype: DType;
+  shape: number[];
+  axis: number;
+  /** Plain numbers, exactly representable in dtype. */
+  x: number[];
+  dy: number[];
+  gamma: number[];
+  beta: number[];
+  eps: number;
+  momentum: number;
+  runningMean: number[];
+  runningVar: number[];
+}
+
+export interface ProblemOptions {
+  dtype: DType;
+  axis: AxisVariant;
+  /** Smallest m allowed (2 unless a check is about m = 1). */
+  minM?: number;
+  maxRank?: number;
+  maxDim?: number;
+  /** Largest log2 of offset / spread: conditioning up to ~2^maxLogRatio. */
+  maxLogRatio?: number;
+  /** eps values to draw from (positive unless the check handles 0). */
+  eps?: number[];
+  momentum?: number[];
+}
+
+/** The axis a variant picks for a rank. */
+export function axisFor(variant: AxisVariant, rank: number, seed: number): number {
+  if (variant === 'first') return 1;
+  if (variant === 'last') return rank - 1;
+  return seed % rank;
+}
+
+const toDtype = (dtype: DType) => (v: number) => (dtype === 'float32' ? Math.fround(v) : v);
+
+/** Grid values: (offset + z) * 2^scale with z small; exact in float32 when |offset + z| < 2^24. */
+export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
+  const maxRank = opts.maxRank ?? 4;
+  const maxDim = opts.maxDim ?? 4;
+  const minM = opts.minM ?? 2;
+  const maxLogRatio = Math.min(opts.maxLogRatio ?? 20, 22);
+  return fc
+    .record({
+      dims: fc.array(fc.integer({ min: 1, max: maxDim }), { minLength: 2, maxLength: maxRank }),
+      axisSeed: fc.nat({ max: 16 }),
+      eps: fc.constantFrom(...(opts.eps ?? [1e-3, 1e-5, 0.1, 1])),
+      momentum: fc.constantFrom(...(opts.momentum ?? [0.9, 0.1, 0.5, 0.99, 0])),
+      logRatio: fc.integer({ min: 0, max: maxLogRatio }),
+      scale: fc.integer({ min: -6, max: 6 }),
+      seed: fc.nat(),
+    })
+    .map((r) => {
+      const axis = axisFor(opts.axis, r.dims.length, r.axisSeed);
+      const dims = r.dims.slice();
+      // make m >= minM by growing the first non-channel axis
+      const L0 = layoutOf(dims, axis);
+      if (L0.m < minM) {
+        const k = axis === 0 ? 1 : 0;
+        dims[k] = dims[k]! * Math.ceil(minM / L0.m);
+      }
+      return { ...r, dims, axis };
+    })
+    .chain((r) => {
+      const L = layoutOf(r.dims, r.axis);
+      const C = L.channels;
+      const n = L.numel;
+      const small = fc.integer({ min: -8, max: 8 });
+      return fc
+        .record({
+          z: fc.array(small, { minLength: n, maxLength: n }),
+          offsets: fc.array(fc.integer({ min: -(2 ** r.logRatio), max: 2 ** r.logRatio }), { minLength: C, maxLength: C }),
+          dy: fc.array(small, { minLength: n, maxLength: n }),
+          gamma: fc.array(fc.integer({ min: -8, max: 8 }).filter((g) => g !== 0), { minLength: C, maxLength: C }),
+          beta: fc.array(small, { minLength: C, maxLength: C }),
+          runningMean: fc.array(small, { minLength: C, maxLength: C }),
+          runningVar: fc.array(fc.integer({ min: 1, max: 16 }), { minLength: C, maxLength: C }),
+        })
+        .map((v) => {
+          const f = toDtype(opts.dtype);
+          const grid = 2 ** r.scale;
+          const x = new Array<number>(n);
+          for (let o = 0; o < L.outer; o++) {
+            for (let c = 0; c < C; c++) {
+              for (let i = 0; i < L.inner; i++) {
+                const k = (o * C + c) * L.inner + i;
+                x[k] = f((v.offsets[c]! + v.z[k]!) * grid);
+              }
+            }
+          }
+          const problem: Problem = {
+            dtype: opts.dtype,
+            shape: r.dims,
+            axis: r.axis,
+            x,
+            dy: v.dy.map((d) => d / 4),
+            gamma: v.gamma.map((g) => g / 4),
+            beta: v.beta.map((b) => b / 4),
+            eps: f(r.eps),
+            momentum: r.momentum,
+            runningMean: v.runningMean.map((m) => m / 2),
+            runningVar: v.runningVar.map((m) => m / 4),
+          };
+          return problem;
+        });
+    });
+}
+
+export function typed(dtype: DType, v: ArrayLike<number>): Float32Array | Float64Array {
+  return dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v);
+}
+
+export function trainRequest(p: Problem, over: Partial<Problem> = {}): ForwardTrainRequest {
+  const q = { ...p, ...over };
+  return {
+    x: typed(q.dtype, q.x),
+    shape: q.shape.slice(),
+    axis: q.axis,
+    gamma: typed(q.dtype, q.gamma),
+    beta: typed(q.dtype, q.beta),
+    eps: q.eps,
+    momentum: q.momentum,
+    runningMean: typed(q.dtype, q.runningMean),
+    runningVar: typed(q.dtype, q.runningVar),
+  };
+}
+
+export function inferRequest(p: Problem, over: Partial<Problem> = {}): ForwardInferRequest {
+  const q = { ...p, ...over };
+  return {
+    x: typed(q.dtype, q.x),
+    shape: q.shape.slice(),
+    axis: q.axis,
+    gamma: typed(q.dtype, q.gamma),
+    beta: typed(q.dtype, q.beta),
+    eps: q.eps,
+    runningMean: typed(q.dtype, q.runningMean),
+    runningVar: typed(q.dtype, q.runningVar),
+  };
+}
+
+export function backwardRequest(p: Problem, training: boolean, over: Partial<Problem> = {}): BackwardRequest {
+  const q = { ...p, ...over };
+  return {
+    x: typed(q.dtype, q.x),
+    dy: typed(q.dtype, q.dy),
+    shape: q.shape.slice(),
+    axis: q.axis,
+    gamma: typed(q.dtype, q.gamma),
+    eps: q.eps,
+    training,
+    ...(training ? {} : { runningMean: typed(q.dtype, q.runningMean), runningVar: typed(q.dtype, q.runningVar) }),
+  };
+}
+
+/** A request as plain JSON (arrays as number lists), for counterexamples in reports. */
+export function plainRequest(req: AnyRequest): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(req)) out[k] = ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : v;
+  return out;
+}

@@ -1,0 +1,61 @@
+/**
+ * Helpers shared by the property families: compare with the reference through the tolerance,
+ * expect an error where a profile demands one, and read the exact statistics of a batch.
+ */
+import { checkAgainst, expectationFor, type Expectation } from '../compare.js';
+import type { AnyRequest, Op } from '../contract.js';
+import { layoutOf } from '../layout.js';
+import { effectiveEps } from '../profiles.js';
+import { channelStats } from '../reference/reference.js';
+import { expectAgreement, Mismatch, type CheckContext } from '../harness/check.js';
+import { ContractFault } from '../harness/call.js';
+
+export function expectation(ctx: CheckContext, op: Op, req: AnyRequest): Expectation {
+  return expectationFor(op, ctx.profile, req, { accumulation: ctx.accumulation });
+}
+
+/** Call op and require every output within the tolerance of the reference; returns the result. */
+export async function callAndAgree(ctx: CheckContext, op: Op, req: AnyRequest, what: string = op) {
+  const got = await ctx.call(op, req);
+  expectAgreement(checkAgainst(expectation(ctx, op, req), got), req, what);
+  return got;
+}
+
+/** The profile demands an error (m = 1 under pytorch/paper): any thrown or rejected error passes. */
+export async function expectRefusal(ctx: CheckContext, op: Op, req: AnyRequest, why: string): Promise<void> {
+  try {
+    await ctx.call(op, req);
+  } catch (e) {
+    if (e instanceof ContractFault && (e.fault === 'threw' || e.fault === 'rejected')) return;
+    throw e;
+  }
+  throw new Mismatch(`${op} returned a result, but ${why}`);
+}
+
+/** Exact per-channel mean and biased variance of x, plus s = sqrt(var + eps). */
+export function exactStats(ctx: CheckContext, req: AnyRequest) {
+  const L = layoutOf(req.shape, req.axis);
+  const st = channelStats(Float64Array.from(req.x), L);
+  const eps = effectiveEps(ctx.profile, req.eps);
+  const mean = Float64Array.from(st.meanHi, (h, c) => h + st.meanLo[c]!);
+  const s = Float64Array.from(st.variance, (v) => Math.sqrt(v + eps));
+  return { L, mean, variance: st.variance, s, eps };
+}
+
+/** Indices of channel c's values. */
+export function channelIndices(shape: number[], axis: number, c: number): number[] {
+  const L = layoutOf(shape, axis);
+  const out: number[] = [];
+  for (let o = 0; o < L.outer; o++) for (let i = 0; i < L.inner; i++) out.push((o * L.channels + c) * L.inner + i);
+  return out;
+}
+
+/** Require |got - expected| <= bound for one scalar, with a message naming it. */
+export function expectClose(what: string, got: number, expected: number, bound: number, reason: string): void {
+  const err = Math.abs(got - expected);
+  if (!(err <= bound)) {
+    throw new Mismatch(`${what} = ${got} but expected ${expected} (error ${err.toExponential(3)} > allowed ${bound.toExponential(3)})`, {
+      boundReason: reason,
+    });
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * bn:gradients:* — the backward pass.
+ * analytic-*: any implementation's dx, dgamma, dbeta agree with the reference's analytic
+ *   gradient (training: through the batch statistics; inference: statistics constant).
+ * finite-difference: a float64 implementation's backward agrees with central differences of its
+ *   own forward (step and bound from the tolerance module). float32 has too few digits for
+ *   differences to mean anything; there the analytic checks carry the weight.
+ * identities: per channel, in training, sum dx = 0 and sum dx * x-hat = 0 (the gradient is
+ *   orthogonal to the directions normalization removes); dbeta = sum dy; dgamma = sum dy * x-hat.
+ */
+import fc from 'fast-check';
+import { backwardRequest, inferRequest, problemArb, trainRequest, type Problem } from '../arbitraries/problem.js';
+import type { AnyRequest } from '../contract.js';
+import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
+import { CompensatedSum } from '../numerics/eft.js';
+import { finiteDifferenceBound, finiteDifferenceStep } from '../tolerance.js';
+import { callAndAgree, channelIndices, expectation, expectClose, exactStats } from './common.js';
+import type { CheckSpec } from './spec.js';
+
+/** L = sum w_i y_i through the implementation's forward; returns L and its error bound. */
+async function loss(c: CheckContext, p: Problem, training: boolean, over: Partial<Problem>): Promise<{ L: number; err: number }> {
+  const req: AnyRequest = training ? trainRequest(p, over) : inferRequest(p, over);
+  const y = (await c.call(training ? 'forwardTrain' : 'forwardInfer', req)).y;
+  const e = expectation(c, training ? 'forwardTrain' : 'forwardInfer', req);
+  let L = 0;
+  let err = 0;
+  for (let i = 0; i < y.length; i++) {
+    L += p.dy[i]! * y[i]!;
+    err += Math.abs(p.dy[i]!) * e.bounds.y![i]! + 2 ** -52 * Math.abs(p.dy[i]! * y[i]!);
+  }
+  return { L, err };
+}
+
+type Param = 'x' | 'gamma' | 'beta';
+
+async function centralDifference(c: CheckContext, p: Problem, training: boolean, param: Param, index: number, h: number) {
+  const at = async (delta: number) => {
+    const values = p[param].slice();
+    values[index] = values[index]! + delta;
+    return loss(c, p, training, { [param]: values });
+  };
+  const [a, b] = [await at(h), await at(-h)];
+  const [a2, b2] = [await at(2 * h), await at(-2 * h)];
+  const dh = (a.L - b.L) / (2 * h);
+  const d2h = (a2.L - b2.L) / (4 * h);
+  return { dh, bound: finiteDifferenceBound(dh, d2h, h, Math.max(a.err, b.err)) };
+}
+
+function gradientProperty(training: boolean) {
+  return (ctx: CheckContext) =>
+    runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis, maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
+      const breq = backwardRequest(p, training);
+      const got = await c.call('backward', breq);
+      const e = expectation(c, 'backward', breq);
+      const { s } = exactStats(c, breq);
+      const C = p.gamma.length;
+      const xi = pick % p.x.length;
+      const ch = pick % C;
+      const spread = Math.max(...Array.from(s));
+      const cases: Array<[Param, number, number, number]> = [
+        ['x', xi, got.dx[xi]!, e.bounds.dx![xi]!],
+        ['gamma', ch, got.dgamma[ch]!, e.bounds.dgamma![ch]!],
+        ['beta', ch, got.dbeta[ch]!, e.bounds.dbeta![ch]!],
+      ];
+      for (const [param, index, analytic, analyticBound] of cases) {
+        const scale = param === 'x' ? Math.max(Math.abs(p.x[index]!), spread) : Math.max(Math.abs(p[param][index]!), 1);
+        const h = finiteDifferenceStep(ctx.dtype, scale);
+        const { dh, bound } = await centralDifference(c, p, training, param, index, h);
+        const out = param === 'x' ? 'dx' : param === 'gamma' ? 'dgamma' : 'dbeta';
+        if (!(Math.abs(analytic - dh) <= bound + analyticBound)) {
+          throw new Mismatch(
+            `${out}[${index}] = ${analytic} but the central difference of the implementation's own forward gives ${dh} (step ${h.toExponential(2)}, allowed ${(bound + analyticBound).toExponential(3)})`,
+            { boundReason: e.reasons[ch]! },
+          );
+        }
+      }
+    });
+}
+
+export const gradientChecks: CheckSpec[] = [
+  {
+    family: 'gradients',
+    name: 'analytic-training',
+    title: 'training backward (through the batch statistics) agrees with the reference\'s analytic gradient',
+    needs: ['backward'],
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, true), 'backward (training)'))),
+  },
+  {
+    family: 'gradients',
+    name: 'analytic-inference',
+    title: 'inference backward (statistics constant: dx = dy * gamma / sqrt(runningVar + eps)) agrees with the reference',
+    needs: ['backward'],
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, false), 'backward (inference)'))),
+  },
+  {
+    family: 'gradients',
+    name: 'finite-difference-training',
+    title: 'float64: training backward agrees with central differences of the implementation\'s own training forward',
+    needs: ['forwardTrain', 'backward'],
+    skip: (ctx) => (ctx.dtype === 'float32' ? 'central differences need float64; float32 backward is held to the reference by analytic-training' : undefined),
+    run: gradientProperty(true),
+  },
+  {
+    family: 'gradients',
+    name: 'finite-difference-inference',
+    title: 'float64: inference backward agrees with central differences of the implementation\'s own inference forward',
+    needs: ['forwardInfer', 'backward'],
+    skip: (ctx) => (ctx.dtype === 'float32' ? 'central differences need float64; float32 backward is held to the reference by analytic-inference' : undefined),
+    run: gradientProperty(false),
+  },
+  {
+    family: 'gradients',
+    name: 'identities',
+    title:
+      'training: per channel sum dx = 0 and sum dx * x-hat = gamma/s * sum(dy * x-hat) * eps/(var + eps) (zero only when eps = 0); dbeta = sum dy; dgamma = sum dy * x-hat',
+    needs: ['backward'],
+    run: (ctx) =>
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => {
+        const req = backwardRequest(p, true);
+        const got = await c.call('backward', req);
+        const e = expectation(c, 'backward', req);
+        const { mean, s, variance, eps } = exactStats(c, req);
+        for (let ch = 0; ch < p.gamma.length; ch++) {
+          const idx = channelIndices(p.shape, p.axis, ch);
+          const sumDx = new CompensatedSum();
+          const sumDxXhat = new CompensatedSum();
+          const sumDy = new CompensatedSum();
+          const sumDyXhat = new CompensatedSum();
+          let bDx = 0;
+          let bDxXhat = 0;
+          for (const i of idx) {
+            const xhat = (req.x[i]! - mean[ch]!) / s[ch]!;
+            sumDx.add(got.dx[i]!);
+            sumDxXhat.add(got.dx[i]! * xhat);
+            sumDy.add(req.dy[i]!);
+            sumDyXhat.add(req.dy[i]! * xhat);
+            bDx += e.bounds.dx![i]!;
+            bDxXhat += e.bounds.dx![i]! * Math.abs(xhat) + 2 ** -50 * Math.abs(got.dx[i]! * xhat);
+          }
+          const r = e.reasons[ch]!;
+          expectClose(`sum of dx over channel ${ch}`, sumDx.value(), 0, bDx, r);
+          // sum xhat^2 = m var/(var + eps), not m: the eps share of the projection survives
+          const eXhat = ((req.gamma[ch]! / s[ch]!) * sumDyXhat.value() * eps) / (variance[ch]! + eps);
+          expectClose(`sum of dx * x-hat over channel ${ch}`, sumDxXhat.value(), eXhat, bDxXhat + 4 * 2 ** -52 * Math.abs(eXhat), r);
+          expectClose(`dbeta[${ch}] vs sum dy`, got.dbeta[ch]!, sumDy.value(), e.bounds.dbeta![ch]!, r);
+          expectClose(`dgamma[${ch}] vs sum dy * x-hat`, got.dgamma[ch]!, sumDyXhat.value(), e.bounds.dgamma![ch]!, r);
+        }
+      }),
+  },
+];

@@ -1,0 +1,85 @@
+/**
+ * bn:hygiene:* — the contract's rules, each on its own so a report names the broken one even
+ * when numbers are fine: inputs are never modified; results have the request's dtype and the
+ * right lengths; finite inputs give finite outputs (with eps > 0).
+ */
+import { backwardRequest, inferRequest, problemArb, trainRequest, type Problem } from '../arbitraries/problem.js';
+import type { AnyRequest, Op } from '../contract.js';
+import { ContractFault, supportedOps } from '../harness/call.js';
+import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
+import { layoutOf } from '../layout.js';
+import type { CheckSpec } from './spec.js';
+
+function requests(p: Problem, ops: Op[]): Array<[Op, AnyRequest]> {
+  const out: Array<[Op, AnyRequest]> = [];
+  const m = layoutOf(p.shape, p.axis).m;
+  if (ops.includes('forwardTrain') && m > 1) out.push(['forwardTrain', trainRequest(p)]);
+  if (ops.includes('forwardInfer')) out.push(['forwardInfer', inferRequest(p)]);
+  if (ops.includes('backward')) out.push(['backward', backwardRequest(p, true)], ['backward', backwardRequest(p, false)]);
+  return out;
+}
+
+/** Run every op once; pass only the faults this check is about up as failures. */
+function faultCheck(name: string, title: string, faults: string[]): CheckSpec {
+  return {
+    family: 'hygiene',
+    name,
+    title,
+    needs: [],
+    run: (ctx: CheckContext) =>
+      runProperty(
+        ctx,
+        problemArb({ dtype: ctx.dtype, axis: ctx.axis }),
+        async (p, c) => {
+          for (const [op, req] of requests(p, supportedOps(c.impl))) {
+            try {
+              await c.call(op, req);
+            } catch (e) {
+              if (e instanceof ContractFault && faults.includes(e.fault)) throw new Mismatch(e.message, { fault: e.fault });
+              // other faults are other checks' business
+            }
+          }
+        },
+        Math.max(3, Math.ceil(ctx.runs / 4)),
+      ),
+  };
+}
+
+export const hygieneChecks: CheckSpec[] = [
+  faultCheck('inputs-unchanged', 'inputs are never modified: every array and the shape are identical, byte for byte, after every call', ['input-mutated']),
+  faultCheck('output-types', 'every result is an object with each output, as a typed array of the request\'s dtype and the right length', [
+    'not-an-object',
+    'missing-output',
+    'not-a-typed-array',
+    'wrong-dtype',
+    'wrong-length',
+  ]),
+  faultCheck('settles', 'every call returns or settles within the time limit and does not throw on a valid request', ['threw', 'rejected', 'timeout']),
+  {
+    family: 'hygiene',
+    name: 'finite-outputs',
+    title: 'finite inputs with eps > 0 give finite outputs',
+    needs: [],
+    run: (ctx) =>
+      runProperty(
+        ctx,
+        problemArb({ dtype: ctx.dtype, axis: ctx.axis }),
+        async (p, c) => {
+          for (const [op, req] of requests(p, supportedOps(c.impl))) {
+            let got: Record<string, ArrayLike<number>>;
+            try {
+              got = (await c.call(op, req)) as unknown as Record<string, ArrayLike<number>>;
+            } catch {
+              continue; // faults are reported by the checks above
+            }
+            for (const [name, arr] of Object.entries(got)) {
+              for (let i = 0; i < arr.length; i++) {
+                if (!Number.isFinite(arr[i])) throw new Mismatch(`${op} returned ${name}[${i}] = ${arr[i]} for finite inputs and eps = ${req.eps}`);
+              }
+            }
+          }
+        },
+        Math.max(3, Math.ceil(ctx.runs / 4)),
+      ),
+  },
+];

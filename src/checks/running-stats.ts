@@ -1,0 +1,249 @@
+/**
+ * bn:running-stats:* — the moving statistics, as a model-based test and as statistics.
+ *
+ * closed-form: fc.commands drives sequences of training steps (each with its own batch and
+ * momentum) through the implementation, threading its running statistics from step to step.
+ * The model is not a copy of the kernel: it keeps the closed form
+ *   r_k = keep_k ... keep_1 r_0 + sum_j take_j (prod_{i>j} keep_i) stat_j
+ * with the exact batch statistics, and the error budget that the tolerance allows each step,
+ * propagated through the same products.
+ * convergence: under a stationary distribution the running mean converges to the population
+ * mean and the running variance to sigma^2 (unbiased estimator) or (m - 1)/m sigma^2 (biased),
+ * approaching at the geometric rate of the momentum.
+ */
+import fc from 'fast-check';
+import { typed } from '../arbitraries/problem.js';
+import type { ForwardTrainRequest, Profile } from '../contract.js';
+import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
+import { layoutOf } from '../layout.js';
+import { emaWeights, runningVarFactor } from '../profiles.js';
+import { expectation, exactStats } from './common.js';
+import type { CheckSpec } from './spec.js';
+
+interface Model {
+  /** Closed-form expectation and its error budget, per channel. */
+  mean: Float64Array;
+  variance: Float64Array;
+  budgetMean: Float64Array;
+  budgetVar: Float64Array;
+  steps: string[];
+}
+
+interface Real {
+  ctx: CheckContext;
+  shape: number[];
+  axis: number;
+  runningMean: Float32Array | Float64Array;
+  runningVar: Float32Array | Float64Array;
+}
+
+class TrainStep implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly z: number[],
+    readonly offset: number,
+    readonly momentum: number,
+  ) {}
+  check = () => true;
+  async run(model: Model, real: Real): Promise<void> {
+    const { ctx } = real;
+    const L = layoutOf(real.shape, real.axis);
+    const x = Array.from({ length: L.numel }, (_, i) => this.offset + this.z[i % this.z.length]! * (1 + (Math.floor(i / L.inner) % L.channels)));
+    const C = L.channels;
+    const req: ForwardTrainRequest = {
+      x: typed(ctx.dtype, x),
+      shape: real.shape,
+      axis: real.axis,
+      gamma: typed(ctx.dtype, new Array(C).fill(1)),
+      beta: typed(ctx.dtype, new Array(C).fill(0)),
+      eps: ctx.profile.defaultEps,
+      momentum: this.momentum,
+      runningMean: real.runningMean,
+      runningVar: real.runningVar,
+    };
+    const got = await ctx.call('forwardTrain', req);
+    const e = expectation(ctx, 'forwardTrain', req);
+    const { mean, variance } = exactStats(ctx, req);
+    const { keep, take } = emaWeights(ctx.profile, this.momentum);
+    const bessel = runningVarFactor(ctx.profile, L.m);
+    model.steps.push(this.toString());
+    for (let c = 0; c < C; c++) {
+      model.mean[c] = keep * model.mean[c]! + take * mean[c]!;
+      model.variance[c] = keep * model.variance[c]! + take * bessel * variance[c]!;
+      // what this step may add, and what earlier errors become after decaying by |keep|
+      model.budgetMean[c] = Math.abs(keep) * model.budgetMean[c]! + e.bounds.runningMean![c]!;
+      model.budgetVar[c] = Math.abs(keep) * model.budgetVar[c]! + e.bounds.runningVar![c]!;
+      const script = model.steps.join('; ');
+      if (!(Math.abs(got.runningMean[c]! - model.mean[c]!) <= model.budgetMean[c]!)) {
+        throw new Mismatch(
+          `runningMean[${c}] = ${got.runningMean[c]} after ${model.steps.length} steps, closed form ${model.mean[c]} (allowed ${model.budgetMean[c]!.toExponential(3)}); ${describeConvention(ctx.profile)}`,
+          { counterexample: { script } },
+        );
+      }
+      if (!(Math.abs(got.runningVar[c]! - model.variance[c]!) <= model.budgetVar[c]!)) {
+        throw new Mismatch(
+          `runningVar[${c}] = ${got.runningVar[c]} after ${model.steps.length} steps, closed form ${model.variance[c]} (allowed ${model.budgetVar[c]!.toExponential(3)}); ${describeConvention(ctx.profile)}`,
+          { counterexample: { script } },
+        );
+      }
+    }
+    real.runningMean = got.runningMean;
+    real.runningVar = got.runningVar;
+  }
+  toString(): string {
+    return `train(momentum=${this.momentum}, offset=${this.offset}, z=[${this.z.join(',')}])`;
+  }
+}
+
+export function describeConvention(p: Profile): string {
+  const ema = p.momentum === 'decay' ? 'r = momentum*r + (1-momentum)*batch' : 'r = (1-momentum)*r + momentum*batch';
+  return `profile ${p.name}: ${ema}, ${p.runningVar} batch variance${p.runningVar === 'unbiased' ? ' (m/(m-1))' : ' (1/m)'}`;
+}
+
+/** Seeded normal deviates (Box–Muller over a 32-bit generator). */
+function normals(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+/** Samples per channel in the convergence check; small, so biased and unbiased differ by 25%. */
+const M = 4;
+const CHANNELS = 8;
+const BURN_IN = 150;
+const AVERAGE_OVER = 600;
+/** Sigmas of slack in the statistical comparisons: false alarm probability ~ 2e-9 per value. */
+const Z = 6;
+
+export const runningStatsChecks: CheckSpec[] = [
+  {
+    family: 'running-stats',
+    name: 'closed-form',
+    title: 'after k training steps the running statistics equal the profile\'s closed form (momentum convention, Bessel factor)',
+    needs: ['forwardTrain'],
+    axes: 'one',
+    run: (ctx) => {
+      const momentum = fc.constantFrom(ctx.profile.defaultMomentum, 0, 0.5, 0.9, 0.1, 1);
+      const step = fc
+        .tuple(fc.array(fc.integer({ min: -8, max: 8 }), { minLength: 1, maxLength: 6 }), fc.integer({ min: -64, max: 64 }), momentum)
+        .map(([z, offset, mom]) => new TrainStep(z, offset, mom));
+      const scenario = fc.record({
+        commands: fc.commands([step], { maxCommands: 6 }),
+        shape: fc.constantFrom([4, 2], [3, 2, 2], [2, 3, 2]).map((d) => [...d]),
+      });
+      return runProperty(ctx, scenario, async ({ commands, shape }, c) => {
+        const axis = ctx.axis === 'last' ? shape.length - 1 : 1;
+        const C = shape[axis]!;
+        const real: Real = {
+          ctx: c,
+          shape,
+          axis,
+          runningMean: typed(ctx.dtype, new Array(C).fill(0)),
+          runningVar: typed(ctx.dtype, new Array(C).fill(1)),
+        };
+        const model: Model = {
+          mean: new Float64Array(C),
+          variance: new Float64Array(C).fill(1),
+          budgetMean: new Float64Array(C),
+          budgetVar: new Float64Array(C),
+          steps: [],
+        };
+        await fc.asyncModelRun(() => ({ model, real }), commands);
+      });
+    },
+  },
+  {
+    family: 'running-stats',
+    name: 'convergence',
+    title:
+      'under a stationary distribution the running mean converges to the population mean and the running variance to sigma^2 (unbiased) or (m-1)/m sigma^2 (biased), at the geometric rate of the momentum',
+    needs: ['forwardTrain'],
+    axes: 'one',
+    run: async (ctx) => {
+      const started = await runProperty(
+        ctx,
+        fc.constant(null),
+        async (_, c) => {
+          const gauss = normals(c.seed);
+          const mu = 3;
+          const sigma = 2;
+          const shape = [M, CHANNELS]; // rank 2: axis 1 is both the first and the last
+          const axis = 1;
+          // momentum that keeps 90% of the history in the profile's own convention
+          const momentum = c.profile.momentum === 'decay' ? 0.9 : 0.1;
+          const { keep } = emaWeights(c.profile, momentum);
+          const bessel = runningVarFactor(c.profile, M);
+          const targetVar = c.profile.runningVar === 'unbiased' ? sigma * sigma : ((M - 1) / M) * sigma * sigma;
+          const r0Mean = mu + 50 * sigma;
+          const r0Var = 100 * sigma * sigma;
+          let rm: Float32Array | Float64Array = typed(c.dtype, new Array(CHANNELS).fill(r0Mean));
+          let rv: Float32Array | Float64Array = typed(c.dtype, new Array(CHANNELS).fill(r0Var));
+          let sumMean = 0;
+          let sumVar = 0;
+          // stationary noise of one running value: AR(1) with coefficient keep driven by take * batch stat
+          const varOfBatchMean = (sigma * sigma) / M;
+          const sdRunningMean = Math.sqrt(((1 - keep) ** 2 / (1 - keep * keep)) * varOfBatchMean);
+          for (let k = 1; k <= BURN_IN + AVERAGE_OVER; k++) {
+            const x = Array.from({ length: M * CHANNELS }, () => mu + sigma * gauss());
+            const got = await c.call('forwardTrain', {
+              x: typed(c.dtype, x),
+              shape,
+              axis,
+              gamma: typed(c.dtype, new Array(CHANNELS).fill(1)),
+              beta: typed(c.dtype, new Array(CHANNELS).fill(0)),
+              eps: c.profile.defaultEps,
+              momentum,
+              runningMean: rm,
+              runningVar: rv,
+            });
+            rm = got.runningMean;
+            rv = got.runningVar;
+            if (k === 10 || k === 20) {
+              // geometric approach: distance to mu shrinks by keep^k (plus stationary noise)
+              const expected = keep ** k * (r0Mean - mu);
+              for (let ch = 0; ch < CHANNELS; ch++) {
+                const d = rm[ch]! - mu;
+                if (!(Math.abs(d - expected) <= Z * sdRunningMean + 1e-6 * Math.abs(r0Mean))) {
+                  throw new Mismatch(
+                    `after ${k} steps the running mean is ${rm[ch]}, ${d.toFixed(4)} from the population mean; the geometric rate keep^k predicts ${expected.toFixed(4)} (±${(Z * sdRunningMean).toFixed(4)}); ${describeConvention(c.profile)}`,
+                  );
+                }
+              }
+            }
+            if (k > BURN_IN) {
+              for (let ch = 0; ch < CHANNELS; ch++) {
+                sumMean += rm[ch]!;
+                sumVar += rv[ch]!;
+              }
+            }
+          }
+          const n = AVERAGE_OVER * CHANNELS;
+          const avgMean = sumMean / n;
+          const avgVar = sumVar / n;
+          // the time average of the EMA has the variance of the average of the batch statistics
+          // over the window (AR(1) sum rule), across independent channels
+          const sdMean = Math.sqrt(varOfBatchMean / n);
+          const varOfBatchVar = (2 * (M - 1) * sigma ** 4) / (M * M) * bessel * bessel;
+          const sdVar = Math.sqrt(varOfBatchVar / n);
+          // 1.5: the EMA's time average equals the window average of the batch statistics only up
+          // to edge terms of relative size 1/((1 - keep) * AVERAGE_OVER) ~ 2%, plus the AR(1)
+          // approximation; 1.5 covers both with room.
+          if (!(Math.abs(avgMean - mu) <= Z * sdMean * 1.5)) {
+            throw new Mismatch(`the running mean averages ${avgMean.toFixed(4)}, the population mean is ${mu} (±${(Z * sdMean * 1.5).toFixed(4)})`);
+          }
+          if (!(Math.abs(avgVar - targetVar) <= Z * sdVar * 1.5)) {
+            throw new Mismatch(
+              `the running variance averages ${avgVar.toFixed(4)}; with m = ${M} the ${c.profile.runningVar} estimator converges to ${targetVar} (sigma^2 = ${sigma * sigma}; ±${(Z * sdVar * 1.5).toFixed(4)}); ${describeConvention(c.profile)}`,
+            );
+          }
+        },
+        1,
+      );
+      return started;
+    },
+  },
+];

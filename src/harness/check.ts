@@ -1,0 +1,228 @@
+/**
+ * What a check is, and the helpers every property family uses: a property over generated
+ * problems (run with fast-check, shrunk, replayable by seed and path) or a list of named examples.
+ * A failing predicate throws a Mismatch that carries the worst element and the bound's reason.
+ */
+import fc from 'fast-check';
+import type { Comparison } from '../compare.js';
+import type { AnyRequest, BatchNormImplementation, DType, Op, Profile } from '../contract.js';
+import { layoutOf } from '../layout.js';
+import { plainRequest } from '../arbitraries/problem.js';
+import { callImplementation, ContractFault } from './call.js';
+import type { AxisVariant, CheckFailure, CheckResult, Counterexample, WorstElement } from './types.js';
+import type { AccumulationInfo } from '../contract.js';
+
+export interface CheckContext {
+  impl: BatchNormImplementation;
+  profile: Profile;
+  dtype: DType;
+  axis: AxisVariant;
+  accumulation: AccumulationInfo;
+  runs: number;
+  seed: number;
+  timeoutMs: number;
+  /** Replay coordinates, when replaying one failure. */
+  path?: string;
+  /** Call an op under the contract's rules (timeouts, mutation, validation). */
+  call<O extends Op>(op: O, req: AnyRequest): Promise<ResultOf[O]>;
+}
+
+type A = Float32Array | Float64Array;
+export interface ResultOf {
+  forwardTrain: { y: A; mean: A; variance: A; runningMean: A; runningVar: A };
+  forwardInfer: { y: A };
+  backward: { dx: A; dgamma: A; dbeta: A };
+}
+
+export interface CheckDef {
+  /** Stable ID: bn:<family>:<check>:dtype=…;axis=… */
+  id: string;
+  family: string;
+  title: string;
+  /** Ops the check calls; absent ones make it "not supported". */
+  needs: Op[];
+  /** A reason to skip for this implementation, or undefined to run. */
+  skip?(ctx: CheckContext): string | undefined;
+  run(ctx: CheckContext): Promise<Omit<CheckResult, 'id' | 'family' | 'title' | 'durationMs'>>;
+}
+
+/** A numerical or semantic disagreement found by a check, with what a report needs. */
+export class Mismatch extends Error {
+  constructor(
+    message: string,
+    readonly details: { worst?: WorstElement; boundReason?: string; counterexample?: Counterexample; fault?: string } = {},
+  ) {
+    super(message);
+    this.name = 'Mismatch';
+  }
+}
+
+/** Name an element by its indices: y[d0=1,c=3,d2=0]. */
+export function whereOf(output: string, index: number, shape: number[], axis: number): string {
+  if (!(output === 'y' || output === 'dx')) return `${output}[c=${index}]`;
+  const parts: string[] = [];
+  let rest = index;
+  const idx = new Array<number>(shape.length);
+  for (let k = shape.length - 1; k >= 0; k--) {
+    idx[k] = rest % shape[k]!;
+    rest = Math.floor(rest / shape[k]!);
+  }
+  idx.forEach((v, k) => parts.push(`${k === axis ? 'c' : `d${k}`}=${v}`));
+  return `${output}[${parts.join(',')}]`;
+}
+
+/** Throw a Mismatch when a comparison failed, naming the worst element. */
+export function expectAgreement(cmp: Comparison, req: AnyRequest, what: string): void {
+  if (cmp.ok) return;
+  const w = cmp.worst!;
+  const worst: WorstElement = { ...w, where: whereOf(w.output, w.index, req.shape, req.axis) };
+  throw new Mismatch(
+    `${what}: ${worst.where} = ${w.got} but expected ${w.expected} (error ${fmt(w.error)} > allowed ${fmt(w.bound)})`,
+    { worst, boundReason: cmp.reason },
+  );
+}
+
+export const fmt = (v: number) => (Number.isFinite(v) ? v.toExponential(3) : String(v));
+
+/** Stable 32-bit FNV-1a hash, to derive each check's seed from the run's seed and its ID. */
+export function hashId(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+export function checkSeed(runSeed: number, id: string): number {
+  return (runSeed ^ hashId(id)) | 0;
+}
+
+/** Turn whatever a predicate threw into the report's failure record. */
+export function failureOf(err: unknown): CheckFailure {
+  if (err instanceof Mismatch) {
+    return {
+      message: err.message,
+      ...(err.details.fault ? { fault: err.details.fault } : {}),
+      ...(err.details.worst ? { worst: err.details.worst } : {}),
+      ...(err.details.boundReason ? { boundReason: err.details.boundReason } : {}),
+      ...(err.details.counterexample ? { counterexample: err.details.counterexample } : {}),
+    };
+  }
+  if (err instanceof ContractFault) return { message: err.message, fault: err.fault };
+  if (err instanceof Error) return { message: `${err.name}: ${err.message}` };
+  return { message: String(err) };
+}
+
+/** Records the last request a property sent, so the shrunk counterexample can be shown. */
+export class Recorder {
+  last?: { op: Op; req: AnyRequest };
+  wrap(ctx: CheckContext): CheckContext {
+    return {
+      ...ctx,
+      call: <O extends Op>(op: O, req: AnyRequest) => {
+        this.last = { op, req };
+        return ctx.call(op, req);
+      },
+    };
+  }
+  counterexample(dtype: DType): Counterexample | undefined {
+    if (!this.last) return undefined;
+    const { op, req } = this.last;
+    return { op, shape: req.shape, axis: req.axis, dtype, request: plainRequest(req) };
+  }
+}
+
+/**
+ * A property over `arb`: fast-check runs it `ctx.runs` times from the check's seed, shrinks a
+ * failure, and the result carries seed and path for replay.
+ */
+export async function runProperty<T>(
+  ctx: CheckContext,
+  arb: fc.Arbitrary<T>,
+  predicate: (value: T, ctx: CheckContext) => Promise<void>,
+  runsOverride?: number,
+): Promise<Omit<CheckResult, 'id' | 'family' | 'title' | 'durationMs'>> {
+  const recorder = new Recorder();
+  const inner = recorder.wrap(ctx);
+  let lastError: unknown;
+  const prop = fc.asyncProperty(arb, async (v) => {
+    recorder.last = undefined;
+    try {
+      await predicate(v, inner);
+    } catch (e) {
+      lastError = e;
+      throw e;
+    }
+  });
+  const numRuns = runsOverride ?? ctx.runs;
+  const details = await fc.check(prop, {
+    seed: ctx.seed,
+    numRuns,
+    ...(ctx.path ? { path: ctx.path, endOnFailure: true } : {}),
+  });
+  if (!details.failed) return { status: 'pass', numRuns: details.numRuns, seed: ctx.seed };
+  // Re-run the shrunk counterexample once so the recorder holds its request.
+  if (details.counterexample) {
+    try {
+      recorder.last = undefined;
+      await predicate(details.counterexample[0] as T, inner);
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  const failure = failureOf(lastError ?? details.errorInstance);
+  const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype);
+  return {
+    status: 'fail',
+    numRuns: details.numRuns,
+    seed: ctx.seed,
+    failure: {
+      ...failure,
+      ...(cx ? { counterexample: cx } : {}),
+      seed: details.seed,
+      path: details.counterexamplePath ?? undefined,
+      numShrinks: details.numShrinks,
+    } as CheckFailure,
+  };
+}
+
+/** A fixed list of named examples; the first failure is reported with its name. */
+export async function runExamples<T extends { name: string }>(
+  ctx: CheckContext,
+  examples: T[],
+  predicate: (example: T, ctx: CheckContext) => Promise<void>,
+): Promise<Omit<CheckResult, 'id' | 'family' | 'title' | 'durationMs'>> {
+  const recorder = new Recorder();
+  const inner = recorder.wrap(ctx);
+  for (const ex of examples) {
+    try {
+      await predicate(ex, inner);
+    } catch (e) {
+      const failure = failureOf(e);
+      const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype);
+      return {
+        status: 'fail',
+        numRuns: examples.length,
+        failure: { ...failure, message: `[${ex.name}] ${failure.message}`, ...(cx ? { counterexample: cx } : {}) },
+      };
+    }
+  }
+  return { status: 'pass', numRuns: examples.length };
+}
+
+/** The ID suffix shared by every case: dtype and axis variant. */
+export const caseSuffix = (dtype: DType, axis: AxisVariant) => `dtype=${dtype};axis=${axis}`;
+
+/** Whether the implementation's declared axes cover a variant. */
+export function axisSupported(impl: BatchNormImplementation, variant: AxisVariant): boolean {
+  const axes = impl.axes ?? 'any';
+  if (axes === 'any') return true;
+  return axes === variant;
+}
+
+export function channelCount(req: AnyRequest): number {
+  return layoutOf(req.shape, req.axis).channels;
+}
+
+export { callImplementation };

@@ -1,0 +1,73 @@
+/**
+ * The conformance report: what `runConformance` returns and what `--format json` writes.
+ * The schema is documented in docs/report-schema.md; bump REPORT_SCHEMA_VERSION on any
+ * incompatible change.
+ */
+import type { ElementReport } from '../compare.js';
+import type { DType, Op, Profile } from '../contract.js';
+
+export const REPORT_SCHEMA_VERSION = 1;
+
+export type CheckStatus = 'pass' | 'fail' | 'not-supported' | 'skipped';
+
+/** Which channel axis a case exercises: 1, rank - 1, or any axis (including 0 and middle ones). */
+export type AxisVariant = 'first' | 'last' | 'other';
+
+export interface WorstElement extends ElementReport {
+  /** The element's position as named indices, e.g. y[n=1,c=3,h=0,w=2]. */
+  where: string;
+}
+
+export interface Counterexample {
+  /** The op called, and the shrunk request (arrays as plain number lists). */
+  op?: Op;
+  shape?: number[];
+  axis?: number;
+  dtype?: DType;
+  request?: Record<string, unknown>;
+  /** Free-form, for checks whose counterexample is a sequence (running statistics). */
+  script?: string;
+}
+
+export interface CheckFailure {
+  message: string;
+  /** The named fault, for contract violations: threw, rejected, timeout, wrong-dtype, … */
+  fault?: string;
+  worst?: WorstElement;
+  /** Why the bound is what it is (from the tolerance function). */
+  boundReason?: string;
+  counterexample?: Counterexample;
+  /** fast-check replay coordinates. */
+  seed?: number;
+  path?: string;
+  numShrinks?: number;
+  /** A paste-ready command that replays only this failure. */
+  replay?: string;
+}
+
+export interface CheckResult {
+  id: string;
+  family: string;
+  title: string;
+  status: CheckStatus;
+  /** For not-supported and skipped: why. */
+  reason?: string;
+  durationMs: number;
+  numRuns?: number;
+  /** The check's own seed (derived from the run's seed and the ID). */
+  seed?: number;
+  failure?: CheckFailure;
+}
+
+export interface ConformanceReport {
+  schemaVersion: number;
+  tool: { name: 'bn-conformance'; version: string };
+  implementation: { name: string; dtypes: DType[]; axes: string; ops: Op[] };
+  profile: Profile;
+  options: { runs: number; seed: number; only: string[]; skip: string[]; timeoutMs: number; shard?: string };
+  startedAt: string;
+  durationMs: number;
+  summary: { total: number; passed: number; failed: number; notSupported: number; skipped: number };
+  ok: boolean;
+  results: CheckResult[];
+}
