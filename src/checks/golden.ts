@@ -18,21 +18,9 @@
  * the reference. Each step replays the recorded request (TensorFlow's state before the step), so
  * errors do not compound over multi-step cases.
  */
-import type {
-  AccumulationInfo,
-  BackwardRequest,
-  BatchNormImplementation,
-  DType,
-  ForwardInferRequest,
-  ForwardTrainRequest,
-  Op,
-  Profile,
-} from '../contract.js';
-import { accumulationFor } from '../compare.js';
-import { layoutOf } from '../layout.js';
-import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../profiles.js';
-import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from '../reference/reference.js';
-import { type ChannelFacts, tolerance } from '../tolerance.js';
+import type { AccumulationInfo, BatchNormImplementation, DType, Op, Profile } from '../contract.js';
+import { accumulationFor, expectationFor } from '../compare.js';
+import { resolveProfile } from '../profiles.js';
 import { cloneRequest, type Fixture, type FixtureStep, type LoadedFixtures, loadFixtures } from '../fixtures/load.js';
 
 export interface GoldenWorst {
@@ -101,106 +89,13 @@ export interface Expected {
   bounds: Record<string, Float64Array>;
 }
 
-const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
-
+/** The reference's answer and its per-element bounds, from compare.ts's expectationFor (the one tolerance function). */
 export function expectedWithBounds(profile: Profile, step: FixtureStep, dtype: DType, accumulation: AccumulationInfo): Expected {
-  const L = layoutOf(step.request.shape, step.request.axis);
-  const eps = effectiveEps(profile, step.request.eps);
-  const x = f64(step.request.x);
-  const gamma = f64(step.request.gamma);
-  const inner = L.inner;
-  const chan = (i: number) => Math.floor(i / inner) % L.channels;
-  const factsFor = (mean: ArrayLike<number>, variance: ArrayLike<number>, training: boolean, dy?: Float64Array) => {
-    const per: ChannelFacts[] = [];
-    const xhat = new Float64Array(L.numel);
-    const acc = Array.from({ length: L.channels }, () => ({ abs: 0, dev: 0, dy: 0, dyx: 0, dyxh: 0 }));
-    for (let i = 0; i < L.numel; i++) {
-      const c = chan(i);
-      const s = Math.sqrt(variance[c]! + eps);
-      const d = x[i]! - mean[c]!;
-      xhat[i] = d / s;
-      const a = acc[c]!;
-      a.abs += Math.abs(x[i]!);
-      a.dev = Math.max(a.dev, Math.abs(d));
-      if (dy) {
-        a.dy += Math.abs(dy[i]!);
-        a.dyx += Math.abs(dy[i]! * x[i]!);
-        a.dyxh += Math.abs(dy[i]! * xhat[i]!);
-      }
-    }
-    for (let c = 0; c < L.channels; c++) {
-      const a = acc[c]!;
-      per.push({
-        m: L.m,
-        mean: mean[c]!,
-        variance: variance[c]!,
-        eps,
-        absMean: a.abs / L.m,
-        maxDev: a.dev,
-        gamma: gamma[c]!,
-        training,
-        ...(dy ? { meanAbsDy: a.dy / L.m, meanAbsDyXhat: a.dyxh / L.m, meanAbsDyX: a.dyx / L.m } : {}),
-      });
-    }
-    return { per, xhat, bounds: per.map((f) => tolerance({ dtype, accumulation }, f)) };
-  };
-  const values: Record<string, Float64Array> = {};
-  const bounds: Record<string, Float64Array> = {};
-  if (step.op === 'forwardTrain') {
-    const r = step.request;
-    const req64: ForwardTrainRequest = { ...r, x, gamma, beta: f64(r.beta), runningMean: f64(r.runningMean), runningVar: f64(r.runningVar) };
-    const exp = referenceForwardTrain(profile, req64);
-    const st = channelStats(x, L);
-    const { xhat, bounds: b } = factsFor(exp.mean, st.variance, true);
-    const { keep, take } = emaWeights(profile, r.momentum);
-    const bessel = runningVarFactor(profile, L.m);
-    for (const k of OUTPUTS.forwardTrain) values[k] = f64(exp[k as keyof typeof exp]);
-    bounds.y = values.y!.map((v, i) => b[chan(i)]!.y(xhat[i]!, x[i]!, v));
-    bounds.mean = values.mean!.map((_, c) => b[c]!.mean);
-    bounds.variance = values.variance!.map((_, c) => b[c]!.variance);
-    bounds.runningMean = values.runningMean!.map((v, c) => b[c]!.runningMean(keep, take, req64.runningMean[c]!, v));
-    bounds.runningVar = values.runningVar!.map((v, c) => b[c]!.runningVar(keep, take, req64.runningVar[c]!, bessel, v));
-  } else if (step.op === 'forwardInfer') {
-    const r = step.request;
-    const req64: ForwardInferRequest = { ...r, x, gamma, beta: f64(r.beta), runningMean: f64(r.runningMean), runningVar: f64(r.runningVar) };
-    const exp = referenceForwardInfer(profile, req64);
-    const { xhat, bounds: b } = factsFor(req64.runningMean, req64.runningVar, false);
-    values.y = f64(exp.y);
-    bounds.y = values.y.map((v, i) => b[chan(i)]!.y(xhat[i]!, x[i]!, v));
-  } else {
-    const r = step.request;
-    const dy = f64(r.dy);
-    const req64: BackwardRequest = {
-      ...r,
-      x,
-      dy,
-      gamma,
-      ...(r.runningMean ? { runningMean: f64(r.runningMean) } : {}),
-      ...(r.runningVar ? { runningVar: f64(r.runningVar) } : {}),
-    };
-    const exp = referenceBackward(profile, req64);
-    let mean: ArrayLike<number>;
-    let variance: ArrayLike<number>;
-    if (r.training) {
-      const st = channelStats(x, L);
-      mean = st.meanHi.map((h, c) => h + st.meanLo[c]!);
-      variance = st.variance;
-    } else {
-      mean = req64.runningMean!;
-      variance = req64.runningVar!;
-    }
-    const { per, xhat, bounds: b } = factsFor(mean, variance, r.training, dy);
-    values.dx = f64(exp.dx);
-    values.dgamma = f64(exp.dgamma);
-    values.dbeta = f64(exp.dbeta);
-    bounds.dx = values.dx.map((v, i) => {
-      const c = chan(i);
-      return b[c]!.dx(xhat[i]!, x[i]!, dy[i]!, values.dbeta![c]! / L.m, values.dgamma![c]! / L.m, v);
-    });
-    bounds.dgamma = values.dgamma.map((v, c) => b[c]!.dgamma(v));
-    bounds.dbeta = values.dbeta.map((v, c) => b[c]!.dbeta(per[c]!.meanAbsDy! * L.m, v));
+  if ((step.request.x instanceof Float32Array ? 'float32' : 'float64') !== dtype) {
+    throw new TypeError(`fixture step is ${step.request.x.constructor.name}, expected ${dtype}`);
   }
-  return { values, bounds };
+  const e = expectationFor(step.op, profile, step.request, { accumulation });
+  return { values: e.expected, bounds: e.bounds };
 }
 
 /** TensorFlow's summation order is unknown: the tolerance's least favourable case, sequential sums in the dtype. */
