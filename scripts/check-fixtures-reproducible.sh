@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Re-run both fixture exporters into a temp dir and diff against the committed fixtures/.
+# TensorFlow part: needs tensorflow-cpu 2.21.0 (+ numpy). Uses $TF_PYTHON if set, else
+# /work/venv-tf/bin/python, else python3; creates nothing in the repo. When TensorFlow cannot be
+# imported (or installed into a temp venv with BN_FIXTURES_INSTALL_TF=1), that part is SKIPPED
+# with a message and the TF.js part still runs. Exit 0: reproduced (or skipped); 1: differs.
+set -u
+cd "$(dirname "$0")/.."
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+status=0
+
+echo "== TF.js: npx tsx scripts/export-tfjs-fixtures.ts $tmp/tfjs"
+if npx tsx scripts/export-tfjs-fixtures.ts "$tmp/tfjs" >/dev/null 2>"$tmp/tfjs.log"; then
+  if diff -r fixtures/tfjs "$tmp/tfjs" >"$tmp/tfjs.diff"; then
+    echo "TF.js fixtures: reproduced byte for byte ($(ls "$tmp/tfjs" | wc -l) files)"
+  else
+    echo "TF.js fixtures DIFFER:"; head -40 "$tmp/tfjs.diff"; status=1
+  fi
+else
+  echo "TF.js exporter failed:"; tail -20 "$tmp/tfjs.log"; status=1
+fi
+
+py="${TF_PYTHON:-}"
+if [ -z "$py" ]; then
+  if [ -x /work/venv-tf/bin/python ]; then py=/work/venv-tf/bin/python; else py=python3; fi
+fi
+if ! "$py" -c 'import tensorflow, keras, numpy' >/dev/null 2>&1; then
+  if [ "${BN_FIXTURES_INSTALL_TF:-0}" = 1 ]; then
+    echo "== installing tensorflow-cpu==2.21.0 into a temp venv"
+    if python3 -m venv "$tmp/venv" && "$tmp/venv/bin/pip" install -q tensorflow-cpu==2.21.0 numpy >"$tmp/pip.log" 2>&1; then
+      py="$tmp/venv/bin/python"
+    fi
+  fi
+fi
+if "$py" -c 'import tensorflow, keras, numpy' >/dev/null 2>&1; then
+  echo "== TensorFlow: $py scripts/export_tf_fixtures.py $tmp/tensorflow"
+  if "$py" scripts/export_tf_fixtures.py "$tmp/tensorflow" >/dev/null 2>"$tmp/tf.log"; then
+    if diff -r fixtures/tensorflow "$tmp/tensorflow" >"$tmp/tf.diff"; then
+      echo "TensorFlow fixtures: reproduced byte for byte ($(ls "$tmp/tensorflow" | wc -l) files)"
+    else
+      echo "TensorFlow fixtures DIFFER (check the package versions recorded in the files):"; head -40 "$tmp/tf.diff"; status=1
+    fi
+  else
+    echo "TensorFlow exporter failed:"; tail -20 "$tmp/tf.log"; status=1
+  fi
+else
+  echo "SKIPPED TensorFlow fixtures: tensorflow-cpu 2.21.0 is not importable from '$py'"
+  echo "  (python3 -m venv /work/venv-tf && /work/venv-tf/bin/pip install tensorflow-cpu==2.21.0 numpy; or TF_PYTHON=..., or BN_FIXTURES_INSTALL_TF=1)"
+fi
+
+# The manifest must match the committed files.
+if npx tsx -e "
+import { loadFixtures } from './src/fixtures/index.ts';
+const r = loadFixtures(); console.log('manifest: ' + r.fixtures.length + ' files verified');
+" 2>"$tmp/m.log"; then :; else echo "manifest check failed:"; tail -5 "$tmp/m.log"; status=1; fi
+exit $status
