@@ -24,11 +24,16 @@ import { SingleValuePerChannelError, UnsupportedDTypeError } from '../../errors.
 import { validateRequest, type Layout } from '../../layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../profiles.js';
 import * as ts from './ts-engine.js';
+import * as wasm from './wasm-engine.js';
 
 export type CpuEngineName = 'ts' | 'wasm';
 
 export interface CpuF32Options {
-  /** Loop engine; default 'ts'. */
+  /**
+   * Loop engine; default 'ts'. 'wasm' runs the training and inference forwards of
+   * channel-contiguous layouts (inner >= 16, e.g. NCHW) in WebAssembly SIMD and everything else
+   * (channels-last, backward) in the TS engine.
+   */
   engine?: CpuEngineName;
 }
 
@@ -54,6 +59,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
   const resolved = resolveProfile(profile);
   const engine = options.engine ?? 'ts';
   if (engine !== 'ts' && engine !== 'wasm') throw new TypeError(`engine must be 'ts' or 'wasm', got ${String(engine)}`);
+  if (engine === 'wasm' && !wasm.wasmSimdAvailable) throw new TypeError(`engine 'wasm' needs WebAssembly SIMD, which this runtime lacks`);
+  const loops = engine === 'wasm' ? wasm : ts;
 
   function forwardTrain(req: ForwardTrainRequest): ForwardTrainResult {
     const { layout, dtype } = validateRequest('forwardTrain', req);
@@ -66,7 +73,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const y = new Float32Array(L.numel);
     const [mean64, var64] = channelTables(C, 2) as [Float64Array, Float64Array];
     const stats = { mean: mean64, variance: var64 };
-    ts.forwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
+    loops.forwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
 
     const { keep, take } = emaWeights(resolved, req.momentum);
     const factor = runningVarFactor(resolved, L.m);
@@ -88,14 +95,14 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     requireFloat32(dtype);
     const eps = effectiveEps(resolved, req.eps);
     const C = L.channels;
-    const [scale, shift] = channelTables(C, 2) as [Float64Array, Float64Array];
+    const [center, scale, offset] = channelTables(C, 3) as [Float64Array, Float64Array, Float64Array];
     for (let c = 0; c < C; c++) {
-      const a = req.gamma[c]! / Math.sqrt(req.runningVar[c]! + eps);
-      scale[c] = a;
-      shift[c] = req.beta[c]! - req.runningMean[c]! * a;
+      center[c] = req.runningMean[c]!;
+      scale[c] = req.gamma[c]! / Math.sqrt(req.runningVar[c]! + eps);
+      offset[c] = req.beta[c]!;
     }
     const y = new Float32Array(L.numel);
-    ts.affine(req.x as Float32Array, y, L, scale, shift);
+    loops.affine(req.x as Float32Array, y, L, center, scale, offset);
     return { y };
   }
 

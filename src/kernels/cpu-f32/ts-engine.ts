@@ -224,21 +224,25 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
   affineRows(x, y, outer, W, s, 0, W);
 }
 
-/** y = x·scale[c] + shift[c] (inference, with scale and shift precomputed in float64). */
-export function affine(x: Float32Array, y: Float32Array, L: EngineLayout, scale: Float64Array, shift: Float64Array): void {
+/**
+ * y = (x - center[c])·scale[c] + offset[c] (inference), evaluated in float64 as
+ * x·scale + (offset - center·scale): the cancellation costs 2⁻⁵³·|center·scale|, invisible in float32.
+ */
+export function affine(x: Float32Array, y: Float32Array, L: EngineLayout, center: Float64Array, scale: Float64Array, offset: Float64Array): void {
   const { outer, channels: C, inner } = L;
+  const shiftOf = (c: number) => offset[c]! - center[c]! * scale[c]!;
   if (inner >= RUN_MIN) {
     for (let o = 0; o < outer; o++) {
       for (let c = 0; c < C; c++) {
         const base = (o * C + c) * inner;
-        affineRun(x, y, base, base + inner, scale[c]!, shift[c]!);
+        affineRun(x, y, base, base + inner, scale[c]!, shiftOf(c));
       }
     }
     return;
   }
   const W = C * inner;
   const s = scratchOf(2 * W);
-  expandToLanes(C, inner, s, 0, W, (c) => scale[c]!, (c) => shift[c]!);
+  expandToLanes(C, inner, s, 0, W, (c) => scale[c]!, shiftOf);
   affineRows(x, y, outer, W, s, 0, W);
 }
 
