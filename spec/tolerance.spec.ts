@@ -1,0 +1,103 @@
+/**
+ * The tolerance function is tight: it accepts the least accurate honest float32 kernels
+ * (two-pass, Welford, the folded x*inv - mu*inv form, all in float32 with sequential float32
+ * sums) everywhere, and rejects the one-pass E[x^2] - E[x]^2 kernel on mean 1e4, std 1e-2.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ForwardTrainRequest } from '../src/contract.js';
+import { compareForwardTrain } from '../src/compare.js';
+import { profiles } from '../src/profiles.js';
+import { reductionDepth, sumErrorFactor, tolerance } from '../src/tolerance.js';
+import { f32ForwardTrain, type Variant } from './support/f32-kernels.js';
+
+const F32_SEQ = { dtype: 'float32', order: 'sequential' } as const;
+
+function request(shape: number[], axis: number, mu: number, sigma: number, seed: number, eps = 1e-3): ForwardTrainRequest {
+  let a = seed >>> 0;
+  const rnd = () => {
+    a = (a * 1664525 + 1013904223) >>> 0;
+    return a / 2 ** 32;
+  };
+  const n = shape.reduce((p, q) => p * q, 1);
+  const C = shape[axis]!;
+  return {
+    x: Float32Array.from({ length: n }, () => mu + sigma * (2 * rnd() - 1) * 1.7),
+    shape,
+    axis,
+    gamma: Float32Array.from({ length: C }, () => 0.5 + rnd()),
+    beta: Float32Array.from({ length: C }, () => rnd() - 0.5),
+    eps,
+    momentum: 0.9,
+    runningMean: new Float32Array(C),
+    runningVar: new Float32Array(C).fill(1),
+  };
+}
+
+describe('tolerance: reduction structure', () => {
+  it('depth follows the reduction order', () => {
+    expect(reductionDepth(1024, { dtype: 'float32', order: 'sequential' })).toBe(1023);
+    expect(reductionDepth(1024, { dtype: 'float32', order: 'pairwise' })).toBe(10);
+    expect(reductionDepth(1024, { dtype: 'float32', order: 'tiled', tile: 64 })).toBe(63 + 4);
+    expect(reductionDepth(1, F32_SEQ)).toBe(0);
+  });
+  it('takes the smaller of the deterministic and probabilistic bounds', () => {
+    const u = 2 ** -24;
+    expect(sumErrorFactor(50, F32_SEQ)).toBeCloseTo((49 * u) / (1 - 49 * u), 20);
+    // for long sums lambda * sqrt(k) < k
+    expect(sumErrorFactor(1_000_001, F32_SEQ)).toBeCloseTo((10 * 1000 * u) / (1 - 10000 * u), 15);
+  });
+  it('a float64-accumulating kernel gets a bound near float32 rounding, independent of m', () => {
+    const facts = { m: 1e6, mean: 0, variance: 1, eps: 0, absMean: 0.8, maxDev: 4, gamma: 1, training: true };
+    const loose = tolerance({ dtype: 'float32' }, facts);
+    const tight = tolerance({ dtype: 'float32', accumulation: { dtype: 'float64', order: 'sequential' } }, facts);
+    expect(tight.mean).toBeLessThan(loose.mean / 100);
+    expect(tight.y(1, 1, 1)).toBeLessThan(2e-6);
+  });
+});
+
+describe('tolerance: honest float32 kernels pass, one-pass fails', () => {
+  const shapes: Array<[number[], number]> = [
+    [[64, 3], 1],
+    [[8, 2, 5, 5], 1],
+    [[4, 6, 6, 3], 3],
+    [[2, 2], 0],
+    [[300, 2], 1],
+  ];
+  for (const variant of ['two-pass', 'welford', 'folded'] as Variant[]) {
+    it(`${variant} float32 kernel passes on random conditioning up to |mean|/std = 1e6`, () => {
+      fc.assert(
+        fc.property(
+          fc.constantFrom(...shapes),
+          fc.double({ min: -6, max: 4, noNaN: true }),
+          fc.double({ min: 0, max: 6, noNaN: true }),
+          fc.constantFrom(0, 1e-5, 1e-3, 1),
+          fc.constantFrom(...Object.values(profiles)),
+          fc.integer(),
+          ([shape, axis], logSigma, logRatio, eps, profile, seed) => {
+            fc.pre(shape.reduce((a, b) => a * b) / shape[axis]! > 1 || profile.singleValue === 'allowed');
+            const sigma = 10 ** logSigma;
+            const req = request(shape, axis, sigma * 10 ** logRatio, sigma, seed, eps);
+            const got = f32ForwardTrain(profile, req, variant);
+            const cmp = compareForwardTrain(profile, req, got, { accumulation: F32_SEQ });
+            expect(cmp.ok, JSON.stringify({ worst: cmp.worst, ratios: cmp.ratios, reason: cmp.reason })).toBe(true);
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+  }
+
+  it('one-pass float32 variance fails on mean 1e4, std 1e-2 (and the report says variance)', () => {
+    for (const [shape, axis] of shapes) {
+      const req = request(shape, axis, 1e4, 1e-2, 7);
+      const got = f32ForwardTrain(profiles.keras, req, 'one-pass');
+      const cmp = compareForwardTrain(profiles.keras, req, got, { accumulation: F32_SEQ });
+      expect(cmp.ok).toBe(false);
+      expect(cmp.ratios.variance).toBeGreaterThan(1);
+      // and the two-pass twin on the very same data passes
+      const twin = compareForwardTrain(profiles.keras, req, f32ForwardTrain(profiles.keras, req, 'two-pass'), { accumulation: F32_SEQ });
+      expect(twin.ok).toBe(true);
+    }
+  });
+});

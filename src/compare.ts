@@ -1,0 +1,249 @@
+/**
+ * Compare an implementation's result with the reference under the tolerance function, and
+ * describe the worst element the way a failure report needs it: which output, where, expected,
+ * got, error, allowed bound, and why the bound is what it is.
+ */
+import type {
+  AccumulationInfo,
+  BackwardRequest,
+  BatchNormImplementation,
+  DType,
+  ForwardInferRequest,
+  ForwardTrainRequest,
+  Op,
+  Profile,
+} from './contract.js';
+import { type Layout, layoutOf } from './layout.js';
+import { effectiveEps, emaWeights, runningVarFactor } from './profiles.js';
+import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from './reference/reference.js';
+import { type ChannelFacts, tolerance } from './tolerance.js';
+
+export interface ElementReport {
+  output: string;
+  index: number;
+  channel: number;
+  expected: number;
+  got: number;
+  error: number;
+  bound: number;
+}
+
+export interface Comparison {
+  ok: boolean;
+  /** The element with the largest error / bound over all outputs (or the first non-finite mismatch). */
+  worst?: ElementReport;
+  /** Per output, the worst error / bound ratio (<= 1 passes). */
+  ratios: Record<string, number>;
+  /** The tolerance's reason for the worst element's channel. */
+  reason: string;
+}
+
+export function accumulationFor(impl: Pick<BatchNormImplementation, 'accumulation'>, dtype: DType): AccumulationInfo {
+  const a = impl.accumulation;
+  if (!a) return { dtype, order: 'sequential' };
+  if ('order' in a && typeof a.order === 'string') return a as AccumulationInfo;
+  return (a as Partial<Record<DType, AccumulationInfo>>)[dtype] ?? { dtype, order: 'sequential' };
+}
+
+export const toFloat64 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a);
+
+const channelOf = (L: Layout, i: number) => Math.floor(i / L.inner) % L.channels;
+
+function forChannel(L: Layout, c: number, fn: (i: number) => void): void {
+  for (let o = 0; o < L.outer; o++) {
+    const base = (o * L.channels + c) * L.inner;
+    for (let i = base; i < base + L.inner; i++) fn(i);
+  }
+}
+
+/** Exact per-channel facts for the tolerance, and x-hat per element. */
+function facts(
+  L: Layout,
+  x: Float64Array,
+  eps: number,
+  gamma: Float64Array,
+  stats: { mean: Float64Array; variance: Float64Array },
+  training: boolean,
+  dy?: Float64Array,
+): { perChannel: ChannelFacts[]; xhat: Float64Array } {
+  const xhat = new Float64Array(L.numel);
+  const perChannel: ChannelFacts[] = [];
+  for (let c = 0; c < L.channels; c++) {
+    const mu = stats.mean[c]!;
+    const v = stats.variance[c]!;
+    const s = Math.sqrt(v + eps);
+    let absSum = 0;
+    let maxDev = 0;
+    let sDy = 0;
+    let sDyXhat = 0;
+    let sDyX = 0;
+    forChannel(L, c, (i) => {
+      const d = x[i]! - mu;
+      xhat[i] = d / s;
+      absSum += Math.abs(x[i]!);
+      maxDev = Math.max(maxDev, Math.abs(d));
+      if (dy) {
+        sDy += Math.abs(dy[i]!);
+        sDyXhat += Math.abs(dy[i]! * xhat[i]!);
+        sDyX += Math.abs(dy[i]! * x[i]!);
+      }
+    });
+    perChannel.push({
+      m: L.m,
+      mean: mu,
+      variance: v,
+      eps,
+      absMean: absSum / L.m,
+      maxDev,
+      gamma: gamma[c]!,
+      training,
+      ...(dy ? { meanAbsDy: sDy / L.m, meanAbsDyXhat: sDyXhat / L.m, meanAbsDyX: sDyX / L.m } : {}),
+    });
+  }
+  return { perChannel, xhat };
+}
+
+/** Collects the worst element over several outputs. */
+class Worst {
+  ratios: Record<string, number> = {};
+  worst?: ElementReport;
+  worstRatio = -1;
+  check(output: string, index: number, channel: number, expected: number, got: unknown, bound: number): void {
+    const g = typeof got === 'number' ? got : NaN;
+    let ratio: number;
+    let error: number;
+    if (Number.isNaN(expected) || !Number.isFinite(expected)) {
+      const same = Object.is(expected, g) || (Number.isNaN(expected) && Number.isNaN(g));
+      error = same ? 0 : Infinity;
+      ratio = same ? 0 : Infinity;
+    } else {
+      error = Math.abs(g - expected);
+      ratio = Number.isNaN(error) ? Infinity : bound > 0 ? error / bound : error === 0 ? 0 : Infinity;
+    }
+    this.ratios[output] = Math.max(this.ratios[output] ?? 0, ratio);
+    if (ratio > this.worstRatio) {
+      this.worstRatio = ratio;
+      this.worst = { output, index, channel, expected, got: g, error, bound };
+    }
+  }
+}
+
+export interface CompareOptions {
+  accumulation: AccumulationInfo;
+}
+
+/** The reference's answer and, per element, the bound the tolerance allows around it. */
+export interface Expectation {
+  expected: Record<string, Float64Array>;
+  bounds: Record<string, Float64Array>;
+  /** Per output, per element, the channel it belongs to. */
+  channelOf: (output: string, index: number) => number;
+  /** Per channel, the tolerance's reason. */
+  reasons: string[];
+}
+
+const f64Request = <T extends object>(req: T): T => {
+  const out: Record<string, unknown> = { ...(req as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(req)) if (v instanceof Float32Array || v instanceof Float64Array) out[k] = toFloat64(v);
+  return out as unknown as T;
+};
+
+/** Expected outputs (reference, float64) and per-element bounds for an implementation of `dtype`. */
+export function expectationFor(
+  op: Op,
+  profile: Profile,
+  req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest,
+  opts: CompareOptions,
+): Expectation {
+  const dtype: DType = req.x instanceof Float32Array ? 'float32' : 'float64';
+  const L = layoutOf(req.shape, req.axis);
+  const eps = effectiveEps(profile, req.eps);
+  const perElement = (o: string) => o === 'y' || o === 'dx';
+  const channelOfOutput = (o: string, i: number) => (perElement(o) ? channelOf(L, i) : i);
+  const tol = (fs: ChannelFacts[]) => fs.map((f) => tolerance({ dtype, accumulation: opts.accumulation }, f));
+
+  if (op === 'forwardTrain') {
+    const r = f64Request(req as ForwardTrainRequest);
+    const exp = referenceForwardTrain(profile, r);
+    const st = channelStats(r.x, L);
+    const { perChannel, xhat } = facts(L, r.x as Float64Array, eps, r.gamma as Float64Array, { mean: exp.mean as Float64Array, variance: st.variance }, true);
+    const b = tol(perChannel);
+    const { keep, take } = emaWeights(profile, r.momentum);
+    const bessel = runningVarFactor(profile, L.m);
+    const C = L.channels;
+    return {
+      expected: { y: exp.y, mean: exp.mean, variance: exp.variance, runningMean: exp.runningMean, runningVar: exp.runningVar } as Record<string, Float64Array>,
+      bounds: {
+        y: Float64Array.from({ length: L.numel }, (_, i) => b[channelOf(L, i)]!.y(xhat[i]!, r.x[i]!, exp.y[i]!)),
+        mean: Float64Array.from({ length: C }, (_, c) => b[c]!.mean),
+        variance: Float64Array.from({ length: C }, (_, c) => b[c]!.variance),
+        runningMean: Float64Array.from({ length: C }, (_, c) => b[c]!.runningMean(keep, take, r.runningMean[c]!, exp.runningMean[c]!)),
+        runningVar: Float64Array.from({ length: C }, (_, c) => b[c]!.runningVar(keep, take, r.runningVar[c]!, bessel, exp.runningVar[c]!)),
+      },
+      channelOf: channelOfOutput,
+      reasons: b.map((x) => x.reason),
+    };
+  }
+  if (op === 'forwardInfer') {
+    const r = f64Request(req as ForwardInferRequest);
+    const exp = referenceForwardInfer(profile, r);
+    const { perChannel, xhat } = facts(L, r.x as Float64Array, eps, r.gamma as Float64Array, { mean: r.runningMean as Float64Array, variance: r.runningVar as Float64Array }, false);
+    const b = tol(perChannel);
+    return {
+      expected: { y: exp.y as Float64Array },
+      bounds: { y: Float64Array.from({ length: L.numel }, (_, i) => b[channelOf(L, i)]!.y(xhat[i]!, r.x[i]!, exp.y[i]!)) },
+      channelOf: channelOfOutput,
+      reasons: b.map((x) => x.reason),
+    };
+  }
+  const r = f64Request(req as BackwardRequest);
+  const x = r.x as Float64Array;
+  const exp = referenceBackward(profile, r);
+  const stats = r.training
+    ? (() => {
+        const st = channelStats(x, L);
+        return { mean: st.meanHi.map((h, c) => h + st.meanLo[c]!), variance: st.variance };
+      })()
+    : { mean: r.runningMean as Float64Array, variance: r.runningVar as Float64Array };
+  const { perChannel, xhat } = facts(L, x, eps, r.gamma as Float64Array, stats, r.training, r.dy as Float64Array);
+  const b = tol(perChannel);
+  return {
+    expected: { dx: exp.dx as Float64Array, dgamma: exp.dgamma as Float64Array, dbeta: exp.dbeta as Float64Array },
+    bounds: {
+      dx: Float64Array.from({ length: L.numel }, (_, i) => {
+        const c = channelOf(L, i);
+        return b[c]!.dx(xhat[i]!, x[i]!, r.dy[i]!, exp.dbeta[c]! / L.m, exp.dgamma[c]! / L.m, exp.dx[i]!);
+      }),
+      dgamma: Float64Array.from({ length: L.channels }, (_, c) => b[c]!.dgamma(exp.dgamma[c]!)),
+      dbeta: Float64Array.from({ length: L.channels }, (_, c) => b[c]!.dbeta(perChannel[c]!.meanAbsDy! * L.m, exp.dbeta[c]!)),
+    },
+    channelOf: channelOfOutput,
+    reasons: b.map((x) => x.reason),
+  };
+}
+
+/** Check an implementation's result against an expectation; outputs absent from `got` fail. */
+export function checkAgainst(e: Expectation, got: Record<string, ArrayLike<number> | undefined>): Comparison {
+  const w = new Worst();
+  for (const [output, expected] of Object.entries(e.expected)) {
+    const bounds = e.bounds[output]!;
+    const g = got[output];
+    for (let i = 0; i < expected.length; i++) w.check(output, i, e.channelOf(output, i), expected[i]!, g?.[i], bounds[i]!);
+  }
+  const ok = w.worstRatio <= 1;
+  return { ok, ratios: w.ratios, ...(w.worst ? { worst: w.worst } : {}), reason: w.worst ? (e.reasons[w.worst.channel] ?? '') : '' };
+}
+
+/** Compare an implementation's result for `req` with the reference under the tolerance. */
+export function compareWithReference(
+  op: Op,
+  profile: Profile,
+  req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest,
+  got: Record<string, ArrayLike<number> | undefined>,
+  opts: CompareOptions,
+): Comparison {
+  return checkAgainst(expectationFor(op, profile, req, opts), got);
+}
+
+export const compareForwardTrain = (profile: Profile, req: ForwardTrainRequest, got: object, opts: CompareOptions) =>
+  compareWithReference('forwardTrain', profile, req, got as Record<string, ArrayLike<number>>, opts);

@@ -1,0 +1,177 @@
+/**
+ * The one tolerance function: how far an implementation's outputs may be from the exact answer,
+ * per output, as a function of dtype, the reduction structure, m, and the channel's conditioning.
+ *
+ * Derivation (first-order rounding-error analysis, composed op by op like gpuweb/cts's
+ * "inherited accuracy"). Notation, per channel, all exact values from the reference:
+ *   u   unit roundoff of the output dtype (2^-24 float32, 2^-53 float64); elementwise ops are
+ *       assumed done in that precision (a kernel that does them wider is only more accurate).
+ *   ua  unit roundoff of the accumulation dtype (AccumulationInfo.dtype; default: the dtype).
+ *   g   error factor of one m-term sum: |fl(sum) - sum| <= g * sum|terms|.
+ *       depth k = the longest chain of additions a term goes through:
+ *         sequential m - 1, pairwise ceil(log2 m), tiled (tile - 1) + ceil(log2 ceil(m / tile)).
+ *       g = gamma(min(k, LAMBDA * sqrt(k))), gamma(j) = j ua / (1 - j ua).
+ *       gamma(k) is Higham's deterministic bound (Accuracy and Stability, Thm 4.1/§4.2);
+ *       LAMBDA * sqrt(k) is Higham & Mary's probabilistic bound (SIAM J. Sci. Comput. 2019,
+ *       Thm 2.4): it holds with probability >= 1 - 2k exp(-LAMBDA^2 / 2), i.e. >= 1 - 1e-20 for
+ *       LAMBDA = 10 at any k we can run. Either is a valid bound; we take the smaller.
+ *   mu, var (biased), s = sqrt(var + eps), A = mean|x|, D = max|x - mu|, xhat = (x - mu) / s.
+ *
+ * mean:      dmu  = g A + 2u|mu|                   (sum, divide by m, round to the dtype)
+ * variance:  dvar = dmu^2 + 2 dmu D + 2(g + 3ua)(var + D^2) + u var
+ *            Two-pass: var^ = mean((x - mu - e)^2)(1 + theta) = var + e^2 (the cross term sums
+ *            to zero) with |e| <= dmu. Shifted or Welford-style updates, with the shift inside the
+ *            data, add a term linear in dmu (2 dmu D) and errors on (x - K)^2 <= D^2. What is
+ *            not allowed: the one-pass E[x^2] - E[x]^2, whose error is ~ g mu^2: larger than
+ *            this bound by ~ |mu| / D, i.e. by the offset-to-spread ratio.
+ * xhat:      dxhat = alpha + beta |xhat| + u (|x| + |mu|) / s
+ *            alpha = dmu / s, beta = dvar / (2 s^2) + 4u; the last term admits the folded form
+ *            x * inv - mu * inv (tf.nn.batch_normalization, TF.js), which rounds x * inv.
+ * y:         dy_out = |gamma| dxhat + u (2 |gamma xhat| + |y|)
+ * running:   dRM = |take| dmu + 2u (|keep RM| + |take mu|) + u |RM'|
+ *            dRV = |take| b dvar + 3u (|keep RV| + |take b var|) + u |RV'|   (b: Bessel factor)
+ * backward (training), Q = mean(dy), P = mean(dy xhat):
+ *            dQ = g mean|dy| + u|Q|;  dP = mean(|dy| dxhat) + (g + u) mean|dy xhat|
+ *            inner = dy - Q - xhat P;  d(inner) = dQ + dxhat |P| + |xhat| dP + 3u(|dy| + |Q| + |xhat P|)
+ *            ddx = |gamma / s| (d(inner) + |inner| (dvar / (2 s^2) + 3u)) + u |dx|
+ *            ddgamma = m dP + u|dgamma|;  ddbeta = g sum|dy| + u|dbeta|
+ * inference: the same with the running statistics exact (dmu = dvar = 0).
+ *
+ * The first-order bound is doubled (SAFETY = 2) to cover second-order terms, and the
+ * reference's own error (<= 4 ulp(float64) of the same scales, spec/reference/oracle.spec.ts)
+ * is added, which matters only for float64 implementations.
+ */
+import type { AccumulationInfo, DType } from './contract.js';
+import { unitRoundoff } from './numerics/ulp.js';
+
+export const LAMBDA = 10;
+export const SAFETY = 2;
+const REF_ULPS = 4;
+const U64 = 2 ** -53;
+
+/** Exact facts about one channel (from the reference), the input to the tolerance. */
+export interface ChannelFacts {
+  m: number;
+  /** Batch statistics (training) or the running statistics used (inference). */
+  mean: number;
+  variance: number;
+  eps: number;
+  /** mean |x| and max |x - mean| over the channel. */
+  absMean: number;
+  maxDev: number;
+  gamma: number;
+  /** Statistics are batch statistics computed by the implementation (training) or given. */
+  training: boolean;
+  /** Backward only: mean |dy|, mean |dy * xhat| and mean |dy * x|. */
+  meanAbsDy?: number;
+  meanAbsDyXhat?: number;
+  meanAbsDyX?: number;
+}
+
+export interface ToleranceInput {
+  dtype: DType;
+  accumulation?: AccumulationInfo;
+}
+
+export interface ChannelBounds {
+  /** Which term dominates, in words, for reports. */
+  reason: string;
+  /** Summation error factor g and the depth it came from. */
+  g: number;
+  depth: number;
+  mean: number;
+  variance: number;
+  xhat(xhat: number, x: number): number;
+  y(xhat: number, x: number, y: number): number;
+  /** running' = keep * old + take * batchStat (batchStat = mean, or bessel * variance). */
+  runningMean(keep: number, take: number, old: number, result: number): number;
+  runningVar(keep: number, take: number, old: number, bessel: number, result: number): number;
+  /** xhat, dy and the exact dx at one element; Q = mean(dy), P = mean(dy * xhat). */
+  dx(xhat: number, x: number, dy: number, Q: number, P: number, dx: number): number;
+  dgamma(dgamma: number): number;
+  dbeta(sumAbsDy: number, dbeta: number): number;
+}
+
+/** Depth of the longest addition chain of an n-term sum with the given structure. */
+export function reductionDepth(n: number, acc: AccumulationInfo): number {
+  if (n <= 1) return 0;
+  if (acc.order === 'pairwise') return Math.ceil(Math.log2(n));
+  if (acc.order === 'tiled') {
+    const tile = Math.max(1, Math.min(acc.tile ?? 256, n));
+    return tile - 1 + Math.ceil(Math.log2(Math.ceil(n / tile)));
+  }
+  return n - 1;
+}
+
+/** Error factor of an n-term sum: the smaller of the deterministic and probabilistic bounds. */
+export function sumErrorFactor(n: number, acc: AccumulationInfo): number {
+  const k = reductionDepth(n, acc);
+  const j = Math.min(k, LAMBDA * Math.sqrt(k));
+  const ua = unitRoundoff(acc.dtype);
+  return (j * ua) / (1 - j * ua);
+}
+
+/** Per-channel error bounds for every output; see the derivation above. */
+export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
+  const u = unitRoundoff(input.dtype);
+  const acc = input.accumulation ?? { dtype: input.dtype, order: 'sequential' };
+  const ua = unitRoundoff(acc.dtype);
+  const depth = reductionDepth(f.m, acc);
+  const g = sumErrorFactor(f.m, acc);
+  const s2 = f.variance + f.eps;
+  const s = Math.sqrt(s2);
+  const dmu = f.training ? g * f.absMean + 2 * u * Math.abs(f.mean) : 0;
+  const dvar = f.training
+    ? dmu * dmu + 2 * dmu * f.maxDev + 2 * (g + 3 * ua) * (f.variance + f.maxDev * f.maxDev) + u * f.variance
+    : 0;
+  const alpha = dmu / s;
+  const beta = dvar / (2 * s2) + 4 * u;
+  const refScale = (scale: number) => REF_ULPS * U64 * scale;
+  const bound = (firstOrder: number, scale: number) => SAFETY * firstOrder + refScale(scale);
+  const dxhat = (xhat: number, x: number) => alpha + beta * Math.abs(xhat) + (u * (Math.abs(x) + Math.abs(f.mean))) / s;
+
+  const meanAbsDy = f.meanAbsDy ?? 0;
+  const meanAbsDyXhat = f.meanAbsDyXhat ?? 0;
+  const dQ = g * meanAbsDy;
+  const meanAbsDyX = f.meanAbsDyX ?? 0;
+  const dP =
+    alpha * meanAbsDy + beta * meanAbsDyXhat + (u * (meanAbsDyX + Math.abs(f.mean) * meanAbsDy)) / s + (g + u) * meanAbsDyXhat;
+
+  const ratio = Math.abs(f.mean) / s;
+  const reason =
+    `${input.dtype}, ${acc.dtype} ${acc.order} sums over m=${f.m} (depth ${depth}, g=${g.toExponential(2)}), ` +
+    `|mean|/sqrt(var+eps)=${ratio.toPrecision(3)}: ` +
+    (f.training
+      ? alpha > beta
+        ? `the mean's summation error g*mean|x|/s=${alpha.toExponential(2)} dominates x-hat`
+        : `variance and rounding (${beta.toExponential(2)} relative) dominate x-hat`
+      : `elementwise rounding only (statistics given)`);
+
+  return {
+    reason,
+    g,
+    depth,
+    mean: bound(dmu, Math.abs(f.mean)),
+    variance: bound(dvar, f.variance),
+    xhat: (xhat, x) => bound(dxhat(xhat, x), Math.abs(xhat)),
+    y: (xhat, x, y) =>
+      bound(Math.abs(f.gamma) * dxhat(xhat, x) + u * (2 * Math.abs(f.gamma * xhat) + Math.abs(y)), Math.abs(y) + Math.abs(f.gamma * xhat)),
+    runningMean: (keep, take, old, result) => {
+      const scale = Math.abs(keep * old) + Math.abs(take * f.mean);
+      return bound(Math.abs(take) * dmu + 2 * u * scale + u * Math.abs(result), scale);
+    },
+    runningVar: (keep, take, old, bessel, result) => {
+      const scale = Math.abs(keep * old) + Math.abs(take * bessel * f.variance);
+      return bound(Math.abs(take) * bessel * dvar + 3 * u * scale + u * Math.abs(result), scale);
+    },
+    dx: (xhat, x, dy, Q, P, dx) => {
+      const inner = dy - Q - xhat * P;
+      if (!f.training) return bound(4 * u * Math.abs(dx), Math.abs(dx));
+      const dInner = dQ + dxhat(xhat, x) * Math.abs(P) + Math.abs(xhat) * dP + 3 * u * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat * P));
+      const scale = Math.abs(f.gamma / s) * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat * P));
+      return bound(Math.abs(f.gamma / s) * (dInner + Math.abs(inner) * (dvar / (2 * s2) + 3 * u)) + u * Math.abs(dx), scale);
+    },
+    dgamma: (dgamma) => bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat),
+    dbeta: (sumAbsDy, dbeta) => bound(g * sumAbsDy + u * Math.abs(dbeta), sumAbsDy),
+  };
+}
