@@ -15,6 +15,8 @@ import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError 
 import { layoutOf } from '../../src/layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../src/profiles.js';
 import { createCpuF32, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
+import { accumulationFor, compareWithReference } from '../../src/compare.js';
+import type { Op } from '../../src/contract.js';
 
 const U = 2 ** -24;
 const ENGINES: CpuEngineName[] = ['ts', 'wasm'];
@@ -250,6 +252,42 @@ describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
     const r = createCpuF32('pytorch', { engine }).forwardTrain!({ x: k.x, shape: [...shape], axis, gamma: f32(shape[axis]!, () => 1), beta: new Float32Array(shape[axis]!), eps: 1e-5, momentum: 0.1, runningMean: new Float32Array(shape[axis]!), runningVar: new Float32Array(shape[axis]!) }) as { variance: Float32Array };
     // One-pass float32 would give a negative or wildly wrong variance here (~1e-4 expected).
     for (const v of r.variance) expect(v).toBeGreaterThan(5e-5), expect(v).toBeLessThan(2e-4);
+  });
+
+  // The project's judge: the compensated float64 reference under the ONE tolerance function,
+  // with the accumulation the kernel declares. (The checks above are tighter, by design.)
+  it.each([
+    ['NCHW', [4, 6, 5, 5], 1, 'pytorch', undefined],
+    ['NHWC', [3, 5, 4, 6], 3, 'keras', undefined],
+    ['NC', [64, 9], 1, 'onnx', undefined],
+    ['NCDHW', [2, 3, 2, 3, 4], 1, 'tensorflow-fused', undefined],
+    ['m = 2', [2, 5], 1, 'paper', undefined],
+    ['m = 1', [1, 4], 1, 'keras', undefined],
+    ['offset NCHW', [4, 3, 8, 8], 1, 'pytorch', 1e4],
+    ['offset NHWC', [4, 8, 8, 3], 3, 'onnx', 1e4],
+  ] as const)('passes the reference comparator: %s', (_n, shape, axis, profileName, offset) => {
+    const impl = createCpuF32(profileName, { engine });
+    const profile = resolveProfile(profileName);
+    const k = makeCase([...shape], axis, profileName, 21, offset ? (_i, rand) => offset + (rand() - 0.5) * 0.0346 : undefined);
+    const C = shape[axis]!;
+    const rand = rng(22);
+    const p = (f: () => number) => f32(C, f);
+    const base = {
+      x: k.x, dy: f32(k.x.length, () => rand() * 2 - 1), shape: [...shape], axis, gamma: p(() => 0.5 + rand()), beta: p(() => rand() - 0.5),
+      eps: profile.defaultEps, momentum: profile.defaultMomentum, runningMean: p(() => rand()), runningVar: p(() => 0.5 + rand()),
+    };
+    const opts = { accumulation: accumulationFor(impl, 'float32') };
+    const calls: Array<[Op, object, () => unknown]> = [
+      ['forwardTrain', base, () => impl.forwardTrain!(base)],
+      ['forwardInfer', base, () => impl.forwardInfer!(base)],
+      ['backward', { ...base, training: true }, () => impl.backward!({ ...base, training: true })],
+      ['backward', { ...base, training: false }, () => impl.backward!({ ...base, training: false })],
+    ];
+    for (const [op, req, call] of calls) {
+      const got = call() as Record<string, Float32Array>;
+      const cmp = compareWithReference(op, profile, req as never, got, opts);
+      expect(cmp.ok, `${op}: ${JSON.stringify(cmp.worst)} ${cmp.reason}`).toBe(true);
+    }
   });
 
   it('never modifies its inputs', () => {
