@@ -1,0 +1,328 @@
+/**
+ * The float32 CPU kernel against a plain float64 two-pass Batch Normalization written here
+ * (independent of the kernel's shifted single pass), on a grid of shapes, axes and profiles.
+ *
+ * Bound used (documented, not a tuned constant): the kernel computes in float64 and rounds each
+ * output once, so every output must sit within a few float32 ulps of the float64 result:
+ *   |out - ref| <= 4u·(|ref| + scale) + 2⁻⁴⁸·scale·r,   u = 2⁻²⁴,
+ * where `scale` is the output's natural magnitude (|gamma| for y, Σ|terms| for sums) and
+ * r = |mean|/sqrt(var + eps) the offset-to-spread ratio. The r term is float64 rounding only, so
+ * a one-pass E[x²] - E[x]² kernel (error ~2⁻⁵³·r² even in float64) fails the large-offset case.
+ */
+import { describe, expect, it } from 'vitest';
+import type { BatchNormImplementation, Profile, ProfileName } from '../../src/contract.js';
+import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../src/errors.js';
+import { layoutOf } from '../../src/layout.js';
+import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../src/profiles.js';
+import { createCpuF32, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
+import { accumulationFor, compareWithReference } from '../../src/compare.js';
+import type { Op } from '../../src/contract.js';
+
+const U = 2 ** -24;
+const ENGINES: CpuEngineName[] = ['ts', 'wasm'];
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function f32(n: number, f: (i: number) => number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = f(i);
+  return a;
+}
+
+/** Plain float64 two-pass BN over the (o, c, i) view. */
+function reference(x: Float32Array, shape: number[], axis: number) {
+  const { outer, channels: C, inner, m } = layoutOf(shape, axis);
+  const mean = new Float64Array(C);
+  const variance = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0;
+    for (let o = 0; o < outer; o++) for (let i = 0; i < inner; i++) s += x[(o * C + c) * inner + i]!;
+    mean[c] = s / m;
+    let q = 0;
+    for (let o = 0; o < outer; o++) for (let i = 0; i < inner; i++) q += (x[(o * C + c) * inner + i]! - mean[c]!) ** 2;
+    variance[c] = q / m;
+  }
+  const at = (o: number, c: number, i: number) => (o * C + c) * inner + i;
+  return { outer, C, inner, m, mean, variance, at };
+}
+
+function expectClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>, scale: (k: number) => number, r: (k: number) => number = () => 0): void {
+  expect(got.length, `${name} length`).toBe(want.length);
+  let worst = -Infinity;
+  let where = -1;
+  for (let k = 0; k < want.length; k++) {
+    const bound = 4 * U * (Math.abs(want[k]!) + scale(k)) + 2 ** -48 * scale(k) * r(k);
+    const excess = Math.abs(got[k]! - want[k]!) - bound;
+    if (!(excess <= worst) || Number.isNaN(got[k]!)) {
+      worst = Number.isNaN(got[k]!) ? Infinity : excess;
+      where = k;
+    }
+  }
+  expect(worst, `${name}[${where}] = ${got[where]} vs ${want[where]}`).toBeLessThanOrEqual(0);
+}
+
+interface Case {
+  shape: number[];
+  axis: number;
+  profile: ProfileName | Profile;
+  x: Float32Array;
+  seed: number;
+}
+
+function makeCase(shape: number[], axis: number, profile: ProfileName | Profile, seed: number, gen?: (i: number, rand: () => number) => number): Case {
+  const rand = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = f32(n, (i) => (gen ? gen(i, rand) : (rand() - 0.3) * 4));
+  return { shape, axis, profile, x, seed };
+}
+
+function checkAll(impl: BatchNormImplementation, k: Case): void {
+  const profile = resolveProfile(k.profile);
+  const { shape, axis, x } = k;
+  const rand = rng(k.seed + 1);
+  const { outer, C, inner, m, mean, variance, at } = reference(x, shape, axis);
+  const gamma = f32(C, () => 0.5 + rand());
+  const beta = f32(C, () => rand() - 0.5);
+  const runningMean = f32(C, () => rand());
+  const runningVar = f32(C, () => 0.5 + rand());
+  const dy = f32(x.length, () => rand() * 2 - 1);
+  const eps = profile.defaultEps;
+  const momentum = profile.defaultMomentum;
+  const e = effectiveEps(profile, eps);
+  const chan = (idx: number) => Math.floor(idx / inner) % C;
+  const ratio = (c: number) => Math.abs(mean[c]!) / Math.sqrt(variance[c]! + e);
+
+  // Training forward.
+  const tr = impl.forwardTrain!({ x, shape, axis, gamma, beta, eps, momentum, runningMean, runningVar }) as ReturnType<NonNullable<BatchNormImplementation['forwardTrain']>> & object;
+  if (tr instanceof Promise) throw new Error('cpu-f32 must be synchronous');
+  const yRef = new Float64Array(x.length);
+  for (let idx = 0; idx < x.length; idx++) {
+    const c = chan(idx);
+    yRef[idx] = m === 1 ? beta[c]! : (gamma[c]! * (x[idx]! - mean[c]!)) / Math.sqrt(variance[c]! + e) + beta[c]!;
+  }
+  expect(tr.y).toBeInstanceOf(Float32Array);
+  // The wasm engine normalizes in float32 ((x - mean)·a + b), so y's natural scale is |gamma|·(1 + |x̂|).
+  expectClose('y', tr.y, yRef, (idx) => Math.abs(gamma[chan(idx)]!) * (1 + Math.abs(x[idx]! - mean[chan(idx)]!) / Math.sqrt(variance[chan(idx)]! + e)), (idx) => ratio(chan(idx)));
+  expectClose('mean', tr.mean, mean, (c) => Math.abs(mean[c]!) * 0 + Math.sqrt(variance[c]!) * 1e-9);
+  // var: float64 error is 2⁻⁵³·m-ish relative to the squares' scale; the bound's 4u|ref| covers it.
+  expectClose('variance', tr.variance, variance, () => 0);
+  const { keep, take } = emaWeights(profile, momentum);
+  const factor = runningVarFactor(profile, m);
+  expectClose('runningMean', tr.runningMean, Array.from(mean, (v, c) => keep * runningMean[c]! + take * v), (c) => Math.abs(keep * runningMean[c]!) + Math.abs(take * mean[c]!));
+  expectClose('runningVar', tr.runningVar, Array.from(variance, (v, c) => keep * runningVar[c]! + take * v * factor), (c) => Math.abs(keep * runningVar[c]!));
+
+  // Inference forward.
+  const inf = impl.forwardInfer!({ x, shape, axis, gamma, beta, eps, runningMean, runningVar }) as { y: Float32Array };
+  const yInf = Float64Array.from(x, (v, idx) => {
+    const c = chan(idx);
+    return (gamma[c]! * (v - runningMean[c]!)) / Math.sqrt(runningVar[c]! + e) + beta[c]!;
+  });
+  expectClose('y(infer)', inf.y, yInf, (idx) => {
+    const c = chan(idx);
+    return Math.abs(gamma[c]!) * (1 + Math.abs(runningMean[c]!) / Math.sqrt(runningVar[c]! + e));
+  });
+
+  // Backward, training and inference.
+  for (const training of [true, false]) {
+    if (training && m === 1 && profile.singleValue === 'error') continue;
+    const res = impl.backward!({ x, dy, shape, axis, gamma, eps, training, runningMean, runningVar }) as { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array };
+    const mu = training ? mean : Float64Array.from(runningMean);
+    const vr = training ? variance : Float64Array.from(runningVar);
+    const sumDy = new Float64Array(C), sumDyXhat = new Float64Array(C), absDy = new Float64Array(C), absDyXhat = new Float64Array(C);
+    for (let o = 0; o < outer; o++) {
+      for (let c = 0; c < C; c++) {
+        for (let i = 0; i < inner; i++) {
+          const idx = at(o, c, i);
+          const xh = (x[idx]! - mu[c]!) / Math.sqrt(vr[c]! + e);
+          sumDy[c] = sumDy[c]! + dy[idx]!;
+          sumDyXhat[c] = sumDyXhat[c]! + dy[idx]! * xh;
+          absDy[c] = absDy[c]! + Math.abs(dy[idx]!);
+          absDyXhat[c] = absDyXhat[c]! + Math.abs(dy[idx]! * xh);
+        }
+      }
+    }
+    const dxRef = new Float64Array(x.length);
+    const dxScale = new Float64Array(x.length);
+    for (let idx = 0; idx < x.length; idx++) {
+      const c = chan(idx);
+      const is = 1 / Math.sqrt(vr[c]! + e);
+      const xh = (x[idx]! - mu[c]!) * is;
+      const g = gamma[c]!;
+      dxRef[idx] = training ? g * is * (dy[idx]! - sumDy[c]! / m - (xh * sumDyXhat[c]!) / m) : dy[idx]! * g * is;
+      dxScale[idx] = Math.abs(g) * is * (Math.abs(dy[idx]!) + absDy[c]! / m + (Math.abs(xh) * absDyXhat[c]!) / m);
+    }
+    const tag = training ? 'train' : 'infer';
+    expectClose(`dx(${tag})`, res.dx, dxRef, (idx) => dxScale[idx]!, (idx) => (training ? ratio(chan(idx)) : 0));
+    expectClose(`dgamma(${tag})`, res.dgamma, sumDyXhat, (c) => absDyXhat[c]! * (training ? 1 + ratio(c) * 1e-6 : 1));
+    expectClose(`dbeta(${tag})`, res.dbeta, sumDy, (c) => absDy[c]!);
+  }
+}
+
+const GRID: Array<[number[], number]> = [
+  [[4, 3], 1], // NC
+  [[4, 3], 0], // channel first of a 2-D array
+  [[5, 1], 1], // one channel
+  [[2, 3, 5], 1], // NCL, short runs (lanes path)
+  [[2, 3, 5], 2], // NLC
+  [[3, 4, 20], 1], // NCL, long runs (runs path, odd tail)
+  [[2, 3, 4, 5], 1], // NCHW, inner 20
+  [[2, 3, 4, 5], 3], // NHWC
+  [[2, 5, 3, 2], 1], // NCHW, inner 6 (lanes merged per channel)
+  [[2, 4, 5, 7], 2], // a middle axis
+  [[2, 2, 3, 2, 3], 1], // NCDHW
+  [[2, 3, 2, 2, 3], 4], // NDHWC
+  [[1, 3, 2, 2, 5], 1], // outer 1: one run per channel
+  [[33, 7], 1], // odd row count
+];
+const PROFILES: Array<ProfileName | Profile> = ['keras', 'tensorflow-fused', 'pytorch', 'onnx', 'paper',
+  { name: 'floor', momentum: 'decay', runningVar: 'unbiased', defaultEps: 1e-9, defaultMomentum: 0.5, minEps: 1e-3, singleValue: 'allowed' }];
+
+describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
+  it('describes itself per the contract', () => {
+    const impl = createCpuF32('pytorch', { engine });
+    expect(impl.name).toBe('cpu-f32');
+    expect(impl.dtypes).toEqual(['float32']);
+    expect(impl.axes).toBe('any');
+    expect(impl.accumulation).toEqual({ dtype: 'float64', order: 'sequential' });
+    expect(resolveProfile(impl.profile).name).toBe('pytorch');
+  });
+
+  describe.each(PROFILES.map((p) => [typeof p === 'string' ? p : p.name, p] as const))('profile %s', (_name, profile) => {
+    it.each(GRID.map(([s, a], k) => [s.join('x'), a, s, k] as const))('shape %s axis %d', (_s, axis, shape, k) => {
+      checkAll(createCpuF32(profile, { engine }), makeCase(shape, axis, profile, 1000 + k));
+    });
+  });
+
+  it('m = 2 per channel', () => {
+    checkAll(createCpuF32('pytorch', { engine }), makeCase([2, 6], 1, 'pytorch', 7));
+    checkAll(createCpuF32('keras', { engine }), makeCase([2, 3, 1, 1], 1, 'keras', 8));
+  });
+
+  it('m = 1: variance 0 and y = beta where allowed, a named error where not', () => {
+    for (const profile of ['keras', 'onnx', 'tensorflow-fused'] as const) {
+      const impl = createCpuF32(profile, { engine });
+      const k = makeCase([1, 4], 1, profile, 9);
+      checkAll(impl, k);
+      const beta = f32(4, (i) => i - 1.5);
+      const one = f32(4, () => 1);
+      // eps = 0 still gives y = beta exactly (no 0·Infinity).
+      const r = impl.forwardTrain!({ x: k.x, shape: [1, 4], axis: 1, gamma: one, beta, eps: 0, momentum: 0.9, runningMean: one, runningVar: one }) as { y: Float32Array; variance: Float32Array };
+      expect(Array.from(r.y)).toEqual(Array.from(beta));
+      expect(Array.from(r.variance)).toEqual([0, 0, 0, 0]);
+    }
+    for (const profile of ['pytorch', 'paper'] as const) {
+      const impl = createCpuF32(profile, { engine });
+      const one = f32(2, () => 1);
+      const req = { x: f32(2, (i) => i), shape: [1, 2, 1], axis: 1, gamma: one, beta: one, eps: 1e-5, momentum: 0.1, runningMean: one, runningVar: one };
+      expect(() => impl.forwardTrain!(req)).toThrow(SingleValuePerChannelError);
+      expect(() => impl.backward!({ ...req, dy: one, training: true })).toThrow(SingleValuePerChannelError);
+      // Inference has no batch statistics: m = 1 is fine there.
+      expect((impl.forwardInfer!(req) as { y: Float32Array }).y).toHaveLength(2);
+    }
+  });
+
+  it('a constant channel gives y = beta and variance exactly 0', () => {
+    const shape = [4, 3, 17];
+    const k = makeCase(shape, 1, 'keras', 11, (i, rand) => (Math.floor(i / 17) % 3 === 1 ? 2.5 : rand()));
+    checkAll(createCpuF32('keras', { engine }), k);
+    const one = f32(3, () => 1);
+    const beta = f32(3, (i) => i + 0.25);
+    const r = createCpuF32('keras', { engine }).forwardTrain!({ x: k.x, shape, axis: 1, gamma: one, beta, eps: 1e-3, momentum: 0.9, runningMean: one, runningVar: one }) as { y: Float32Array; mean: Float32Array; variance: Float32Array };
+    expect(r.variance[1]).toBe(0);
+    expect(r.mean[1]).toBe(2.5);
+    for (let o = 0; o < 4; o++) for (let i = 0; i < 17; i++) expect(r.y[(o * 3 + 1) * 17 + i]).toBe(1.25);
+  });
+
+  it.each([
+    ['NCHW', [4, 3, 8, 8], 1],
+    ['NHWC', [4, 8, 8, 3], 3],
+    ['NC', [200, 5], 1],
+  ] as const)('large offset (mean 1e4, std 1e-2) stays accurate: %s', (_n, shape, axis) => {
+    const k = makeCase([...shape], axis, 'pytorch', 13, (_i, rand) => 1e4 + (rand() - 0.5) * 0.0346);
+    checkAll(createCpuF32('pytorch', { engine }), k);
+    const r = createCpuF32('pytorch', { engine }).forwardTrain!({ x: k.x, shape: [...shape], axis, gamma: f32(shape[axis]!, () => 1), beta: new Float32Array(shape[axis]!), eps: 1e-5, momentum: 0.1, runningMean: new Float32Array(shape[axis]!), runningVar: new Float32Array(shape[axis]!) }) as { variance: Float32Array };
+    // One-pass float32 would give a negative or wildly wrong variance here (~1e-4 expected).
+    for (const v of r.variance) expect(v).toBeGreaterThan(5e-5), expect(v).toBeLessThan(2e-4);
+  });
+
+  // The project's judge: the compensated float64 reference under the ONE tolerance function,
+  // with the accumulation the kernel declares. (The checks above are tighter, by design.)
+  it.each([
+    ['NCHW', [4, 6, 5, 5], 1, 'pytorch', undefined],
+    ['NHWC', [3, 5, 4, 6], 3, 'keras', undefined],
+    ['NC', [64, 9], 1, 'onnx', undefined],
+    ['NCDHW', [2, 3, 2, 3, 4], 1, 'tensorflow-fused', undefined],
+    ['m = 2', [2, 5], 1, 'paper', undefined],
+    ['m = 1', [1, 4], 1, 'keras', undefined],
+    ['offset NCHW', [4, 3, 8, 8], 1, 'pytorch', 1e4],
+    ['offset NHWC', [4, 8, 8, 3], 3, 'onnx', 1e4],
+  ] as const)('passes the reference comparator: %s', (_n, shape, axis, profileName, offset) => {
+    const impl = createCpuF32(profileName, { engine });
+    const profile = resolveProfile(profileName);
+    const k = makeCase([...shape], axis, profileName, 21, offset ? (_i, rand) => offset + (rand() - 0.5) * 0.0346 : undefined);
+    const C = shape[axis]!;
+    const rand = rng(22);
+    const p = (f: () => number) => f32(C, f);
+    const base = {
+      x: k.x, dy: f32(k.x.length, () => rand() * 2 - 1), shape: [...shape], axis, gamma: p(() => 0.5 + rand()), beta: p(() => rand() - 0.5),
+      eps: profile.defaultEps, momentum: profile.defaultMomentum, runningMean: p(() => rand()), runningVar: p(() => 0.5 + rand()),
+    };
+    const opts = { accumulation: accumulationFor(impl, 'float32') };
+    const calls: Array<[Op, object, () => unknown]> = [
+      ['forwardTrain', base, () => impl.forwardTrain!(base)],
+      ['forwardInfer', base, () => impl.forwardInfer!(base)],
+      ['backward', { ...base, training: true }, () => impl.backward!({ ...base, training: true })],
+      ['backward', { ...base, training: false }, () => impl.backward!({ ...base, training: false })],
+    ];
+    for (const [op, req, call] of calls) {
+      const got = call() as Record<string, Float32Array>;
+      const cmp = compareWithReference(op, profile, req as never, got, opts);
+      expect(cmp.ok, `${op}: ${JSON.stringify(cmp.worst)} ${cmp.reason}`).toBe(true);
+    }
+  });
+
+  it('never modifies its inputs', () => {
+    const impl = createCpuF32('onnx', { engine });
+    for (const [shape, axis] of [[[2, 3, 4, 5], 1], [[2, 4, 5, 3], 3], [[3, 4, 20], 1]] as const) {
+      const rand = rng(5);
+      const n = shape.reduce((a, b) => a * b, 1);
+      const C = shape[axis]!;
+      const arrays = {
+        x: f32(n, () => rand()), dy: f32(n, () => rand()), gamma: f32(C, () => rand()), beta: f32(C, () => rand()),
+        runningMean: f32(C, () => rand()), runningVar: f32(C, () => 1 + rand()),
+      };
+      const before = Object.fromEntries(Object.entries(arrays).map(([k, v]) => [k, Array.from(v)]));
+      const base = { ...arrays, shape: [...shape], axis, eps: 1e-5, momentum: 0.9 };
+      impl.forwardTrain!(base);
+      impl.forwardInfer!(base);
+      impl.backward!({ ...base, training: true });
+      impl.backward!({ ...base, training: false });
+      for (const [k, v] of Object.entries(arrays)) expect(Array.from(v), k).toEqual(before[k]);
+      expect(base.shape).toEqual([...shape]);
+    }
+  });
+
+  it('rejects bad requests with named errors', () => {
+    const impl = createCpuF32('keras', { engine });
+    const one = f32(3, () => 1);
+    const ok = { x: f32(6, (i) => i), shape: [2, 3], axis: 1, gamma: one, beta: one, eps: 1e-3, momentum: 0.99, runningMean: one, runningVar: one };
+    expect(() => impl.forwardTrain!({ ...ok, x: f32(5, () => 0) })).toThrow(BatchNormInputError);
+    expect(() => impl.forwardTrain!({ ...ok, axis: 2 })).toThrow(BatchNormInputError);
+    expect(() => impl.forwardTrain!({ ...ok, shape: [6] })).toThrow(BatchNormInputError);
+    expect(() => impl.forwardInfer!({ ...ok, gamma: f32(2, () => 1) })).toThrow(BatchNormInputError);
+    expect(() => impl.forwardInfer!({ ...ok, eps: -1 })).toThrow(BatchNormInputError);
+    expect(() => impl.backward!({ ...ok, dy: f32(6, () => 1), training: false, runningVar: undefined })).toThrow(BatchNormInputError);
+    const d = (n: number) => new Float64Array(n).fill(1);
+    expect(() => impl.forwardTrain!({ ...ok, x: d(6), gamma: d(3), beta: d(3), runningMean: d(3), runningVar: d(3) })).toThrow(UnsupportedDTypeError);
+    expect(() => createCpuF32('nope' as ProfileName)).toThrow(/unknown profile/);
+  });
+});

@@ -1,0 +1,166 @@
+/**
+ * createCpuF32: the optimized float32 CPU Batch Normalization kernel.
+ *
+ * The contract-level work (validation, profile rules, running statistics, output allocation)
+ * lives here once; the per-element loops live in an engine:
+ * - 'ts':   readable TypeScript, float64 accumulators (./ts-engine.ts);
+ * - 'wasm': WebAssembly SIMD streamed through a small linear memory (./wasm-engine.ts), when
+ *           the runtime supports it; it falls back to 'ts' where it is not faster (tiny shapes).
+ * Both engines are checked by the same conformance harness (select with { engine }).
+ */
+import type {
+  AccumulationInfo,
+  BackwardRequest,
+  BackwardResult,
+  BatchNormImplementation,
+  ForwardInferRequest,
+  ForwardInferResult,
+  ForwardTrainRequest,
+  ForwardTrainResult,
+  Profile,
+  ProfileName,
+} from '../../contract.js';
+import { SingleValuePerChannelError, UnsupportedDTypeError } from '../../errors.js';
+import { validateRequest, type Layout } from '../../layout.js';
+import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../profiles.js';
+import * as ts from './ts-engine.js';
+import * as wasm from './wasm-engine.js';
+
+export type CpuEngineName = 'ts' | 'wasm';
+
+export interface CpuF32Options {
+  /**
+   * Loop engine; default 'ts'. 'wasm' runs the training and inference forwards of
+   * channel-contiguous layouts (inner >= 16, e.g. NCHW) in WebAssembly SIMD and everything else
+   * (channels-last, backward) in the TS engine.
+   */
+  engine?: CpuEngineName;
+}
+
+const SUPPORTED = ['float32'] as const;
+
+/** Sequential float64 sums (JS numbers), split over a few interleaved accumulators. */
+export const TS_ACCUMULATION: AccumulationInfo = { dtype: 'float64', order: 'sequential' };
+
+function requireFloat32(dtype: string): void {
+  if (dtype !== 'float32') throw new UnsupportedDTypeError(dtype, SUPPORTED);
+}
+
+/** float64 per-channel scratch for the statistics (small: length C; reused across calls). */
+let channelScratch = new Float64Array(0);
+function channelTables(C: number, count: number): Float64Array[] {
+  if (channelScratch.length < C * count) channelScratch = new Float64Array(Math.max(C * count, 64));
+  const out: Float64Array[] = [];
+  for (let k = 0; k < count; k++) out.push(channelScratch.subarray(k * C, (k + 1) * C));
+  return out;
+}
+
+export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Options = {}): BatchNormImplementation {
+  const resolved = resolveProfile(profile);
+  const engine = options.engine ?? 'ts';
+  if (engine !== 'ts' && engine !== 'wasm') throw new TypeError(`engine must be 'ts' or 'wasm', got ${String(engine)}`);
+  if (engine === 'wasm' && !wasm.wasmSimdAvailable) throw new TypeError(`engine 'wasm' needs WebAssembly SIMD, which this runtime lacks`);
+  const loops = engine === 'wasm' ? wasm : ts;
+
+  function forwardTrain(req: ForwardTrainRequest): ForwardTrainResult {
+    const { layout, dtype } = validateRequest('forwardTrain', req);
+    requireFloat32(dtype);
+    const L: Layout = layout;
+    if (L.m === 1 && resolved.singleValue === 'error') throw new SingleValuePerChannelError(L.m, req.shape, req.axis);
+    const x = req.x as Float32Array;
+    const C = L.channels;
+    const eps = effectiveEps(resolved, req.eps);
+    const y = new Float32Array(L.numel);
+    const [mean64, var64] = channelTables(C, 2) as [Float64Array, Float64Array];
+    const stats = { mean: mean64, variance: var64 };
+    loops.forwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
+
+    const { keep, take } = emaWeights(resolved, req.momentum);
+    const factor = runningVarFactor(resolved, L.m);
+    const mean = new Float32Array(C);
+    const variance = new Float32Array(C);
+    const runningMean = new Float32Array(C);
+    const runningVar = new Float32Array(C);
+    for (let c = 0; c < C; c++) {
+      mean[c] = mean64[c]!;
+      variance[c] = var64[c]!;
+      runningMean[c] = keep * req.runningMean[c]! + take * mean64[c]!;
+      runningVar[c] = keep * req.runningVar[c]! + take * (var64[c]! * factor);
+    }
+    return { y, mean, variance, runningMean, runningVar };
+  }
+
+  function forwardInfer(req: ForwardInferRequest): ForwardInferResult {
+    const { layout: L, dtype } = validateRequest('forwardInfer', req);
+    requireFloat32(dtype);
+    const eps = effectiveEps(resolved, req.eps);
+    const C = L.channels;
+    const [center, scale, offset] = channelTables(C, 3) as [Float64Array, Float64Array, Float64Array];
+    for (let c = 0; c < C; c++) {
+      center[c] = req.runningMean[c]!;
+      scale[c] = req.gamma[c]! / Math.sqrt(req.runningVar[c]! + eps);
+      offset[c] = req.beta[c]!;
+    }
+    const y = new Float32Array(L.numel);
+    loops.affine(req.x as Float32Array, y, L, center, scale, offset);
+    return { y };
+  }
+
+  function backward(req: BackwardRequest): BackwardResult {
+    const { layout: L, dtype } = validateRequest('backward', req);
+    requireFloat32(dtype);
+    if (req.training && L.m === 1 && resolved.singleValue === 'error') throw new SingleValuePerChannelError(L.m, req.shape, req.axis);
+    const eps = effectiveEps(resolved, req.eps);
+    const C = L.channels;
+    const m = L.m;
+    const x = req.x as Float32Array;
+    const dy = req.dy as Float32Array;
+    const gamma = req.gamma;
+    const [mean, variance, sumDy, sumDyCentered, A, B, D] = channelTables(C, 7) as Float64Array[] as [
+      Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array,
+    ];
+    const dx = new Float32Array(L.numel);
+    const dgamma = new Float32Array(C);
+    const dbeta = new Float32Array(C);
+    const sums = { sumDy, sumDyCentered };
+    if (req.training) {
+      ts.backwardSums(x, dy, L, { mean, variance }, sums);
+      for (let c = 0; c < C; c++) {
+        const invstd = 1 / Math.sqrt(variance[c]! + eps);
+        const g = gamma[c]!;
+        // m = 1: x - mean = 0 exactly, so dx = g·invstd·(dy - dy) = 0, as the formula says.
+        A[c] = g * invstd;
+        B[c] = -g * invstd * invstd * invstd * (sumDyCentered[c]! / m);
+        D[c] = -g * invstd * (sumDy[c]! / m);
+        dgamma[c] = sumDyCentered[c]! * invstd;
+        dbeta[c] = sumDy[c]!;
+      }
+    } else {
+      const runningMean = req.runningMean as Float32Array;
+      const runningVar = req.runningVar as Float32Array;
+      ts.inferGradSums(x, dy, L, runningMean, sums);
+      for (let c = 0; c < C; c++) {
+        const rstd = 1 / Math.sqrt(runningVar[c]! + eps);
+        A[c] = gamma[c]! * rstd;
+        B[c] = 0;
+        D[c] = 0;
+        mean[c] = runningMean[c]!;
+        dgamma[c] = sumDyCentered[c]! * rstd;
+        dbeta[c] = sumDy[c]!;
+      }
+    }
+    ts.backwardDx(x, dy, dx, L, mean, A, B, D);
+    return { dx, dgamma, dbeta };
+  }
+
+  return {
+    name: 'cpu-f32',
+    profile: resolved,
+    dtypes: ['float32'],
+    axes: 'any',
+    accumulation: TS_ACCUMULATION,
+    forwardTrain,
+    forwardInfer,
+    backward,
+  };
+}
