@@ -64,8 +64,8 @@ export function profilesEquivalent(a: Profile, b: Profile): boolean {
 }
 
 /** Does the implementation take this fixture (profile semantics, dtype, axis)? */
-export function fixtureApplies(impl: BatchNormImplementation, f: Fixture): boolean {
-  const p = resolveProfile(impl.profile);
+export function fixtureApplies(impl: BatchNormImplementation, f: Fixture, profile: Profile = resolveProfile(impl.profile)): boolean {
+  const p = profile;
   if (!profilesEquivalent(p, f.profile)) return false;
   if (!impl.dtypes.includes(f.dtype)) return false;
   const axes = impl.axes ?? 'any';
@@ -155,7 +155,10 @@ const fmt = (v: number) => (Number.isFinite(v) ? v.toPrecision(6) : String(v));
 const describeWorst = (w: GoldenWorst) =>
   `step ${w.step} ${w.op} ${w.output}[${w.index}]: expected ${fmt(w.expected)}, got ${fmt(w.got)}, error ${w.error.toExponential(2)} > allowed ${w.bound.toExponential(2)} (ratio ${w.ratio.toPrecision(3)})`;
 
-async function runFixture(impl: BatchNormImplementation, f: Fixture): Promise<GoldenOutcome> {
+/** How a step reaches the implementation: the harness passes its guarded call (timeouts, mutation checks). */
+export type GoldenCall = (op: Op, request: FixtureStep['request']) => Promise<unknown>;
+
+async function runFixture(impl: BatchNormImplementation, f: Fixture, call?: GoldenCall): Promise<GoldenOutcome> {
   const implAcc = accumulationFor(impl, f.dtype);
   const tfAcc = tensorflowAccumulation(f.dtype);
   const unsupported = [...new Set(f.steps.map((s) => s.op).filter((op) => typeof impl[op] !== 'function'))];
@@ -171,7 +174,8 @@ async function runFixture(impl: BatchNormImplementation, f: Fixture): Promise<Go
     const tracker = new WorstTracker(s, step.op);
     let got: Record<string, unknown>;
     try {
-      got = (await fn.call(impl, cloneRequest(step.request))) as Record<string, unknown>;
+      const request = cloneRequest(step.request);
+      got = (await (call ? call(step.op, request) : fn.call(impl, request))) as Record<string, unknown>;
     } catch (e) {
       return { ok: false, basis, unsupported, message: `step ${s} ${step.op} threw: ${(e as Error)?.message ?? String(e)}` };
     }
@@ -215,17 +219,21 @@ async function runFixture(impl: BatchNormImplementation, f: Fixture): Promise<Go
 export interface GoldenOptions {
   /** Fixtures already loaded (default: loadFixtures() from the package's fixtures/). */
   fixtures?: LoadedFixtures | Fixture[];
+  /** Check against this profile instead of the implementation's claim (the CLI's --profile). */
+  profile?: Profile;
+  /** Route every step through this (the harness's guarded call) instead of calling directly. */
+  call?: (f: Fixture) => GoldenCall;
 }
 
 /** The golden checks that apply to an implementation, one per fixture: ID `bn:golden:<case>`. */
 export function goldenCases(impl: BatchNormImplementation, options: GoldenOptions = {}): GoldenCase[] {
   const all = options.fixtures === undefined ? loadFixtures().fixtures : Array.isArray(options.fixtures) ? options.fixtures : options.fixtures.fixtures;
   return all
-    .filter((f) => fixtureApplies(impl, f))
+    .filter((f) => fixtureApplies(impl, f, options.profile))
     .map((f) => ({
       id: `bn:golden:${f.name}`,
       description: `${f.description} [${f.source} ${f.generator.packages.tensorflow ?? f.generator.packages['@tensorflow/tfjs'] ?? ''}, ${f.profileName}, ${f.dtype}, ${f.layout} ${JSON.stringify(f.shape)}]`,
       fixture: f,
-      run: () => runFixture(impl, f),
+      run: () => runFixture(impl, f, options.call?.(f)),
     }));
 }

@@ -5,7 +5,9 @@
  * replays alone with `--only <id> --seed <seed> --replay <path>`.
  */
 import { readFileSync } from 'node:fs';
-import type { BatchNormImplementation, Profile, ProfileName } from '../contract.js';
+import type { AnyRequest, BatchNormImplementation, Op, Profile, ProfileName } from '../contract.js';
+import { goldenCases } from '../checks/golden.js';
+import type { Fixture } from '../fixtures/load.js';
 import { accumulationFor } from '../compare.js';
 import { planCases, type PlannedCase } from '../checks/index.js';
 import type { CheckSpec } from '../checks/spec.js';
@@ -41,8 +43,10 @@ export interface ConformanceOptions {
   replayPath?: string;
   /** Deterministic split across CI jobs: run the cases with index % count === index - 1. */
   shard?: { index: number; count: number };
-  /** More checks (e.g. golden fixtures) to plan beside the built-in families. */
+  /** More checks to plan beside the built-in families. */
   extraChecks?: CheckSpec[];
+  /** Replay the golden fixtures (bn:golden:<case>) that apply; default true. */
+  golden?: boolean;
   onProgress?(event: ProgressEvent): void;
 }
 
@@ -91,6 +95,38 @@ export function selectCases(cases: PlannedCase[], options: Pick<ConformanceOptio
   return selected;
 }
 
+/** One case per golden fixture that applies; each step goes through the guarded call. */
+function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number): PlannedCase[] {
+  const call = (f: Fixture) => (op: Op, req: AnyRequest) => callImplementation(impl, op, req, f.dtype, { timeoutMs });
+  return goldenCases(impl, { profile, call }).map((g) => {
+    const f = g.fixture;
+    const axis = f.axis === 1 ? 'first' : f.axis === f.shape.length - 1 ? 'last' : 'other';
+    const spec: CheckSpec = {
+      family: 'golden',
+      name: f.name,
+      title: g.description,
+      needs: [],
+      run: async () => {
+        const ops = [...new Set(f.steps.map((s) => s.op))];
+        const out = await g.run();
+        if (out.unsupported.length === ops.length) return { status: 'not-supported', reason: out.message };
+        if (out.ok) return { status: 'pass', numRuns: f.steps.length };
+        const w = out.worst;
+        return {
+          status: 'fail',
+          numRuns: f.steps.length,
+          failure: {
+            message: out.message,
+            ...(w ? { worst: { output: w.output, index: w.index, channel: -1, expected: w.expected, got: w.got, error: w.error, bound: w.bound, where: `step ${w.step} ${w.op} ${w.output}[${w.index}]` } } : {}),
+            counterexample: { op: f.steps[w?.step ?? 0]!.op, shape: f.shape, axis: f.axis, dtype: f.dtype, script: `fixture ${f.file}` },
+          },
+        };
+      },
+    };
+    return { spec, dtype: f.dtype, axis, def: { id: g.id, family: 'golden', title: g.description, needs: [], run: spec.run } } satisfies PlannedCase;
+  });
+}
+
 export async function runConformance(impl: BatchNormImplementation, options: ConformanceOptions = {}): Promise<ConformanceReport> {
   validateImplementation(impl);
   const profile = resolveProfile(options.profile ?? impl.profile);
@@ -100,7 +136,9 @@ export async function runConformance(impl: BatchNormImplementation, options: Con
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
   const ops = supportedOps(impl);
-  const cases = selectCases(planCases(impl, undefined, options.extraChecks ?? []), options);
+  const planned = planCases(impl, undefined, options.extraChecks ?? []);
+  if (options.golden !== false) planned.push(...goldenPlan(impl, profile, timeoutMs));
+  const cases = selectCases(planned, options);
   const results: CheckResult[] = [];
 
   for (const [index, planned] of cases.entries()) {

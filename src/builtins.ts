@@ -1,0 +1,34 @@
+/**
+ * Built-in implementations, checkable without writing a module: `check --builtin NAME`.
+ * Our own kernels go through the same door as everybody else's.
+ */
+import type { BatchNormImplementation, Profile, ProfileName } from './contract.js';
+import { UsageError } from './errors.js';
+import { createCpuF32 } from './kernels/cpu-f32/index.js';
+import { createReference } from './reference/reference.js';
+
+export interface Builtin {
+  description: string;
+  create(profile?: ProfileName | Profile): Promise<BatchNormImplementation>;
+}
+
+export const BUILTINS: Record<string, Builtin> = {
+  reference: {
+    description: 'the float64 compensated reference (float32 and float64)',
+    create: async (p) => createReference(p),
+  },
+  'cpu-f32': {
+    description: 'the optimized float32 CPU kernel, TypeScript engine',
+    create: async (p) => createCpuF32(p, { engine: 'ts' }),
+  },
+  'cpu-f32-wasm': {
+    description: 'the optimized float32 CPU kernel, WebAssembly SIMD engine',
+    create: async (p) => createCpuF32(p, { engine: 'wasm' }),
+  },
+};
+
+export async function createBuiltin(name: string, profile?: ProfileName | Profile): Promise<BatchNormImplementation> {
+  const b = BUILTINS[name];
+  if (!b) throw new UsageError(`unknown built-in "${name}"; available: ${Object.keys(BUILTINS).join(', ')} (see --builtin list)`);
+  return b.create(profile);
+}

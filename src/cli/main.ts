@@ -1,0 +1,201 @@
+#!/usr/bin/env node
+/**
+ * The command line: `bn-conformance check <module>` and friends.
+ * Exit codes: 0 every supported check passed, 1 a check failed, 2 usage or load error.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { BUILTINS, createBuiltin } from '../builtins.js';
+import type { BatchNormImplementation, ProfileName } from '../contract.js';
+import { BnConformanceError, UsageError } from '../errors.js';
+import { type Format, formatJson, formatJunit, formatText } from '../harness/format.js';
+import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, idMatcher, packageVersion, runConformance } from '../harness/runner.js';
+import { planCases } from '../checks/index.js';
+import { PROFILE_NAMES } from '../profiles.js';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** Import a user's module; its default export or `implementation` is the implementation. */
+export async function loadImplementation(path: string): Promise<BatchNormImplementation> {
+  const url = pathToFileURL(resolve(process.cwd(), path)).href;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (e) {
+    throw new UsageError(`cannot load ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const impl = (await (mod.default ?? mod.implementation)) as BatchNormImplementation | undefined;
+  if (!impl) throw new UsageError(`${path} has no default export and no export named "implementation"`);
+  return impl;
+}
+
+const positiveInt = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+const integer = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('must be an integer');
+  return n;
+};
+const patterns = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** Read a skips file: one ID pattern per line, `#` comments. */
+export function readSkipsFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read skips file ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return text
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean);
+}
+
+interface CheckOptions {
+  builtin?: string;
+  profile?: string;
+  runs: number;
+  seed?: number;
+  only: string[];
+  skip: string[];
+  skipsFile?: string;
+  format: Format;
+  out?: string;
+  timeoutMs: number;
+  replay?: string;
+  golden: boolean;
+  verbose?: boolean;
+}
+
+async function resolveTarget(module: string | undefined, opts: { builtin?: string; profile?: string }): Promise<BatchNormImplementation> {
+  if (opts.builtin && module) throw new UsageError('give either a module or --builtin, not both');
+  if (opts.builtin) return createBuiltin(opts.builtin, opts.profile as ProfileName | undefined);
+  if (!module) throw new UsageError('nothing to check: give a module path, or --builtin NAME (see --builtin list)');
+  return loadImplementation(module);
+}
+
+function printBuiltins(): void {
+  for (const [name, b] of Object.entries(BUILTINS)) process.stdout.write(`${name.padEnd(16)} ${b.description}\n`);
+}
+
+async function check(module: string | undefined, opts: CheckOptions): Promise<number> {
+  if (opts.builtin === 'list') {
+    printBuiltins();
+    return EXIT.ok;
+  }
+  const impl = await resolveTarget(module, opts);
+  const skip = [...opts.skip];
+  const fromFile = opts.skipsFile ? readSkipsFile(opts.skipsFile) : [];
+  skip.push(...fromFile);
+  const tty = process.stderr.isTTY === true;
+  const report = await runConformance(impl, {
+    ...(opts.profile ? { profile: opts.profile as never } : {}),
+    runs: opts.runs,
+    ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+    only: opts.only,
+    skip,
+    timeoutMs: opts.timeoutMs,
+    golden: opts.golden,
+    ...(opts.replay ? { replayPath: opts.replay } : {}),
+    onProgress: tty
+      ? (e) => {
+          if (!e.result) process.stderr.write(`\r\x1b[K[${e.index + 1}/${e.total}] ${e.id}`);
+          else if (e.index + 1 === e.total) process.stderr.write('\r\x1b[K');
+        }
+      : undefined,
+  });
+  // skip-file entries that match nothing are probably typos or stale: say so (array-api-tests)
+  const ids = report.results.map((r) => r.id);
+  const allIds = planCases(impl).map((c) => c.def.id);
+  for (const pattern of fromFile) {
+    const m = idMatcher(pattern);
+    if (!allIds.some(m) && !ids.some(m) && !pattern.startsWith('bn:golden:')) process.stderr.write(`warning: skips file entry "${pattern}" matches no check\n`);
+  }
+  const target = opts.builtin ? `--builtin ${opts.builtin}` : module;
+  const replayPrefix = `bn-conformance check ${target}${opts.profile ? ` --profile ${opts.profile}` : ''}`;
+  let text: string;
+  if (opts.format === 'json') text = formatJson(report);
+  else if (opts.format === 'junit') text = formatJunit(report, replayPrefix);
+  else text = formatText(report, { color: process.stdout.isTTY === true && !process.env.NO_COLOR, verbose: opts.verbose ?? false, replayPrefix });
+  if (opts.out) {
+    writeFileSync(opts.out, text);
+    // a short verdict still goes to the terminal
+    const s = report.summary;
+    process.stdout.write(`${report.ok ? 'PASS' : 'FAIL'}: ${s.passed} passed, ${s.failed} failed, ${s.skipped} skipped, ${s.notSupported} not supported; ${opts.format} report written to ${opts.out}\n`);
+  } else process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  return report.ok ? EXIT.ok : EXIT.failed;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('bn-conformance')
+    .description('Checks a Batch Normalization implementation against a high-precision reference, property by property.')
+    .version(packageVersion())
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('check')
+    .description('check an implementation: a module (default export or `implementation`) or a built-in')
+    .argument('[module]', 'path to an ES module exporting a BatchNormImplementation')
+    .option('--builtin <name>', 'a built-in implementation instead of a module; "list" lists them')
+    .addOption(new Option('--profile <profile>', 'check against this profile instead of the one the implementation claims').choices(PROFILE_NAMES))
+    .option('--runs <n>', 'fast-check runs per property', positiveInt('--runs'), DEFAULT_RUNS)
+    .option('--seed <n>', 'seed of the run (random when absent; printed in the report)', integer)
+    .option('--only <patterns>', 'run only checks whose ID matches (comma-separated, * wildcard; repeatable)', patterns, [])
+    .option('--skip <patterns>', 'skip checks whose ID matches (comma-separated, * wildcard; repeatable)', patterns, [])
+    .option('--skips-file <file>', 'a file of ID patterns to skip, one per line, # comments; warns on entries matching nothing')
+    .addOption(new Option('--format <format>', 'report format').choices(['text', 'json', 'junit']).default('text'))
+    .option('--out <file>', 'write the report to a file (a one-line verdict still goes to stdout)')
+    .option('--timeout-ms <n>', 'time limit for one call', positiveInt('--timeout-ms'), DEFAULT_TIMEOUT_MS)
+    .option('--replay <path>', 'replay one failure: the fast-check path from its report (with --only ID --seed S)')
+    .option('--no-golden', 'do not replay the golden TensorFlow fixtures')
+    .option('--verbose', 'list passing checks too')
+    .action(async (module: string | undefined, opts: CheckOptions) => {
+      process.exitCode = await check(module, opts);
+    });
+
+  program
+    .command('list')
+    .description('list the check IDs that would run for an implementation (for --only, --skip and skips files)')
+    .argument('[module]', 'path to an ES module exporting a BatchNormImplementation')
+    .option('--builtin <name>', 'a built-in implementation instead of a module')
+    .action(async (module: string | undefined, opts: { builtin?: string }) => {
+      const impl = await resolveTarget(module, opts);
+      for (const c of planCases(impl)) process.stdout.write(`${c.def.id}\t${c.def.title}\n`);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number; message?: string };
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) return EXIT.usage;
+    if (e instanceof BnConformanceError) {
+      process.stderr.write(`bn-conformance: ${e.name}: ${e.message}\n`);
+      return EXIT.usage;
+    }
+    process.stderr.write(`bn-conformance: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return EXIT.usage;
+  }
+}
+
+// Run when executed directly (not when imported by tests).
+const invoked = process.argv[1] ? pathToFileURL(resolve(process.argv[1])).href : '';
+if (import.meta.url === invoked || process.argv[1]?.endsWith('/bn-conformance')) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

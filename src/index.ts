@@ -1,0 +1,46 @@
+/**
+ * bn-conformance: the public API. The contract types, the profiles, our three kernels
+ * (reference, float32 CPU, gpu.js), the tolerance, and the judge.
+ */
+export type {
+  AccumulationInfo,
+  AnyRequest,
+  Arr,
+  AxesSupport,
+  BackwardRequest,
+  BackwardResult,
+  BatchNormImplementation,
+  DType,
+  ForwardInferRequest,
+  ForwardInferResult,
+  ForwardTrainRequest,
+  ForwardTrainResult,
+  Op,
+  Profile,
+  ProfileName,
+} from './contract.js';
+export { OPS } from './contract.js';
+export { effectiveEps, emaWeights, PROFILE_NAMES, profiles, resolveProfile, runningVarFactor } from './profiles.js';
+export {
+  BatchNormInputError,
+  BnConformanceError,
+  FixtureError,
+  SingleValuePerChannelError,
+  UnsupportedDTypeError,
+  UsageError,
+} from './errors.js';
+export { layoutOf, validateRequest, type Layout } from './layout.js';
+export { createReference, channelStats, type ReferenceOptions } from './reference/reference.js';
+export { oracleBackward, oracleForwardInfer, oracleForwardTrain, exactBig, ORACLE_DIGITS } from './reference/oracle.js';
+export { createCpuF32, type CpuEngineName, type CpuF32Options } from './kernels/cpu-f32/index.js';
+export { tolerance, reductionDepth, sumErrorFactor, finiteDifferenceStep, finiteDifferenceBound, type ChannelFacts, type ChannelBounds } from './tolerance.js';
+export { compareWithReference, expectationFor, checkAgainst, type Comparison, type Expectation, type ElementReport } from './compare.js';
+export { ulp, ulpDistanceF32, unitRoundoff } from './numerics/ulp.js';
+export { runConformance, DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, type ConformanceOptions, type ProgressEvent } from './harness/runner.js';
+export { formatText, formatJson, formatJunit, formatFailure } from './harness/format.js';
+export type { CheckResult, CheckStatus, CheckFailure, ConformanceReport, Counterexample, WorstElement, AxisVariant } from './harness/types.js';
+export { REPORT_SCHEMA_VERSION } from './harness/types.js';
+export { ALL_CHECK_SPECS, planCases } from './checks/index.js';
+export { BUILTINS, createBuiltin } from './builtins.js';
+export { loadFixtures, FixtureFileError, type Fixture } from './fixtures/load.js';
+export { goldenCases } from './checks/golden.js';
