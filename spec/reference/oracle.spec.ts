@@ -1,0 +1,242 @@
+/**
+ * The reference against the 60-digit BigNumber oracle.
+ *
+ * Claim (float64 requests): every output is within 4 ulp of the oracle, measured at the scale of
+ * the terms that form it (a result that is a sum of terms of size S can only be known to about
+ * u * S, however small it comes out):
+ *   y: |y| + |beta|            mean: |mean|             variance: |variance|
+ *   running stats: |keep * old| + |take * batch stat|   dx: the oracle's |terms| of dx
+ *   dgamma: sum |dy * xhat|    dbeta: sum |dy|
+ * Why 4: each d = (x - mean) carries <= 1 rounding (double-double mean, Sterbenz); variance
+ * <= ~2.5u (squares, compensated sum); sqrt(var + eps) <= 1.25u + 1u; divide, multiply, add
+ * 1.5u: about 3.5u in the worst case for y, less for the others.
+ * float32 requests are rounded once from that float64 result: within 1 ulp(float32).
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Arr, BackwardRequest, DType, ForwardTrainRequest, Profile } from '../../src/contract.js';
+import { SingleValuePerChannelError } from '../../src/errors.js';
+import { layoutOf } from '../../src/layout.js';
+import { ulp } from '../../src/numerics/ulp.js';
+import { profiles } from '../../src/profiles.js';
+import { type Big, exactBig, oracleBackward, oracleForwardInfer, oracleForwardTrain } from '../../src/reference/oracle.js';
+import { createReference } from '../../src/reference/reference.js';
+
+const RUNS = Number(process.env.BN_ORACLE_RUNS ?? 1000);
+const BOUND_F64 = 4;
+const BOUND_F32 = 1;
+
+/** |got - exact| in ulps of `scale` (NaN matches NaN, anything else against NaN is Infinity). */
+function ulpsOff(got: number, exact: Big, scale: number, dtype: DType): number {
+  if (exact.isNaN()) return Number.isNaN(got) ? 0 : Infinity;
+  if (!Number.isFinite(got)) return Infinity;
+  const err = exactBig(got).minus(exact).abs().toNumber();
+  if (err === 0) return 0;
+  return err / ulp(scale, dtype);
+}
+
+interface Problem {
+  shape: number[];
+  axis: number;
+  profile: Profile;
+  eps: number;
+  momentum: number;
+  x: number[];
+  dy: number[];
+  gamma: number[];
+  beta: number[];
+  runningMean: number[];
+  runningVar: number[];
+}
+
+/** Conditioned batches: per channel x = mu + sigma * z with |mu|/sigma up to 1e8, or constant. */
+const problemArb: fc.Arbitrary<Problem> = fc
+  .record({
+    dims: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 2, maxLength: 4 }),
+    axisSeed: fc.nat(),
+    profile: fc.constantFrom(...Object.values(profiles)),
+    eps: fc.constantFrom(0, 1e-5, 1e-3, 0.1, 0.5, 1),
+    momentum: fc.constantFrom(0, 0.1, 0.5, 0.9, 0.99, 1),
+    seed: fc.integer(),
+    logMu: fc.double({ min: -8, max: 8, noNaN: true }),
+    logSigma: fc.double({ min: -4, max: 4, noNaN: true }),
+    muSign: fc.constantFrom(-1, 0, 1),
+    constantChannel: fc.boolean(),
+  })
+  .map((r) => {
+    const axis = r.axisSeed % r.dims.length;
+    const layout = layoutOf(r.dims, axis);
+    const rng = mulberry(r.seed);
+    const x = new Array<number>(layout.numel);
+    for (let c = 0; c < layout.channels; c++) {
+      const mu = r.muSign * 10 ** r.logMu * (1 + c);
+      const sigma = 10 ** r.logSigma;
+      const constant = r.constantChannel && c === 0;
+      for (let o = 0; o < layout.outer; o++) {
+        for (let i = 0; i < layout.inner; i++) {
+          x[(o * layout.channels + c) * layout.inner + i] = constant ? mu + sigma : mu + sigma * (2 * rng() - 1) * 3;
+        }
+      }
+    }
+    const n = layout.numel;
+    const C = layout.channels;
+    return {
+      shape: r.dims,
+      axis,
+      profile: r.profile,
+      eps: r.eps,
+      momentum: r.momentum,
+      x,
+      dy: Array.from({ length: n }, () => 2 * rng() - 1),
+      gamma: Array.from({ length: C }, () => 0.5 + rng()),
+      beta: Array.from({ length: C }, () => 2 * rng() - 1),
+      runningMean: Array.from({ length: C }, () => 2 * rng() - 1),
+      runningVar: Array.from({ length: C }, () => 0.5 + rng()),
+    };
+  });
+
+function mulberry(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function arr(dtype: DType, v: number[]): Arr {
+  return dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v);
+}
+
+function trainRequest(p: Problem, dtype: DType): ForwardTrainRequest {
+  return {
+    x: arr(dtype, p.x),
+    shape: p.shape,
+    axis: p.axis,
+    gamma: arr(dtype, p.gamma),
+    beta: arr(dtype, p.beta),
+    eps: p.eps,
+    momentum: p.momentum,
+    runningMean: arr(dtype, p.runningMean),
+    runningVar: arr(dtype, p.runningVar),
+  };
+}
+
+/** eps = 0 is defined only when no channel is constant (otherwise 0/0). */
+function defined(p: Problem, x: Arr): boolean {
+  if (p.eps > 0) return true;
+  const L = layoutOf(p.shape, p.axis);
+  for (let c = 0; c < L.channels; c++) {
+    const first = x[c * L.inner]!;
+    let constant = true;
+    for (let o = 0; o < L.outer && constant; o++) {
+      for (let i = 0; i < L.inner; i++) if (x[(o * L.channels + c) * L.inner + i] !== first) constant = false;
+    }
+    if (constant) return false;
+  }
+  return true;
+}
+
+function worst(got: ArrayLike<number>, exact: Big[], scale: (i: number) => number, dtype: DType): number {
+  let w = 0;
+  for (let i = 0; i < exact.length; i++) w = Math.max(w, ulpsOff(got[i]!, exact[i]!, scale(i), dtype));
+  return w;
+}
+
+describe('reference vs 60-digit oracle', () => {
+  for (const dtype of ['float64', 'float32'] as DType[]) {
+    const bound = dtype === 'float64' ? BOUND_F64 : BOUND_F32;
+
+    it(`forwardTrain: y, mean, variance, running stats within ${bound} ulp (${dtype})`, () => {
+      fc.assert(
+        fc.property(problemArb, (p) => {
+          const req = trainRequest(p, dtype);
+          fc.pre(defined(p, req.x));
+          const ref = createReference(p.profile);
+          const m = layoutOf(p.shape, p.axis).m;
+          if (m === 1 && p.profile.singleValue === 'error') {
+            expect(() => ref.forwardTrain!(req)).toThrow(SingleValuePerChannelError);
+            return;
+          }
+          const got = ref.forwardTrain!(req) as Awaited<ReturnType<NonNullable<typeof ref.forwardTrain>>>;
+          const ex = oracleForwardTrain(p.profile, req);
+          const L = layoutOf(p.shape, p.axis);
+          const ch = (i: number) => Math.floor(i / L.inner) % L.channels;
+          const yScale = (i: number) => Math.abs(ex.y[i]!.toNumber()) + Math.abs(req.beta[ch(i)]!);
+          const keepTake = p.profile.momentum === 'decay' ? [p.momentum, 1 - p.momentum] : [1 - p.momentum, p.momentum];
+          const rmScale = (c: number) => Math.abs(keepTake[0]! * req.runningMean[c]!) + Math.abs(keepTake[1]! * ex.mean[c]!.toNumber());
+          const rvScale = (c: number) => Math.abs(ex.runningVar[c]!.toNumber()) + Math.abs(keepTake[0]! * req.runningVar[c]!);
+          const errs = {
+            y: worst(got.y, ex.y, yScale, dtype),
+            mean: worst(got.mean, ex.mean, (c) => Math.abs(ex.mean[c]!.toNumber()), dtype),
+            variance: worst(got.variance, ex.variance, (c) => Math.abs(ex.variance[c]!.toNumber()), dtype),
+            runningMean: worst(got.runningMean, ex.runningMean, rmScale, dtype),
+            runningVar: worst(got.runningVar, ex.runningVar, rvScale, dtype),
+          };
+          for (const [k, e] of Object.entries(errs)) expect(e, `${k} off by ${e} ulp`).toBeLessThanOrEqual(bound);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it(`forwardInfer within ${bound} ulp (${dtype})`, () => {
+      fc.assert(
+        fc.property(problemArb, (p) => {
+          const req = trainRequest(p, dtype);
+          const ref = createReference(p.profile);
+          const got = ref.forwardInfer!(req) as { y: Arr };
+          const ex = oracleForwardInfer(p.profile, req);
+          const L = layoutOf(p.shape, p.axis);
+          const ch = (i: number) => Math.floor(i / L.inner) % L.channels;
+          const e = worst(got.y, ex.y, (i) => Math.abs(ex.y[i]!.toNumber()) + Math.abs(req.beta[ch(i)]!), dtype);
+          expect(e).toBeLessThanOrEqual(bound);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    for (const training of [true, false]) {
+      it(`backward (training=${training}): dx, dgamma, dbeta within ${bound} ulp (${dtype})`, () => {
+        fc.assert(
+          fc.property(problemArb, (p) => {
+            const t = trainRequest(p, dtype);
+            fc.pre(!training || defined(p, t.x));
+            const req: BackwardRequest = {
+              x: t.x,
+              dy: arr(dtype, p.dy),
+              shape: p.shape,
+              axis: p.axis,
+              gamma: t.gamma,
+              eps: p.eps,
+              training,
+              ...(training ? {} : { runningMean: t.runningMean, runningVar: t.runningVar }),
+            };
+            const ref = createReference(p.profile);
+            const m = layoutOf(p.shape, p.axis).m;
+            if (training && m === 1 && p.profile.singleValue === 'error') {
+              expect(() => ref.backward!(req)).toThrow(SingleValuePerChannelError);
+              return;
+            }
+            const got = ref.backward!(req) as { dx: Arr; dgamma: Arr; dbeta: Arr };
+            const ex = oracleBackward(p.profile, req);
+            const L = layoutOf(p.shape, p.axis);
+            const sumAbs = (f: (i: number) => number) => (c: number) => {
+              let s = 0;
+              for (let o = 0; o < L.outer; o++) for (let i = 0; i < L.inner; i++) s += Math.abs(f((o * L.channels + c) * L.inner + i));
+              return s;
+            };
+            const errs = {
+              dx: worst(got.dx, ex.dx, (i) => ex.dxScale[i]!.toNumber(), dtype),
+              dbeta: worst(got.dbeta, ex.dbeta, sumAbs((i) => req.dy[i]!), dtype),
+              dgamma: worst(got.dgamma, ex.dgamma, (c) => ex.dgammaScale[c]!.toNumber(), dtype),
+            };
+            for (const [k, e] of Object.entries(errs)) expect(e, `${k} off by ${e} ulp`).toBeLessThanOrEqual(bound);
+          }),
+          { numRuns: RUNS },
+        );
+      });
+    }
+  }
+});

@@ -1,0 +1,197 @@
+/**
+ * The oracle: Batch Normalization on mathjs BigNumber with 60 significant digits, the plain
+ * textbook mathematics with no numerical cleverness, used to prove the float64 reference on
+ * small problems. Inputs are converted from their exact binary value (not the shortest decimal
+ * that prints them: 0.1 is 0.1000000000000000055511151231257827..., and that difference is
+ * amplified |mean|/std times in x - mean).
+ */
+import { all, type BigNumber, create } from 'mathjs';
+import type { BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Profile } from '../contract.js';
+import { SingleValuePerChannelError } from '../errors.js';
+import { layoutOf, validateRequest } from '../layout.js';
+import { effectiveEps, emaWeights, runningVarFactor } from '../profiles.js';
+
+export const ORACLE_DIGITS = 60;
+const math = create(all!, { number: 'BigNumber', precision: ORACLE_DIGITS });
+type BigCtor = new (v: number | string | BigNumber) => BigNumber;
+/** decimal.js class configured by mathjs with 60 significant digits. */
+const Big = (math.bignumber(0) as unknown as { constructor: BigCtor }).constructor;
+export type Big = BigNumber;
+
+const view = new DataView(new ArrayBuffer(8));
+const TWO = new Big(2);
+
+/** The exact value of a float64 as a BigNumber (to 60 digits: relative error below 1e-59). */
+export function exactBig(x: number): Big {
+  if (!Number.isFinite(x) || x === 0) return new Big(x);
+  view.setFloat64(0, x);
+  const hi = view.getUint32(0);
+  const lo = view.getUint32(4);
+  const biased = (hi >>> 20) & 0x7ff;
+  const fracHi = hi & 0xfffff;
+  let mant = fracHi * 2 ** 32 + lo; // < 2^52, exact in a double
+  let exp: number;
+  if (biased === 0) exp = -1074; // subnormal
+  else {
+    mant += 2 ** 52;
+    exp = biased - 1075;
+  }
+  const v = new Big(mant).times(TWO.pow(exp));
+  return x < 0 ? v.negated() : v;
+}
+
+export interface OracleTrain {
+  y: Big[];
+  mean: Big[];
+  variance: Big[];
+  runningMean: Big[];
+  runningVar: Big[];
+}
+
+interface Channel {
+  idx: number[];
+}
+
+/** The flat indices of each channel's m values. */
+function channels(shape: number[], axis: number): Channel[] {
+  const layout = layoutOf(shape, axis);
+  const out: Channel[] = [];
+  for (let c = 0; c < layout.channels; c++) {
+    const idx: number[] = [];
+    for (let o = 0; o < layout.outer; o++) for (let i = 0; i < layout.inner; i++) idx.push((o * layout.channels + c) * layout.inner + i);
+    out.push({ idx });
+  }
+  return out;
+}
+
+/** 0/0 and x/0 follow IEEE (NaN, ±Infinity), as float64 code would. */
+function div(a: Big, b: Big): Big {
+  if (b.isZero()) return new Big(a.isZero() || a.isNaN() ? NaN : a.isNegative() ? -Infinity : Infinity);
+  return a.div(b);
+}
+
+/**
+ * Mean and biased variance. The mean is taken as x0 + mean(x - x0): the same number in exact
+ * arithmetic, and at 60 digits it keeps a constant channel's mean exactly x0 (the naive sum / m
+ * would leave a 1e-60 residue that eps = 0 turns into a spurious finite x-hat).
+ */
+function stats(x: Big[], idx: number[]): { mean: Big; variance: Big } {
+  const m = new Big(idx.length);
+  const x0 = x[idx[0]!]!;
+  let s = new Big(0);
+  for (const i of idx) s = s.plus(x[i]!.minus(x0));
+  const mean = x0.plus(s.div(m));
+  let q = new Big(0);
+  for (const i of idx) {
+    const d = x[i]!.minus(mean);
+    q = q.plus(d.times(d));
+  }
+  return { mean, variance: q.div(m) };
+}
+
+const toBig = (a: ArrayLike<number>): Big[] => Array.from(a, exactBig);
+
+export function oracleForwardTrain(profile: Profile, req: ForwardTrainRequest): OracleTrain {
+  const { layout } = validateRequest('forwardTrain', req);
+  if (layout.m === 1 && profile.singleValue === 'error') throw new SingleValuePerChannelError(1, req.shape, req.axis);
+  const x = toBig(req.x);
+  const eps = exactBig(effectiveEps(profile, req.eps));
+  const { keep, take } = emaWeights(profile, req.momentum);
+  // keep/take as the exact values of what float64 code computes from momentum (1 - momentum is
+  // exact for momentum in [0.5, 2] by Sterbenz, and correctly rounded otherwise).
+  const bKeep = exactBig(keep);
+  const bTake = exactBig(take);
+  const unbiased = runningVarFactor(profile, layout.m) !== 1;
+  const y: Big[] = new Array(layout.numel);
+  const mean: Big[] = [];
+  const variance: Big[] = [];
+  const runningMean: Big[] = [];
+  const runningVar: Big[] = [];
+  channels(req.shape, req.axis).forEach(({ idx }, c) => {
+    const st = stats(x, idx);
+    const s = st.variance.plus(eps).sqrt();
+    const g = exactBig(req.gamma[c]!);
+    const b = exactBig(req.beta[c]!);
+    for (const i of idx) y[i] = g.times(div(x[i]!.minus(st.mean), s)).plus(b);
+    mean.push(st.mean);
+    variance.push(st.variance);
+    runningMean.push(bKeep.times(exactBig(req.runningMean[c]!)).plus(bTake.times(st.mean)));
+    const fed = unbiased ? st.variance.times(layout.m).div(layout.m - 1) : st.variance;
+    runningVar.push(bKeep.times(exactBig(req.runningVar[c]!)).plus(bTake.times(fed)));
+  });
+  return { y, mean, variance, runningMean, runningVar };
+}
+
+export function oracleForwardInfer(profile: Profile, req: ForwardInferRequest): { y: Big[] } {
+  const { layout } = validateRequest('forwardInfer', req);
+  const x = toBig(req.x);
+  const eps = exactBig(effectiveEps(profile, req.eps));
+  const y: Big[] = new Array(layout.numel);
+  channels(req.shape, req.axis).forEach(({ idx }, c) => {
+    const s = exactBig(req.runningVar[c]!).plus(eps).sqrt();
+    const mu = exactBig(req.runningMean[c]!);
+    const g = exactBig(req.gamma[c]!);
+    const b = exactBig(req.beta[c]!);
+    for (const i of idx) y[i] = g.times(div(x[i]!.minus(mu), s)).plus(b);
+  });
+  return { y };
+}
+
+export interface OracleBackward {
+  dx: Big[];
+  dgamma: Big[];
+  dbeta: Big[];
+  /** Per channel, sum |dy * xhat|: the scale at which dgamma is known. */
+  dgammaScale: Big[];
+  /** Per element, the magnitude of the terms whose sum is dx (for scale-aware ULP errors). */
+  dxScale: Big[];
+}
+
+export function oracleBackward(profile: Profile, req: BackwardRequest): OracleBackward {
+  const { layout } = validateRequest('backward', req);
+  if (req.training && layout.m === 1 && profile.singleValue === 'error') throw new SingleValuePerChannelError(1, req.shape, req.axis);
+  const x = toBig(req.x);
+  const dy = toBig(req.dy);
+  const eps = exactBig(effectiveEps(profile, req.eps));
+  const dx: Big[] = new Array(layout.numel);
+  const dxScale: Big[] = new Array(layout.numel);
+  const dgamma: Big[] = [];
+  const dbeta: Big[] = [];
+  const dgammaScale: Big[] = [];
+  const m = new Big(layout.m);
+  channels(req.shape, req.axis).forEach(({ idx }, c) => {
+    const st = req.training
+      ? stats(x, idx)
+      : { mean: exactBig(req.runningMean![c]!), variance: exactBig(req.runningVar![c]!) };
+    const s = st.variance.plus(eps).sqrt();
+    const g = exactBig(req.gamma[c]!);
+    let sDy = new Big(0);
+    let sDyXhat = new Big(0);
+    let sAbs = new Big(0);
+    const xhat = new Map<number, Big>();
+    for (const i of idx) {
+      const h = div(x[i]!.minus(st.mean), s);
+      xhat.set(i, h);
+      sDy = sDy.plus(dy[i]!);
+      sDyXhat = sDyXhat.plus(dy[i]!.times(h));
+      sAbs = sAbs.plus(dy[i]!.times(h).abs());
+    }
+    dgammaScale.push(sAbs);
+    dbeta.push(sDy);
+    dgamma.push(sDyXhat);
+    const gs = div(g, s);
+    for (const i of idx) {
+      if (req.training) {
+        const a = sDy.div(m);
+        const bterm = xhat.get(i)!.times(sDyXhat.div(m));
+        dx[i] = gs.times(dy[i]!.minus(a).minus(bterm));
+        dxScale[i] = gs.abs().times(dy[i]!.abs().plus(a.abs()).plus(bterm.abs()));
+      } else {
+        dx[i] = gs.times(dy[i]!);
+        dxScale[i] = dx[i]!.abs();
+      }
+    }
+  });
+  return { dx, dgamma, dbeta, dgammaScale, dxScale };
+}
+
