@@ -333,7 +333,10 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
       precision: 'single',
       tactic: 'precision',
       pipeline,
-      immutable: pipeline,
+      // Mutable: each kernel owns one output texture, overwritten by its next run. No kernel ever
+      // reads its own output (the tree alternates two kernels), and nothing is deleted by hand, so
+      // gpu.js's clone/ref-count machinery (immutable kernels) is never involved.
+      immutable: false,
       loopMaxIterations: tile + 1,
     });
     return k;
@@ -380,10 +383,12 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
     const T = Math.ceil(L.m / tile);
     const base = { C, inner: L.inner, m: L.m, tile, numel: L.numel };
     const ks: Record<string, KernelShortcut> = {};
-    if (op !== 'forwardInfer') ks.copy = kernel(S.copyKernel, [L.numel], {}, true);
+    if (op !== 'forwardInfer') ks.copyX = kernel(S.copyKernel, [L.numel], {}, true);
+    if (op === 'backwardTrain' || op === 'backwardInfer') ks.copyDy = kernel(S.copyKernel, [L.numel], {}, true);
     if (op === 'forwardTrain' || op === 'backwardTrain') {
       ks.sum = kernel(S.partialShiftedSum, [T, C], base, true);
-      ks.pairC = kernel(S.pairSum, [T, C], {}, true);
+      ks.pairA = kernel(S.pairSum, [T, C], {}, true);
+      ks.pairB = kernel(S.pairSum, [T, C], {}, true);
       ks.mean = kernel(S.meanKernel, [C], base, true);
       ks.sq = kernel(S.partialSquares, [T, C], base, true);
       ks.stats = kernel(S.statsKernel, [C, 5], { m: L.m, single: L.m === 1 ? 1 : 0, varFactor: runningVarFactor(prof, L.m) }, true);
@@ -395,7 +400,8 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
     } else {
       if (op === 'backwardInfer') ks.istats = kernel(S.inferStatsKernel, [C, 3], {}, true);
       ks.grad = kernel(S.partialGrad, [T, 2 * C], base, true);
-      ks.pair2C = kernel(S.pairSum, [T, 2 * C], {}, true);
+      ks.pair2A = kernel(S.pairSum, [T, 2 * C], {}, true);
+      ks.pair2B = kernel(S.pairSum, [T, 2 * C], {}, true);
       ks.out = kernel(S.backwardOutput, [L.numel + 2 * C], { ...base, training: op === 'backwardTrain' ? 1 : 0 }, false);
     }
     const plan: Plan = { key, kernels: ks, T };
@@ -411,29 +417,27 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
   function destroyPlan(p: Plan): void {
     for (const k of Object.values(p.kernels)) {
       try {
-        k.destroy?.(true);
+        k.destroy?.(false);
       } catch {
         /* ignore */
       }
     }
   }
 
-  /** The binary tree over tile sums: ceil(log2 T) passes; returns the texture with totals in column 0. */
-  function tree(k: KernelShortcut, name: string, p: any, T: number, owned: any[]): any {
+  /**
+   * The binary tree over tile sums: ceil(log2 T) passes, alternating two kernels (ping-pong) so
+   * that no kernel reads the texture it writes; returns the texture with the totals in column 0.
+   */
+  function tree(a: KernelShortcut, b: KernelShortcut, p: any, T: number): any {
     let n = T;
     let cur = p;
+    let useA = true;
     while (n > 1) {
-      const next = run(k, name, cur, n);
-      owned.push(next);
-      cur = next;
+      cur = run(useA ? a : b, 'pairSum', cur, n);
+      useA = !useA;
       n = Math.ceil(n / 2);
     }
     return cur;
-  }
-
-  function release(owned: any[]): void {
-    for (const t of owned) if (isTexture(t)) t.delete();
-    owned.length = 0;
   }
 
   function serialize<T>(f: () => T): Promise<T> {
@@ -482,52 +486,42 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
     accumulation,
     lastTimings: null,
 
-    forwardTrain(req: ForwardTrainRequest): Promise<ForwardTrainResult> {
+    async forwardTrain(req: ForwardTrainRequest): Promise<ForwardTrainResult> {
       const { layout: L, dtype } = validateRequest('forwardTrain', req);
       requireF32(dtype);
-      if (L.m === 1 && prof.singleValue === 'error') return Promise.reject(new SingleValuePerChannelError(L.m, req.shape, req.axis));
+      if (L.m === 1 && prof.singleValue === 'error') throw new SingleValuePerChannelError(L.m, req.shape, req.axis);
       const eps = effectiveEps(prof, req.eps);
       const { keep, take } = emaWeights(prof, req.momentum);
       return serialize(() =>
         timed((mark) => {
           const p = planFor('forwardTrain', L);
           const k = p.kernels;
-          const owned: any[] = [];
-          try {
-            const xt = run(k.copy, 'copy', req.x);
-            owned.push(xt);
-            finish(k.copy);
-            mark('upload');
-            const s1 = run(k.sum, 'partialShiftedSum', xt);
-            owned.push(s1);
-            const sums = tree(k.pairC, 'pairSum', s1, p.T, owned);
-            const mean = run(k.mean, 'mean', xt, sums);
-            owned.push(mean);
-            const q1 = run(k.sq, 'partialSquares', xt, mean);
-            owned.push(q1);
-            const sq = tree(k.pairC, 'pairSum', q1, p.T, owned);
-            const stats = run(k.stats, 'stats', mean, sq, req.runningMean, req.runningVar, eps, keep, take);
-            owned.push(stats);
-            finish(k.stats);
-            mark('passes');
-            const out = run(k.out, 'trainOutput', xt, stats, req.gamma, req.beta) as Float32Array;
-            const n = L.numel;
-            const C = L.channels;
-            return {
-              y: out.slice(0, n),
-              mean: out.slice(n, n + C),
-              variance: out.slice(n + C, n + 2 * C),
-              runningMean: out.slice(n + 2 * C, n + 3 * C),
-              runningVar: out.slice(n + 3 * C, n + 4 * C),
-            };
-          } finally {
-            release(owned);
-          }
+          const xt = run(k.copyX, 'copy', req.x);
+          finish(k.copyX);
+          mark('upload');
+          const s1 = run(k.sum, 'partialShiftedSum', xt);
+          const sums = tree(k.pairA, k.pairB, s1, p.T);
+          const mean = run(k.mean, 'mean', xt, sums);
+          const q1 = run(k.sq, 'partialSquares', xt, mean);
+          const sq = tree(k.pairA, k.pairB, q1, p.T);
+          const stats = run(k.stats, 'stats', mean, sq, req.runningMean, req.runningVar, eps, keep, take);
+          finish(k.stats);
+          mark('passes');
+          const out = run(k.out, 'trainOutput', xt, stats, req.gamma, req.beta) as Float32Array;
+          const n = L.numel;
+          const C = L.channels;
+          return {
+            y: out.slice(0, n),
+            mean: out.slice(n, n + C),
+            variance: out.slice(n + C, n + 2 * C),
+            runningMean: out.slice(n + 2 * C, n + 3 * C),
+            runningVar: out.slice(n + 3 * C, n + 4 * C),
+          };
         }),
       );
     },
 
-    forwardInfer(req: ForwardInferRequest): Promise<ForwardInferResult> {
+    async forwardInfer(req: ForwardInferRequest): Promise<ForwardInferResult> {
       const { layout: L, dtype } = validateRequest('forwardInfer', req);
       requireF32(dtype);
       const eps = effectiveEps(prof, req.eps);
@@ -542,54 +536,44 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
       );
     },
 
-    backward(req: BackwardRequest): Promise<BackwardResult> {
+    async backward(req: BackwardRequest): Promise<BackwardResult> {
       const { layout: L, dtype } = validateRequest('backward', req);
       requireF32(dtype);
+      if (req.training && L.m === 1 && prof.singleValue === 'error') {
+        throw new SingleValuePerChannelError(L.m, req.shape, req.axis);
+      }
       const eps = effectiveEps(prof, req.eps);
       const training = req.training;
       return serialize(() =>
         timed((mark) => {
           const p = planFor(training ? 'backwardTrain' : 'backwardInfer', L);
           const k = p.kernels;
-          const owned: any[] = [];
-          try {
-            const xt = run(k.copy, 'copy', req.x);
-            owned.push(xt);
-            const dyt = run(k.copy, 'copy', req.dy);
-            owned.push(dyt);
-            finish(k.copy);
-            mark('upload');
-            let stats: any;
-            let center: any;
-            if (training) {
-              const s1 = run(k.sum, 'partialShiftedSum', xt);
-              owned.push(s1);
-              const sums = tree(k.pairC, 'pairSum', s1, p.T, owned);
-              center = run(k.mean, 'mean', xt, sums);
-              owned.push(center);
-              const q1 = run(k.sq, 'partialSquares', xt, center);
-              owned.push(q1);
-              const sq = tree(k.pairC, 'pairSum', q1, p.T, owned);
-              const zeros = new Float32Array(L.channels);
-              stats = run(k.stats, 'stats', center, sq, zeros, zeros, eps, 0, 0);
-              owned.push(stats);
-            } else {
-              center = req.runningMean!;
-              stats = run(k.istats, 'inferStats', req.runningMean, req.runningVar, eps);
-              owned.push(stats);
-            }
-            const g1 = run(k.grad, 'partialGrad', xt, dyt, center);
-            owned.push(g1);
-            const G = tree(k.pair2C, 'pairSum', g1, p.T, owned);
-            finish(k.pair2C);
-            mark('passes');
-            const out = run(k.out, 'backwardOutput', xt, dyt, stats, G, req.gamma) as Float32Array;
-            const n = L.numel;
-            const C = L.channels;
-            return { dx: out.slice(0, n), dgamma: out.slice(n, n + C), dbeta: out.slice(n + C, n + 2 * C) };
-          } finally {
-            release(owned);
+          const xt = run(k.copyX, 'copy', req.x);
+          const dyt = run(k.copyDy, 'copy', req.dy);
+          finish(k.copyX);
+          mark('upload');
+          let stats: any;
+          let center: any;
+          if (training) {
+            const s1 = run(k.sum, 'partialShiftedSum', xt);
+            const sums = tree(k.pairA, k.pairB, s1, p.T);
+            center = run(k.mean, 'mean', xt, sums);
+            const q1 = run(k.sq, 'partialSquares', xt, center);
+            const sq = tree(k.pairA, k.pairB, q1, p.T);
+            const zeros = new Float32Array(L.channels);
+            stats = run(k.stats, 'stats', center, sq, zeros, zeros, eps, 0, 0);
+          } else {
+            center = req.runningMean!;
+            stats = run(k.istats, 'inferStats', req.runningMean, req.runningVar, eps);
           }
+          const g1 = run(k.grad, 'partialGrad', xt, dyt, center);
+          const G = tree(k.pair2A, k.pair2B, g1, p.T);
+          finish(k.grad);
+          mark('passes');
+          const out = run(k.out, 'backwardOutput', xt, dyt, stats, G, req.gamma) as Float32Array;
+          const n = L.numel;
+          const C = L.channels;
+          return { dx: out.slice(0, n), dgamma: out.slice(n, n + C), dbeta: out.slice(n + C, n + 2 * C) };
         }),
       );
     },
