@@ -5,8 +5,8 @@
 #   1. installs the Debian packages headless-gl needs to build (pkg-config, X/GL headers) and to run
 #      (xvfb, xauth, Mesa's software DRI drivers);
 #   2. makes sure the optional `gl` dependency of gpu.js is built: `npm ci` builds it when the -dev
-#      packages were present at install time; otherwise `npm rebuild gl` (measured here: ~see
-#      docs/gpu.md, JOBS=max on 2 cores);
+#      packages were present at install time; otherwise `npm rebuild gl` (measured: 180 s clean,
+#      JOBS=max on 2 cores; docs/gpu.md);
 #   3. runs spec/kernels/gpu.spec.ts under `xvfb-run -a`, and FAILS if the headless-gl path was
 #      skipped (a skipped GPU spec must never look like a pass in this job).
 #
