@@ -1,0 +1,293 @@
+/**
+ * The gpu.js kernel bodies. gpu.js parses each function's source text and translates it to GLSL
+ * (or WGSL / JS for its other backends), so these bodies are written in the small subset of
+ * JavaScript it understands: no closures, no local arrays, shape facts via `this.constants`
+ * (baked into the shader as literals, so every loop bound is a compile-time constant).
+ *
+ * Layout: x is viewed as [outer, C, inner]; element (o, c, i) sits at (o*C + c)*inner + i, and
+ * channel c's j-th value (j = o*inner + i, 0 <= j < m) is at that index.
+ *
+ * Index arithmetic: WebGL 1 has float-only shader arithmetic in practice, so every index is an
+ * integer held exactly in a float32 (the caller guarantees numel < 2^24). The one division that
+ * maps a flat index to (quotient, remainder) is done as floor((a + 0.5) / b) and then corrected by
+ * one step, so an inexact GPU division (GLSL allows 2.5 ulp) can never give an off-by-one.
+ *
+ * Reduction structure (declared to the tolerance as float32, 'tiled', tile = TILE):
+ *   pass 1 (partial*):  thread (t, r) sums the tile j in [t*TILE, (t+1)*TILE) of row r sequentially;
+ *   pass 2..k (pairSum): a balanced binary tree over the T = ceil(m / TILE) tile sums, one level per
+ *                        pass, ceil(log2 T) passes; column 0 then holds the row's total.
+ * Variance is two-pass and shifted: mean = K + sum(x - K)/m with K the channel's first value, then
+ * var = sum((x - mean)^2)/m. Never E[x^2] - E[x]^2.
+ */
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type K = any;
+
+/** Copy a host array into a GPU texture once, so later passes read it without re-uploading. */
+export function copyKernel(this: K, a: K): number {
+  return a[this.thread.x];
+}
+
+/** Pass 1, forward sum: row c, tile t: sum over the tile of (x - K_c), K_c = x at j = 0. */
+export function partialShiftedSum(this: K, x: K): number {
+  const c = this.thread.y;
+  const start = this.thread.x * this.constants.tile;
+  let o = Math.floor((start + 0.5) / this.constants.inner);
+  let i = start - o * this.constants.inner;
+  if (i < 0) {
+    o = o - 1;
+    i = i + this.constants.inner;
+  }
+  if (i >= this.constants.inner) {
+    o = o + 1;
+    i = i - this.constants.inner;
+  }
+  const shift = x[c * this.constants.inner];
+  let s = 0;
+  for (let k = 0; k < this.constants.tile; k++) {
+    if (start + k < this.constants.m) {
+      s += x[(o * this.constants.C + c) * this.constants.inner + i] - shift;
+      i = i + 1;
+      if (i >= this.constants.inner) {
+        i = 0;
+        o = o + 1;
+      }
+    }
+  }
+  return s;
+}
+
+/** Pass 1, second moment about the batch mean: sum over the tile of (x - mean_c)^2. */
+export function partialSquares(this: K, x: K, mean: K): number {
+  const c = this.thread.y;
+  const start = this.thread.x * this.constants.tile;
+  let o = Math.floor((start + 0.5) / this.constants.inner);
+  let i = start - o * this.constants.inner;
+  if (i < 0) {
+    o = o - 1;
+    i = i + this.constants.inner;
+  }
+  if (i >= this.constants.inner) {
+    o = o + 1;
+    i = i - this.constants.inner;
+  }
+  const mu = mean[c];
+  let s = 0;
+  for (let k = 0; k < this.constants.tile; k++) {
+    if (start + k < this.constants.m) {
+      const d = x[(o * this.constants.C + c) * this.constants.inner + i] - mu;
+      s += d * d;
+      i = i + 1;
+      if (i >= this.constants.inner) {
+        i = 0;
+        o = o + 1;
+      }
+    }
+  }
+  return s;
+}
+
+/**
+ * Pass 1, backward: rows 0..C-1 sum dy; rows C..2C-1 sum dy * (x - center_c), where center is the
+ * batch mean (training) or the running mean (inference).
+ */
+export function partialGrad(this: K, x: K, dy: K, center: K): number {
+  let c = this.thread.y;
+  let second = 0;
+  if (c >= this.constants.C) {
+    c = c - this.constants.C;
+    second = 1;
+  }
+  const start = this.thread.x * this.constants.tile;
+  let o = Math.floor((start + 0.5) / this.constants.inner);
+  let i = start - o * this.constants.inner;
+  if (i < 0) {
+    o = o - 1;
+    i = i + this.constants.inner;
+  }
+  if (i >= this.constants.inner) {
+    o = o + 1;
+    i = i - this.constants.inner;
+  }
+  const mu = center[c];
+  let s = 0;
+  for (let k = 0; k < this.constants.tile; k++) {
+    if (start + k < this.constants.m) {
+      const idx = (o * this.constants.C + c) * this.constants.inner + i;
+      if (second == 1) {
+        s += dy[idx] * (x[idx] - mu);
+      } else {
+        s += dy[idx];
+      }
+      i = i + 1;
+      if (i >= this.constants.inner) {
+        i = 0;
+        o = o + 1;
+      }
+    }
+  }
+  return s;
+}
+
+/** One level of the binary tree over tile sums: out[r][t] = p[r][2t] + p[r][2t+1] (n live columns). */
+export function pairSum(this: K, p: K, n: number): number {
+  const a = this.thread.x * 2;
+  let s = 0;
+  if (a < n) {
+    s = p[this.thread.y][a];
+  }
+  if (a + 1 < n) {
+    s = s + p[this.thread.y][a + 1];
+  }
+  return s;
+}
+
+/** mean_c = K_c + S_c / m (S from the shifted sum's tree, column 0). */
+export function meanKernel(this: K, x: K, S: K): number {
+  const c = this.thread.x;
+  return x[c * this.constants.inner] + S[c][0] / this.constants.m;
+}
+
+/**
+ * Per-channel statistics, one row each: 0 mean, 1 biased variance, 2 invstd = 1/sqrt(var + eps),
+ * 3 running mean after the step, 4 running variance after the step.
+ */
+export function statsKernel(this: K, mean: K, Q: K, rm: K, rv: K, eps: number, keep: number, take: number): number {
+  const c = this.thread.x;
+  const row = this.thread.y;
+  const mu = mean[c];
+  let v = Q[c][0] / this.constants.m;
+  if (this.constants.single == 1) {
+    v = 0;
+  }
+  if (row == 0) {
+    return mu;
+  }
+  if (row == 1) {
+    return v;
+  }
+  if (row == 2) {
+    return 1 / Math.sqrt(v + eps);
+  }
+  if (row == 3) {
+    return keep * rm[c] + take * mu;
+  }
+  return keep * rv[c] + take * (v * this.constants.varFactor);
+}
+
+/**
+ * Forward training output, the only readback: [y (numel) | mean | var | runningMean | runningVar].
+ */
+export function trainOutput(this: K, x: K, stats: K, gamma: K, beta: K): number {
+  const idx = this.thread.x;
+  if (idx < this.constants.numel) {
+    let q = Math.floor((idx + 0.5) / this.constants.inner);
+    const r = idx - q * this.constants.inner;
+    if (r < 0) {
+      q = q - 1;
+    }
+    if (r >= this.constants.inner) {
+      q = q + 1;
+    }
+    let o = Math.floor((q + 0.5) / this.constants.C);
+    let c = q - o * this.constants.C;
+    if (c < 0) {
+      c = c + this.constants.C;
+    }
+    if (c >= this.constants.C) {
+      c = c - this.constants.C;
+    }
+    if (this.constants.single == 1) {
+      return beta[c];
+    }
+    return gamma[c] * ((x[idx] - stats[0][c]) * stats[2][c]) + beta[c];
+  }
+  const j = idx - this.constants.numel;
+  if (j < this.constants.C) {
+    return stats[0][j];
+  }
+  if (j < 2 * this.constants.C) {
+    return stats[1][j - this.constants.C];
+  }
+  if (j < 3 * this.constants.C) {
+    return stats[3][j - 2 * this.constants.C];
+  }
+  return stats[4][j - 3 * this.constants.C];
+}
+
+/** Forward inference: y = gamma * (x - runningMean) / sqrt(runningVar + eps) + beta. */
+export function inferOutput(this: K, x: K, gamma: K, beta: K, rm: K, rv: K, eps: number): number {
+  const idx = this.thread.x;
+  let q = Math.floor((idx + 0.5) / this.constants.inner);
+  const r = idx - q * this.constants.inner;
+  if (r < 0) {
+    q = q - 1;
+  }
+  if (r >= this.constants.inner) {
+    q = q + 1;
+  }
+  let o = Math.floor((q + 0.5) / this.constants.C);
+  let c = q - o * this.constants.C;
+  if (c < 0) {
+    c = c + this.constants.C;
+  }
+  if (c >= this.constants.C) {
+    c = c - this.constants.C;
+  }
+  const invstd = 1 / Math.sqrt(rv[c] + eps);
+  return gamma[c] * ((x[idx] - rm[c]) * invstd) + beta[c];
+}
+
+/**
+ * Backward output, the only readback: [dx (numel) | dgamma (C) | dbeta (C)].
+ * G: the tree result of partialGrad (rows 0..C-1: sum dy, rows C..2C-1: sum dy*(x - center)).
+ * stats rows as in statsKernel (row 0 center, row 2 invstd). training == 1: full gradient through
+ * the batch statistics; else the statistics are constants.
+ */
+export function backwardOutput(this: K, x: K, dy: K, stats: K, G: K, gamma: K): number {
+  const idx = this.thread.x;
+  if (idx < this.constants.numel) {
+    let q = Math.floor((idx + 0.5) / this.constants.inner);
+    const r = idx - q * this.constants.inner;
+    if (r < 0) {
+      q = q - 1;
+    }
+    if (r >= this.constants.inner) {
+      q = q + 1;
+    }
+    let o = Math.floor((q + 0.5) / this.constants.C);
+    let c = q - o * this.constants.C;
+    if (c < 0) {
+      c = c + this.constants.C;
+    }
+    if (c >= this.constants.C) {
+      c = c - this.constants.C;
+    }
+    const invstd = stats[2][c];
+    if (this.constants.training == 1) {
+      const xhat = (x[idx] - stats[0][c]) * invstd;
+      const meanDy = G[c][0] / this.constants.m;
+      const meanDyXhat = (G[c + this.constants.C][0] * invstd) / this.constants.m;
+      return gamma[c] * invstd * (dy[idx] - meanDy - xhat * meanDyXhat);
+    }
+    return dy[idx] * (gamma[c] * invstd);
+  }
+  const j = idx - this.constants.numel;
+  if (j < this.constants.C) {
+    return G[j + this.constants.C][0] * stats[2][j];
+  }
+  return G[j - this.constants.C][0];
+}
+
+/** Inference-time statistics for backward: row 0 running mean, row 2 1/sqrt(runningVar + eps). */
+export function inferStatsKernel(this: K, rm: K, rv: K, eps: number): number {
+  const c = this.thread.x;
+  const row = this.thread.y;
+  if (row == 0) {
+    return rm[c];
+  }
+  if (row == 2) {
+    return 1 / Math.sqrt(rv[c] + eps);
+  }
+  return 0;
+}
