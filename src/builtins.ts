@@ -25,6 +25,16 @@ export const BUILTINS: Record<string, Builtin> = {
     description: 'the optimized float32 CPU kernel, WebAssembly SIMD engine',
     create: async (p) => createCpuF32(p, { engine: 'wasm' }),
   },
+  gpu: {
+    description: 'the gpu.js kernel in headless-gl (needs gpu.js, a built `gl` and an X display: xvfb-run -a)',
+    create: async (p) => {
+      const { createGpu, gpuAvailability } = await import('./kernels/gpu/index.js');
+      const probe = await gpuAvailability('headlessgl');
+      // never let a fallback pass as the GPU path
+      if (!probe.available) throw new UsageError(`the gpu built-in cannot run here: ${probe.reason}`);
+      return createGpu(p, { mode: 'headlessgl' });
+    },
+  },
 };
 
 export async function createBuiltin(name: string, profile?: ProfileName | Profile): Promise<BatchNormImplementation> {

@@ -33,6 +33,16 @@ export { layoutOf, validateRequest, type Layout } from './layout.js';
 export { createReference, channelStats, type ReferenceOptions } from './reference/reference.js';
 export { oracleBackward, oracleForwardInfer, oracleForwardTrain, exactBig, ORACLE_DIGITS } from './reference/oracle.js';
 export { createCpuF32, type CpuEngineName, type CpuF32Options } from './kernels/cpu-f32/index.js';
+export {
+  createGpu,
+  gpuAvailability,
+  GpuFallbackError,
+  GpuLimitError,
+  GpuUnavailableError,
+  type GpuAvailability,
+  type GpuMode,
+  type GpuOptions,
+} from './kernels/gpu/index.js';
 export { tolerance, reductionDepth, sumErrorFactor, finiteDifferenceStep, finiteDifferenceBound, type ChannelFacts, type ChannelBounds } from './tolerance.js';
 export { compareWithReference, expectationFor, checkAgainst, type Comparison, type Expectation, type ElementReport } from './compare.js';
 export { ulp, ulpDistanceF32, unitRoundoff } from './numerics/ulp.js';
