@@ -1,0 +1,80 @@
+/**
+ * The judge against the gallery: every broken implementation is rejected, by the check that
+ * names its bug; the reference and a plain correct implementation pass under every profile.
+ */
+import { describe, expect, it } from 'vitest';
+import { runConformance } from '../../src/harness/runner.js';
+import { profiles } from '../../src/profiles.js';
+import type { Profile } from '../../src/contract.js';
+import { createReference } from '../../src/reference/reference.js';
+import { type Bug, mutant } from './mutants.js';
+// @ts-expect-error the example is plain JavaScript
+import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
+
+const SEED = 20261125;
+
+const GALLERY: Array<{ bug: Bug; profile: Profile; rejectedBy: string }> = [
+  { bug: 'eps-outside-root', profile: profiles.keras, rejectedBy: 'bn:agreement:forward-train' },
+  { bug: 'eps-ignored', profile: profiles.keras, rejectedBy: 'bn:normalization:variance' },
+  { bug: 'momentum-inverted', profile: profiles.pytorch, rejectedBy: 'bn:running-stats:closed-form' },
+  { bug: 'running-var-estimator-swapped', profile: profiles.pytorch, rejectedBy: 'bn:running-stats:closed-form' },
+  { bug: 'running-var-estimator-swapped', profile: profiles.keras, rejectedBy: 'bn:running-stats:convergence' },
+  { bug: 'stats-over-all-channels', profile: profiles.keras, rejectedBy: 'bn:invariance:channel-independence' },
+  { bug: 'stats-over-batch-axis-only', profile: profiles.onnx, rejectedBy: 'bn:consistency:batch-statistics' },
+  { bug: 'channel-axis-off-by-one', profile: profiles.keras, rejectedBy: 'bn:consistency:batch-statistics' },
+  { bug: 'normalize-with-unbiased-variance', profile: profiles.paper, rejectedBy: 'bn:normalization:variance' },
+  { bug: 'backward-missing-statistics-terms', profile: profiles.keras, rejectedBy: 'bn:gradients:analytic-training' },
+  { bug: 'backward-missing-mean-term', profile: profiles.keras, rejectedBy: 'bn:gradients:identities' },
+  { bug: 'backward-missing-mean-term', profile: profiles.keras, rejectedBy: 'bn:gradients:finite-difference-training' },
+  { bug: 'dgamma-without-invstd', profile: profiles.keras, rejectedBy: 'bn:gradients:analytic-training' },
+  { bug: 'one-pass-float32-variance', profile: profiles.keras, rejectedBy: 'bn:edge:large-offset:dtype=float32' },
+  { bug: 'mutates-input', profile: profiles.keras, rejectedBy: 'bn:hygiene:inputs-unchanged' },
+  { bug: 'returns-float64-for-float32', profile: profiles.keras, rejectedBy: 'bn:hygiene:output-types:dtype=float32' },
+  { bug: 'running-var-nan-at-m1', profile: profiles['tensorflow-fused'], rejectedBy: 'bn:edge:m1' },
+  { bug: 'gamma-applied-before-centering', profile: profiles.keras, rejectedBy: 'bn:normalization:affine' },
+  { bug: 'inference-uses-batch-statistics', profile: profiles.keras, rejectedBy: 'bn:agreement:forward-infer' },
+];
+
+describe('the broken gallery is rejected, each by the check that names its bug', () => {
+  for (const { bug, profile, rejectedBy } of GALLERY) {
+    it(`${bug} (${profile.name}) fails ${rejectedBy}`, async () => {
+      const report = await runConformance(mutant(profile, bug), { seed: SEED, runs: 15, golden: false });
+      const failed = report.results.filter((r) => r.status === 'fail').map((r) => r.id);
+      expect(report.ok).toBe(false);
+      expect(failed.filter((id) => id.startsWith(rejectedBy)), `failed: ${failed.join(', ')}`).not.toHaveLength(0);
+      // every failure carries what a report needs: a message and, for properties, replay coordinates
+      for (const r of report.results.filter((x) => x.status === 'fail')) {
+        expect(r.failure?.message).toBeTruthy();
+        expect(r.failure?.replay).toContain(`--only '${r.id}'`);
+      }
+    });
+  }
+});
+
+describe('no false alarms', () => {
+  for (const profile of Object.values(profiles)) {
+    it(`the reference passes every check under ${profile.name}`, async () => {
+      const report = await runConformance(createReference(profile), { seed: SEED });
+      const failed = report.results.filter((r) => r.status === 'fail');
+      expect(failed.map((r) => `${r.id}: ${r.failure?.message}`)).toEqual([]);
+      expect(report.summary.passed).toBeGreaterThan(150);
+    });
+    it(`a plain, correct JS implementation passes every check under ${profile.name}`, async () => {
+      const report = await runConformance(createPlainBatchNorm(profile.name), { seed: SEED + 1 });
+      const failed = report.results.filter((r) => r.status === 'fail');
+      expect(failed.map((r) => `${r.id}: ${r.failure?.message}`)).toEqual([]);
+    });
+  }
+});
+
+describe('replay', () => {
+  it('a failure replays alone from its printed seed and path, to the same counterexample', async () => {
+    const impl = mutant(profiles.keras, 'eps-outside-root');
+    const first = await runConformance(impl, { seed: SEED, runs: 15, golden: false, only: ['bn:agreement:forward-train:dtype=float64;axis=first'] });
+    const f = first.results[0]!.failure!;
+    expect(f.path).toBeTruthy();
+    const again = await runConformance(impl, { seed: SEED, golden: false, only: ['bn:agreement:forward-train:dtype=float64;axis=first'], replayPath: f.path! });
+    expect(again.results[0]!.status).toBe('fail');
+    expect(again.results[0]!.failure!.counterexample).toEqual(f.counterexample);
+  });
+});
