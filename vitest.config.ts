@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['spec/**/*.spec.ts'],
+    globalSetup: ['spec/setup/display.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     coverage: {
