@@ -30,10 +30,10 @@ export const normalizationChecks: CheckSpec[] = [
           for (const i of idx) {
             sum += got.y[i]!;
             allowed += e.bounds.y![i]!;
-            abs += Math.abs(got.y[i]!);
+            abs += Math.abs(e.expected.y![i]!);
           }
           // the mean of exact y is exactly 0; each y_i may be off by its bound; our own float64
-          // sum adds at most m * u64 * sum|y|
+          // sum adds at most m * u64 * sum|y| (bounds from exact values: a NaN output cannot widen them)
           const m = idx.length;
           expectClose(`mean of y over channel ${ch}`, sum / m, 0, allowed / m + m * U64 * (abs / m), e.reasons[ch]!);
         }
@@ -66,10 +66,11 @@ export const normalizationChecks: CheckSpec[] = [
           for (const i of idx) {
             const d = got.y[i]! - mean;
             v += d * d;
-            allowed += 2 * (Math.abs(d) + bMean) * (e.bounds.y![i]! + bMean) + (e.bounds.y![i]! + bMean) ** 2;
+            const exact = Math.abs(e.expected.y![i]! - req.beta[ch]!);
+            allowed += 2 * (exact + 2 * bMean) * (e.bounds.y![i]! + bMean) + (e.bounds.y![i]! + bMean) ** 2;
           }
           v /= m;
-          allowed = allowed / m + 4 * m * U64 * v;
+          allowed = allowed / m + 4 * m * U64 * (variance[ch]! / (variance[ch]! + eps));
           const expected = variance[ch]! / (variance[ch]! + eps);
           expectClose(`variance of y over channel ${ch} (var=${variance[ch]}, eps=${eps})`, v, expected, allowed, e.reasons[ch]!);
         }
