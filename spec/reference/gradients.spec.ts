@@ -1,0 +1,177 @@
+/**
+ * The reference's backward against derivatives computed without it:
+ * - complex-step differentiation (Squire & Trapp 1998): d/dv L = Im L(v + i h) / h with
+ *   h = 1e-200 has no subtractive cancellation, so it is exact to a few ulp; BN's forward is
+ *   analytic (means, squares, a square root of var + eps > 0), so it applies everywhere here;
+ * - central differences in float64, step and bound from src/tolerance.ts.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { BackwardRequest, Profile } from '../../src/contract.js';
+import { layoutOf } from '../../src/layout.js';
+import { profiles } from '../../src/profiles.js';
+import { createReference } from '../../src/reference/reference.js';
+import { finiteDifferenceBound, finiteDifferenceStep } from '../../src/tolerance.js';
+
+class Cx {
+  constructor(
+    readonly re: number,
+    readonly im = 0,
+  ) {}
+  add(o: Cx) {
+    return new Cx(this.re + o.re, this.im + o.im);
+  }
+  sub(o: Cx) {
+    return new Cx(this.re - o.re, this.im - o.im);
+  }
+  mul(o: Cx) {
+    return new Cx(this.re * o.re - this.im * o.im, this.re * o.im + this.im * o.re);
+  }
+  div(o: Cx) {
+    const d = o.re * o.re + o.im * o.im;
+    return new Cx((this.re * o.re + this.im * o.im) / d, (this.im * o.re - this.re * o.im) / d);
+  }
+  scale(k: number) {
+    return new Cx(this.re * k, this.im * k);
+  }
+  /** Principal square root; re > 0 here (var + eps > 0). */
+  sqrt() {
+    const r = Math.hypot(this.re, this.im);
+    const a = Math.sqrt((r + this.re) / 2);
+    return new Cx(a, this.im / (2 * a));
+  }
+}
+
+/** L = sum w_i y_i of the training forward, in complex arithmetic. */
+function lossTrain(x: Cx[], gamma: Cx[], beta: Cx[], w: number[], shape: number[], axis: number, eps: number): Cx {
+  const L = layoutOf(shape, axis);
+  let loss = new Cx(0);
+  for (let c = 0; c < L.channels; c++) {
+    const idx: number[] = [];
+    for (let o = 0; o < L.outer; o++) for (let i = 0; i < L.inner; i++) idx.push((o * L.channels + c) * L.inner + i);
+    let mu = new Cx(0);
+    for (const i of idx) mu = mu.add(x[i]!);
+    mu = mu.scale(1 / idx.length);
+    let v = new Cx(0);
+    for (const i of idx) v = v.add(x[i]!.sub(mu).mul(x[i]!.sub(mu)));
+    const s = v.scale(1 / idx.length).add(new Cx(eps)).sqrt();
+    for (const i of idx) loss = loss.add(gamma[c]!.mul(x[i]!.sub(mu)).div(s).add(beta[c]!).scale(w[i]!));
+  }
+  return loss;
+}
+
+const problem = fc.record({
+  shape: fc.constantFrom([4, 3], [2, 3, 2], [3, 2, 2, 2], [5, 1]),
+  axis: fc.constantFrom(0, 1),
+  seed: fc.integer(),
+  offset: fc.constantFrom(0, 3, 1e3),
+  eps: fc.constantFrom(1e-5, 1e-3, 0.5),
+  profile: fc.constantFrom<Profile>(profiles.keras, profiles.pytorch),
+});
+
+function build(p: { shape: number[]; axis: number; seed: number; offset: number }) {
+  let a = p.seed >>> 0;
+  const rnd = () => ((a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+  const n = p.shape.reduce((u, v) => u * v, 1);
+  const C = p.shape[p.axis]!;
+  return {
+    x: Array.from({ length: n }, () => p.offset + rnd()),
+    w: Array.from({ length: n }, () => rnd()),
+    gamma: Array.from({ length: C }, () => 1 + rnd() / 2),
+    beta: Array.from({ length: C }, () => rnd()),
+  };
+}
+
+const H = 1e-200;
+
+describe('reference backward (training) vs complex-step derivatives', () => {
+  it('dx, dgamma, dbeta agree to a few ulp of the gradient scale', () => {
+    fc.assert(
+      fc.property(problem, (p) => {
+        fc.pre(layoutOf(p.shape, p.axis).m > 1 || p.profile.singleValue === 'allowed');
+        const { x, w, gamma, beta } = build(p);
+        const req: BackwardRequest = {
+          x: Float64Array.from(x),
+          dy: Float64Array.from(w),
+          shape: p.shape,
+          axis: p.axis,
+          gamma: Float64Array.from(gamma),
+          eps: p.eps,
+          training: true,
+        };
+        const got = createReference(p.profile).backward!(req) as { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array };
+        const real = (v: number[]) => v.map((r) => new Cx(r));
+        const cs = (which: 'x' | 'gamma' | 'beta', j: number) => {
+          const xs = real(x);
+          const gs = real(gamma);
+          const bs = real(beta);
+          const target = which === 'x' ? xs : which === 'gamma' ? gs : bs;
+          target[j] = new Cx(target[j]!.re, H);
+          return lossTrain(xs, gs, bs, w, p.shape, p.axis, p.eps).im / H;
+        };
+        // scale: the gradient's natural size, sum |w| * max|gamma| / min s (dx ~ gamma/s * dy terms)
+        const Lay = layoutOf(p.shape, p.axis);
+        let minS = Infinity;
+        for (let c = 0; c < Lay.channels; c++) {
+          const v: number[] = [];
+          for (let o = 0; o < Lay.outer; o++) for (let i = 0; i < Lay.inner; i++) v.push(x[(o * Lay.channels + c) * Lay.inner + i]!);
+          const mu = v.reduce((a, b) => a + b, 0) / v.length;
+          minS = Math.min(minS, Math.sqrt(v.reduce((a, b) => a + (b - mu) ** 2, 0) / v.length + p.eps));
+        }
+        const scale = (w.reduce((s, v) => s + Math.abs(v), 0) * Math.max(...gamma.map(Math.abs))) / minS;
+        // the complex forward is the naive formula: its x-hat carries u * |mean| / s (conditioning r)
+        const r = 1 + Math.abs(p.offset) / minS;
+        for (let j = 0; j < x.length; j++) expect(Math.abs(got.dx[j]! - cs('x', j))).toBeLessThanOrEqual(64 * 2 ** -53 * scale * r);
+        for (let c = 0; c < gamma.length; c++) {
+          expect(Math.abs(got.dgamma[c]! - cs('gamma', c))).toBeLessThanOrEqual(64 * 2 ** -53 * scale * r);
+          expect(Math.abs(got.dbeta[c]! - cs('beta', c))).toBeLessThanOrEqual(64 * 2 ** -53 * scale);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('a gradient missing the batch-statistics terms disagrees (the check has teeth)', () => {
+    const p = { shape: [4, 3], axis: 1, seed: 5, offset: 0 };
+    const { x, w, gamma, beta } = build(p);
+    const xs = x.map((r) => new Cx(r));
+    xs[0] = new Cx(x[0]!, H);
+    const exact = lossTrain(xs, gamma.map((g) => new Cx(g)), beta.map((b) => new Cx(b)), w, p.shape, p.axis, 1e-3).im / H;
+    const inference = createReference(profiles.keras).backward!({
+      x: Float64Array.from(x),
+      dy: Float64Array.from(w),
+      shape: p.shape,
+      axis: p.axis,
+      gamma: Float64Array.from(gamma),
+      eps: 1e-3,
+      training: false,
+      runningMean: new Float64Array(3),
+      runningVar: new Float64Array(3).fill(1),
+    }) as { dx: Float64Array };
+    expect(Math.abs(inference.dx[0]! - exact)).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('reference backward vs central differences (float64; step and bound from the tolerance module)', () => {
+  it('dx agrees within the finite-difference bound', () => {
+    fc.assert(
+      fc.property(problem, (p) => {
+        fc.pre(layoutOf(p.shape, p.axis).m > 1 || p.profile.singleValue === 'allowed');
+        const { x, w, gamma, beta } = build(p);
+        const ref = createReference(p.profile);
+        const L = (xv: number[]) => lossTrain(xv.map((v) => new Cx(v)), gamma.map((g) => new Cx(g)), beta.map((b) => new Cx(b)), w, p.shape, p.axis, p.eps).re;
+        const got = ref.backward!({ x: Float64Array.from(x), dy: Float64Array.from(w), shape: p.shape, axis: p.axis, gamma: Float64Array.from(gamma), eps: p.eps, training: true }) as {
+          dx: Float64Array;
+        };
+        const j = Math.abs(p.seed) % x.length;
+        const h = finiteDifferenceStep('float64', Math.max(Math.abs(x[j]!), 1));
+        const at = (d: number) => L(x.map((v, k) => (k === j ? v + d : v)));
+        const dh = (at(h) - at(-h)) / (2 * h);
+        const d2h = (at(2 * h) - at(-2 * h)) / (4 * h);
+        const lossError = 8 * 2 ** -53 * w.reduce((s, v) => s + Math.abs(v), 0) * (2 + Math.max(...beta.map(Math.abs)));
+        expect(Math.abs(got.dx[j]! - dh)).toBeLessThanOrEqual(finiteDifferenceBound(dh, d2h, h, lossError * (1 + Math.abs(p.offset))));
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
