@@ -61,7 +61,7 @@ function lossTrain(x: Cx[], gamma: Cx[], beta: Cx[], w: number[], shape: number[
 }
 
 const problem = fc.record({
-  shape: fc.constantFrom([4, 3], [2, 3, 2], [3, 2, 2, 2], [5, 1]),
+  shape: fc.constantFrom([4, 3], [2, 3, 2], [3, 2, 2, 2], [5, 1]).map((d) => [...d]),
   axis: fc.constantFrom(0, 1),
   seed: fc.integer(),
   offset: fc.constantFrom(0, 3, 1e3),

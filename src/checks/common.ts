@@ -32,14 +32,19 @@ export async function expectRefusal(ctx: CheckContext, op: Op, req: AnyRequest, 
   throw new Mismatch(`${op} returned a result, but ${why}`);
 }
 
-/** Exact per-channel mean and biased variance of x, plus s = sqrt(var + eps). */
+/**
+ * Exact per-channel mean and biased variance of x, s = sqrt(var + eps), and x-hat of an element
+ * from the double-double mean: (x - meanHi) - meanLo keeps x-hat's digits when |mean| >> std,
+ * where the float64-rounded mean would cost u * |mean| / s.
+ */
 export function exactStats(ctx: CheckContext, req: AnyRequest) {
   const L = layoutOf(req.shape, req.axis);
   const st = channelStats(Float64Array.from(req.x), L);
   const eps = effectiveEps(ctx.profile, req.eps);
   const mean = Float64Array.from(st.meanHi, (h, c) => h + st.meanLo[c]!);
   const s = Float64Array.from(st.variance, (v) => Math.sqrt(v + eps));
-  return { L, mean, variance: st.variance, s, eps };
+  const xhat = (i: number, c: number) => (req.x[i]! - st.meanHi[c]! - st.meanLo[c]!) / s[c]!;
+  return { L, mean, variance: st.variance, s, eps, xhat };
 }
 
 /** Indices of channel c's values. */

@@ -1,0 +1,32 @@
+/**
+ * No false alarms at 10x the default runs: the reference and the plain JS example under every
+ * profile, full check, fixed seeds. Prints one line per (implementation, profile) and exits 1 on
+ * any failure. `npx tsx scripts/false-alarm-sweep.ts [runs] [seed]`
+ */
+import { runConformance, DEFAULT_RUNS } from '../src/harness/runner.js';
+import { profiles } from '../src/profiles.js';
+import { createReference } from '../src/reference/reference.js';
+import { createCpuF32 } from '../src/kernels/cpu-f32/index.js';
+// @ts-expect-error plain JavaScript example
+import { createPlainBatchNorm } from '../examples/plain-bn.mjs';
+
+const runs = Number(process.argv[2] ?? DEFAULT_RUNS * 10);
+const seed = Number(process.argv[3] ?? 1);
+let failed = 0;
+for (const profile of Object.values(profiles)) {
+  for (const [label, impl] of [
+    ['reference', createReference(profile)],
+    ['plain-js', createPlainBatchNorm(profile.name)],
+    ['cpu-f32', createCpuF32(profile)],
+    ['cpu-f32-wasm', createCpuF32(profile, { engine: 'wasm' })],
+  ] as const) {
+    const t0 = Date.now();
+    const r = await runConformance(impl, { runs, seed });
+    failed += r.summary.failed;
+    console.log(
+      `${label.padEnd(13)} ${profile.name.padEnd(17)} runs=${runs} seed=${seed}: ${r.summary.passed} passed, ${r.summary.failed} failed, ${r.summary.skipped} skipped (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+    );
+    for (const x of r.results.filter((y) => y.status === 'fail')) console.log(`  ✗ ${x.id}: ${x.failure?.message}`);
+  }
+}
+process.exitCode = failed ? 1 : 0;
