@@ -50,7 +50,7 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Longest accepted line, in bytes. Default 16 MiB. */
   maxLineBytes?: number;
-  /** Restarts allowed before every later call fails with exec-gave-up. Default 20. */
+  /** Restarts allowed before every later call fails with exec-gave-up. Default 5. */
   maxRestarts?: number;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
@@ -278,7 +278,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
   if (!command.trim()) throw new UsageError('--exec needs a command');
   const opts = { ...options, maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE };
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const maxRestarts = options.maxRestarts ?? 20;
+  const maxRestarts = options.maxRestarts ?? 5;
   const events: string[] = [];
   let restarts = 0;
   let nextId = 0;
@@ -310,14 +310,15 @@ export async function createExecImplementation(command: string, options: ExecOpt
       if (closed) throw new ExecFault('exec-died', 'the implementation was closed');
       let c = child!;
       if (c.dead && !c.poison) {
-        if (restarts >= maxRestarts) throw new ExecFault('exec-gave-up', `the child was restarted ${restarts} times; no more restarts (last: ${events.at(-1) ?? ''})`);
+        if (restarts >= maxRestarts) throw new ExecFault('exec-gave-up', `the child was restarted ${restarts} times; no more restarts (faults seen: ${[...new Set(events.map((e) => e.split(':')[0] ?? '').filter((n) => n.startsWith('exec-')))].join(', ')}; last: ${events.filter((e) => e.startsWith('exec-')).at(-1) ?? ''})`);
         restarts++;
         events.push(`restarted the child (restart ${restarts})`);
         c = start();
       }
       const id = nextId++;
       try {
-        const answer = await c.send(id, encodeRequest(id, op, dtype, req), timeoutMs);
+        // a little under the harness's own limit, so the child is killed and the fault named as exec-timeout
+        const answer = await c.send(id, encodeRequest(id, op, dtype, req), Math.max(1, Math.floor(timeoutMs * 0.9)));
         if (typeof answer.error === 'string' || (answer.error !== undefined && answer.error !== null)) {
           throw new Error(typeof answer.error === 'string' ? answer.error : JSON.stringify(answer.error));
         }

@@ -27,7 +27,7 @@ import { ContractFault, type Fault } from './call.js';
 export interface IsolateOptions {
   /** Time limit for one call; on expiry the worker is terminated. Default 10 s. */
   timeoutMs?: number;
-  /** Restarts allowed before later calls fail at once (fault worker-gave-up). Default 50. */
+  /** Restarts allowed before later calls fail at once (fault worker-gave-up). Default 10. */
   maxRestarts?: number;
 }
 
@@ -144,7 +144,7 @@ function applyChanges(req: AnyRequest, changed: Record<string, Uint8Array | numb
 export async function createIsolatedImplementation(modulePath: string, options: IsolateOptions = {}): Promise<IsolatedImplementation> {
   const url = pathToFileURL(resolve(process.cwd(), modulePath)).href;
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const maxRestarts = options.maxRestarts ?? 50;
+  const maxRestarts = options.maxRestarts ?? 10;
   const events: string[] = [];
   let restarts = 0;
   let nextId = 1;
@@ -187,7 +187,7 @@ export async function createIsolatedImplementation(modulePath: string, options: 
         rej(new UsageError(`cannot load ${modulePath}: the worker ${why} before it was ready`));
         const p = pending;
         pending = undefined;
-        stop(`the worker ${why}`);
+        stop(`worker-died: the worker ${why}`);
         if (p) {
           clearTimeout(p.timer);
           p.reject(fault('worker-died', `${p.op}: the implementation's worker ${why}; a fresh one is started for the next call`));
@@ -211,7 +211,7 @@ export async function createIsolatedImplementation(modulePath: string, options: 
     const run = async () => {
       if (closed) throw fault('worker-died', 'the implementation was closed');
       if (!worker) {
-        if (restarts >= maxRestarts) throw fault('worker-gave-up', `the worker was restarted ${restarts} times; no more restarts`);
+        if (restarts >= maxRestarts) throw fault('worker-gave-up', `the worker was restarted ${restarts} times; no more restarts (faults seen: ${[...new Set(events.map((e) => e.split(':')[0] ?? '').filter((n) => !n.startsWith('restarted')))].join(', ')})`);
         restarts++;
         events.push(`restarted the worker (restart ${restarts})`);
         start();
@@ -237,7 +237,7 @@ export async function createIsolatedImplementation(modulePath: string, options: 
       return new Promise((res, rej) => {
         const timer = setTimeout(() => {
           pending = undefined;
-          stop(`terminated the worker: ${op} did not answer within ${timeoutMs} ms`);
+          stop(`timeout: terminated the worker, ${op} did not answer within ${timeoutMs} ms`);
           rej(new ContractFault('timeout', `${op} did not return within ${timeoutMs} ms (a busy loop?); its worker was terminated and is restarted for the next call`));
         }, timeoutMs);
         pending = { id, op, req, resolve: res, reject: rej, timer };
