@@ -35,6 +35,18 @@ export const BUILTINS: Record<string, Builtin> = {
       return createGpu(p, { mode: 'headlessgl' });
     },
   },
+  'tfjs-cpu': {
+    description: 'TensorFlow.js tf.layers.batchNormalization on the CPU backend (keras profile, float32, channels last; needs @tensorflow/tfjs)',
+    create: async (p) => (await import('./adapters/tfjs.js')).createTfjsAdapter('cpu', p),
+  },
+  'tfjs-wasm': {
+    description: 'TensorFlow.js tf.layers.batchNormalization on the WASM backend (keras profile, float32, channels last; needs @tensorflow/tfjs-backend-wasm)',
+    create: async (p) => (await import('./adapters/tfjs.js')).createTfjsAdapter('wasm', p),
+  },
+  onnxruntime: {
+    description: 'onnxruntime-node, a one-node ONNX BatchNormalization, opset 15 (onnx profile, axis 1, no backward; needs onnxruntime-node)',
+    create: async (p) => (await import('./adapters/onnxruntime.js')).createOnnxRuntimeAdapter(p),
+  },
 };
 
 export async function createBuiltin(name: string, profile?: ProfileName | Profile): Promise<BatchNormImplementation> {

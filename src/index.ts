@@ -54,3 +54,6 @@ export { ALL_CHECK_SPECS, planCases } from './checks/index.js';
 export { BUILTINS, createBuiltin } from './builtins.js';
 export { loadFixtures, FixtureFileError, type Fixture } from './fixtures/load.js';
 export { goldenCases } from './checks/golden.js';
+export { createExecImplementation, ExecFault, type ExecImplementation, type ExecOptions, type ExecFaultName } from './harness/exec.js';
+export { createIsolatedImplementation, type IsolatedImplementation, type IsolateOptions } from './harness/isolate.js';
+export { mergeReports, readReportFile } from './harness/merge.js';

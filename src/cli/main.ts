@@ -14,6 +14,9 @@ import { type Format, formatJson, formatJunit, formatText } from '../harness/for
 import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, idMatcher, packageVersion, runConformance } from '../harness/runner.js';
 import { planCases } from '../checks/index.js';
 import { PROFILE_NAMES } from '../profiles.js';
+import { createExecImplementation } from '../harness/exec.js';
+import { createIsolatedImplementation } from '../harness/isolate.js';
+import { mergeReports, readReportFile } from '../harness/merge.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -71,14 +74,37 @@ interface CheckOptions {
   replay?: string;
   golden: boolean;
   verbose?: boolean;
+  exec?: string;
+  isolate: boolean;
+  shard?: { index: number; count: number };
 }
 
-async function resolveTarget(module: string | undefined, opts: { builtin?: string; profile?: string }): Promise<BatchNormImplementation> {
-  if (opts.builtin && module) throw new UsageError('give either a module or --builtin, not both');
+interface TargetOptions {
+  builtin?: string;
+  profile?: string;
+  exec?: string;
+  isolate?: boolean;
+  timeoutMs?: number;
+}
+
+/** The implementation, and how to release it (an --exec child, an isolation worker). */
+async function resolveTarget(module: string | undefined, opts: TargetOptions): Promise<BatchNormImplementation & { close?(): Promise<void>; events?: string[] }> {
+  if ([opts.builtin, module, opts.exec].filter(Boolean).length > 1) throw new UsageError('give one of a module, --builtin or --exec');
   if (opts.builtin) return createBuiltin(opts.builtin, opts.profile as ProfileName | undefined);
-  if (!module) throw new UsageError('nothing to check: give a module path, or --builtin NAME (see --builtin list)');
+  if (opts.exec) return createExecImplementation(opts.exec, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+  if (!module) throw new UsageError('nothing to check: give a module path, --builtin NAME (see --builtin list) or --exec "CMD"');
+  // a module runs in a worker thread by default, so a busy loop cannot block the run
+  if (opts.isolate !== false) return createIsolatedImplementation(module, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
   return loadImplementation(module);
 }
+
+const shardSpec = (v: string) => {
+  const m = /^(\d+)\/(\d+)$/.exec(v.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index < 1 || index > count) throw new InvalidArgumentError('must be i/n with 1 <= i <= n, e.g. 2/4');
+  return { index, count };
+};
 
 function printBuiltins(): void {
   for (const [name, b] of Object.entries(BUILTINS)) process.stdout.write(`${name.padEnd(16)} ${b.description}\n`);
@@ -90,6 +116,16 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
     return EXIT.ok;
   }
   const impl = await resolveTarget(module, opts);
+  try {
+    return await checkImpl(impl, module, opts);
+  } finally {
+    await impl.close?.();
+    // an --exec child or isolation worker that had to be restarted: say so
+    if (impl.events?.length) process.stderr.write(`note: ${impl.events.length} event(s) from the implementation's process:\n${impl.events.map((e) => `  ${e}`).join('\n')}\n`);
+  }
+}
+
+async function checkImpl(impl: BatchNormImplementation, module: string | undefined, opts: CheckOptions): Promise<number> {
   const skip = [...opts.skip];
   const fromFile = opts.skipsFile ? readSkipsFile(opts.skipsFile) : [];
   skip.push(...fromFile);
@@ -102,6 +138,7 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
     skip,
     timeoutMs: opts.timeoutMs,
     golden: opts.golden,
+    ...(opts.shard ? { shard: opts.shard } : {}),
     ...(opts.replay ? { replayPath: opts.replay } : {}),
     onProgress: tty
       ? (e) => {
@@ -117,7 +154,7 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
     const m = idMatcher(pattern);
     if (!allIds.some(m) && !ids.some(m) && !pattern.startsWith('bn:golden:')) process.stderr.write(`warning: skips file entry "${pattern}" matches no check\n`);
   }
-  const target = opts.builtin ? `--builtin ${opts.builtin}` : module;
+  const target = opts.builtin ? `--builtin ${opts.builtin}` : opts.exec ? `--exec ${JSON.stringify(opts.exec)}` : module;
   const replayPrefix = `bn-conformance check ${target}${opts.profile ? ` --profile ${opts.profile}` : ''}`;
   let text: string;
   if (opts.format === 'json') text = formatJson(report);
@@ -158,8 +195,25 @@ export function buildProgram(): Command {
     .option('--replay <path>', 'replay one failure: the fast-check path from its report (with --only ID --seed S)')
     .option('--no-golden', 'do not replay the golden TensorFlow fixtures')
     .option('--verbose', 'list passing checks too')
+    .option('--exec <command>', 'check a child process that speaks the NDJSON protocol (any language; see CONTRACT.md)')
+    .option('--no-isolate', 'load a module in this process instead of a worker thread (a busy loop then blocks the run)')
+    .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the checks (for CI matrices; join with `merge`)', shardSpec)
     .action(async (module: string | undefined, opts: CheckOptions) => {
       process.exitCode = await check(module, opts);
+    });
+
+  program
+    .command('merge')
+    .description('join the JSON reports of sharded runs into one verdict (exit 0 or 1) and optionally one JUnit file')
+    .argument('<reports...>', 'JSON reports written by check --format json --out FILE')
+    .option('--junit <file>', 'write the merged JUnit XML here')
+    .option('--json <file>', 'write the merged JSON report here')
+    .action(async (files: string[], opts: { junit?: string; json?: string }) => {
+      const merged = mergeReports(files.map(readReportFile));
+      if (opts.junit) writeFileSync(opts.junit, formatJunit(merged));
+      if (opts.json) writeFileSync(opts.json, formatJson(merged));
+      process.stdout.write(`${formatText(merged, { color: process.stdout.isTTY === true && !process.env.NO_COLOR })}\n`);
+      process.exitCode = merged.ok ? EXIT.ok : EXIT.failed;
     });
 
   program
@@ -167,9 +221,14 @@ export function buildProgram(): Command {
     .description('list the check IDs that would run for an implementation (for --only, --skip and skips files)')
     .argument('[module]', 'path to an ES module exporting a BatchNormImplementation')
     .option('--builtin <name>', 'a built-in implementation instead of a module')
-    .action(async (module: string | undefined, opts: { builtin?: string }) => {
-      const impl = await resolveTarget(module, opts);
-      for (const c of planCases(impl)) process.stdout.write(`${c.def.id}\t${c.def.title}\n`);
+    .option('--exec <command>', 'a child process that speaks the NDJSON protocol')
+    .action(async (module: string | undefined, opts: { builtin?: string; exec?: string }) => {
+      const impl = await resolveTarget(module, { ...opts, isolate: false });
+      try {
+        for (const c of planCases(impl)) process.stdout.write(`${c.def.id}\t${c.def.title}\n`);
+      } finally {
+        await impl.close?.();
+      }
     });
   return program;
 }

@@ -1,0 +1,150 @@
+/**
+ * The hostile gallery: implementations that break the contract in every way we know, each run
+ * through the CLI's main() (in this process, one after another: cheap), and two of them through
+ * the real CLI binary in a child process (the exit code of the process itself). Every fault must
+ * be named in the report, the CLI must exit 1, and nothing may hang or crash the run.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { ConformanceReport } from '../../src/harness/types.js';
+import { main } from '../../src/cli/main.js';
+
+const H = 'spec/fixtures/hostile';
+const dir = mkdtempSync(join(tmpdir(), 'bn-hostile-'));
+
+interface Outcome {
+  code: number | null;
+  ms: number;
+  report?: ConformanceReport;
+  stderr: string;
+}
+
+const COMMON = ['--format', 'json', '--runs', '1', '--seed', '1', '--no-golden'];
+
+/** main() in this process; stderr captured. */
+async function inProcess(args: string[], out: string): Promise<Outcome> {
+  const t0 = Date.now();
+  let stderr = '';
+  const write = process.stderr.write.bind(process.stderr);
+  const swallow = process.stdout.write.bind(process.stdout);
+  process.stderr.write = ((s: string | Uint8Array) => ((stderr += String(s)), true)) as typeof process.stderr.write;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  let code: number;
+  try {
+    process.exitCode = undefined;
+    code = await main(['node', 'bn-conformance', 'check', ...args, ...COMMON, '--out', out]);
+  } finally {
+    process.stderr.write = write;
+    process.stdout.write = swallow;
+    process.exitCode = undefined;
+  }
+  let report: ConformanceReport | undefined;
+  try {
+    report = JSON.parse(readFileSync(out, 'utf8')) as ConformanceReport;
+  } catch {
+    // asserted by the caller
+  }
+  return { code, ms: Date.now() - t0, report, stderr };
+}
+
+function cli(args: string[], out: string): Promise<Outcome> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'check', ...args, ...COMMON, '--out', out], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    p.stdout.resume();
+    const killer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('exit', (code) => {
+      clearTimeout(killer);
+      let report: ConformanceReport | undefined;
+      try {
+        report = JSON.parse(readFileSync(out, 'utf8')) as ConformanceReport;
+      } catch {
+        // no report: asserted below
+      }
+      resolve({ code, ms: Date.now() - t0, report, stderr });
+    });
+  });
+}
+
+/** Every fault and message in the report, to look a name up in. */
+const faultsOf = (r: ConformanceReport | undefined) =>
+  (r?.results ?? []).filter((x) => x.status === 'fail').map((x) => `${x.id} ${x.failure?.fault ?? ''} ${x.failure?.message ?? ''}`);
+
+// module, checks to run, the fault that must be named
+const MODULES: Array<[string, string, string]> = [
+  ['throws', 'bn:hygiene:settles', 'threw'],
+  ['rejects', 'bn:hygiene:settles', 'rejected'],
+  ['never-resolves', 'bn:hygiene:settles', 'timeout'],
+  ['busy-loop', 'bn:hygiene:settles', 'timeout'],
+  ['exits', 'bn:agreement:forward-train', 'worker-died'],
+  ['nan', 'bn:hygiene:finite-outputs', 'bn:hygiene:finite-outputs'],
+  ['wrong-length', 'bn:hygiene:output-types', 'wrong-length'],
+  ['wrong-dtype', 'bn:hygiene:output-types', 'wrong-dtype'],
+  ['plain-array', 'bn:hygiene:output-types', 'not-a-typed-array'],
+  ['mutates', 'bn:hygiene:inputs-unchanged', 'input-mutated'],
+];
+const EXEC: Array<[string, string]> = [
+  ['dies', 'exec-died'],
+  // behind `sh -c` the shell may keep the pipe open, so this can surface as a timeout instead
+  ['closes-stdout', 'exec-stdout-closed|exec-timeout'],
+  ['non-json', 'exec-bad-json'],
+  ['wrong-id', 'exec-wrong-id'],
+  ['huge-line', 'exec-line-too-long'],
+];
+
+const moduleArgs = (m: string, only: string) => [`${H}/${m}.mjs`, '--only', only, '--timeout-ms', m === 'exits' ? '5000' : '300'];
+const execArgs = (mode: string) => ['--exec', `${process.execPath} ${H}/exec-server.mjs ${mode}`, '--only', 'bn:agreement:forward-train', '--timeout-ms', '2000'];
+
+// the two real-CLI runs start now and overlap the in-process ones
+const busyCli = cli(moduleArgs('busy-loop', 'bn:hygiene:settles'), join(dir, 'cli-busy.json'));
+const hugeCli = cli(execArgs('huge-line'), join(dir, 'cli-huge.json'));
+
+// in-process runs, one at a time (main() uses process.exitCode)
+const runs = new Map<string, Promise<Outcome>>();
+let chain: Promise<unknown> = Promise.resolve();
+const enqueue = (key: string, f: () => Promise<Outcome>) => {
+  const p = chain.then(f);
+  chain = p.catch(() => undefined);
+  runs.set(key, p);
+};
+for (const [m, only] of MODULES) enqueue(m, () => inProcess(moduleArgs(m, only), join(dir, `${m}.json`)));
+for (const [mode] of EXEC) enqueue(`exec-${mode}`, () => inProcess(execArgs(mode), join(dir, `exec-${mode}.json`)));
+
+describe('hostile implementations', () => {
+  for (const [m, , fault] of MODULES) {
+    it(`${m}: named (${fault}), exit 1, no hang`, async () => {
+      const o = await runs.get(m)!;
+      expect(o.code, o.stderr).toBe(1);
+      expect(o.report?.ok).toBe(false);
+      expect(faultsOf(o.report).some((f) => f.includes(fault)), JSON.stringify(faultsOf(o.report))).toBe(true);
+      expect(o.ms).toBeLessThan(45_000);
+    }, 70_000);
+  }
+  for (const [mode, fault] of EXEC) {
+    it(`--exec child that ${mode}: named (${fault}), exit 1, restarted`, async () => {
+      const o = await runs.get(`exec-${mode}`)!;
+      expect(o.code, o.stderr).toBe(1);
+      expect(faultsOf(o.report).some((f) => fault.split('|').some((n) => f.includes(n))), JSON.stringify(faultsOf(o.report))).toBe(true);
+      expect(o.stderr).toContain('restarted the child');
+    }, 70_000);
+  }
+  it('the real CLI process: a busy loop and a 100 MB line each end in exit 1 with the fault named', async () => {
+    const [busy, huge] = await Promise.all([busyCli, hugeCli]);
+    expect(busy.code, busy.stderr).toBe(1);
+    expect(faultsOf(busy.report).some((f) => f.includes('timeout'))).toBe(true);
+    expect(huge.code, huge.stderr).toBe(1);
+    expect(faultsOf(huge.report).some((f) => f.includes('exec-line-too-long'))).toBe(true);
+  }, 70_000);
+  it('the baseline (a correct --exec child) passes the same checks', async () => {
+    const o = await inProcess(['--exec', `"${process.execPath}" ${H}/exec-server.mjs ok`, '--only', 'bn:agreement:forward-train'], join(dir, 'exec-ok.json'));
+    expect(o.code, o.stderr).toBe(0);
+    expect(o.report?.summary.passed).toBeGreaterThan(0);
+  }, 70_000);
+});

@@ -1,0 +1,358 @@
+/**
+ * The language-neutral door (`check --exec "CMD"`, ../shared/CONTRACT.md): a child process that
+ * speaks newline-delimited JSON on stdin/stdout, one request a line, one answer a line; arrays are
+ * `{"b64": "<base64 of the little-endian bytes>"}`.
+ *
+ * `createExecImplementation` does the `describe` handshake and returns a BatchNormImplementation
+ * whose ops send requests to the child. An `{"id":N,"error":"msg"}` answer becomes a rejected
+ * Error (so an adapter that refuses m = 1 passes the m = 1 rule). Everything else that can go
+ * wrong on the wire is a named ExecFault (a ContractFault, so the report names it):
+ *
+ *   exec-died           the child exited (or could not be spawned) while a request was pending
+ *   exec-stdout-closed  the child closed its stdout but kept running
+ *   exec-bad-json       a line that is not a JSON object
+ *   exec-wrong-id       an answer whose id is not the pending request's
+ *   exec-line-too-long  a line longer than maxLineBytes (default 16 MiB); nothing past it is kept
+ *   exec-bad-array      a {"b64"} value that is not a whole number of elements
+ *   exec-timeout        no answer within the time limit (the child is killed)
+ *   exec-gave-up        the child was restarted maxRestarts times; later calls fail at once
+ *
+ * After any of these the child is killed and the next call starts a fresh one (`restarts` and
+ * `events` say how often and why). Requests are sent one at a time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName } from '../contract.js';
+import { OPS } from '../contract.js';
+import { UsageError } from '../errors.js';
+import { ContractFault, type Fault } from './call.js';
+
+export type ExecFaultName =
+  | 'exec-died'
+  | 'exec-stdout-closed'
+  | 'exec-bad-json'
+  | 'exec-wrong-id'
+  | 'exec-line-too-long'
+  | 'exec-bad-array'
+  | 'exec-timeout'
+  | 'exec-gave-up';
+
+/** A transport fault of the --exec child; `fault` is one of ExecFaultName. */
+export class ExecFault extends ContractFault {
+  constructor(fault: ExecFaultName, message: string) {
+    // the report's `fault` field is a string; these names extend call.ts's list for this door
+    super(fault as unknown as Fault, message);
+    this.name = 'ExecFault';
+  }
+}
+
+export interface ExecOptions {
+  /** Time limit for one answer (the describe handshake gets max(this, 30 s)). Default 10 s. */
+  timeoutMs?: number;
+  /** Longest accepted line, in bytes. Default 16 MiB. */
+  maxLineBytes?: number;
+  /** Restarts allowed before every later call fails with exec-gave-up. Default 5. */
+  maxRestarts?: number;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ExecImplementation extends BatchNormImplementation {
+  /** The command line. */
+  readonly command: string;
+  /** How many times the child was restarted after a fault. */
+  readonly restarts: number;
+  /** One line per fault and restart, for the report's footer. */
+  readonly events: string[];
+  /** Kill the child. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+type Json = Record<string, unknown>;
+
+const DEFAULT_MAX_LINE = 16 * 1024 * 1024;
+
+export function encodeArray(a: ArrayBufferView): { b64: string } {
+  return { b64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64') };
+}
+
+/** Decode {"b64"} to a typed array of dtype (or of the value's own "dtype" tag, if it has one). */
+export function decodeArray(v: { b64: string; dtype?: unknown }, dtype: DType, field: string): Arr {
+  const dt = v.dtype === 'float32' || v.dtype === 'float64' ? v.dtype : dtype;
+  const bytes = Buffer.from(v.b64, 'base64');
+  const size = dt === 'float32' ? 4 : 8;
+  if (bytes.length % size !== 0) throw new ExecFault('exec-bad-array', `"${field}" has ${bytes.length} bytes, not a whole number of ${dt} elements`);
+  const buf = new ArrayBuffer(bytes.length);
+  new Uint8Array(buf).set(bytes);
+  return dt === 'float32' ? new Float32Array(buf) : new Float64Array(buf);
+}
+
+function encodeRequest(id: number, op: string, dtype: DType | undefined, req?: AnyRequest): string {
+  const msg: Json = { id, op };
+  if (dtype) msg.dtype = dtype;
+  if (req) for (const [k, v] of Object.entries(req)) msg[k] = ArrayBuffer.isView(v) ? encodeArray(v) : v;
+  return `${JSON.stringify(msg)}\n`;
+}
+
+const isB64 = (v: unknown): v is { b64: string } => typeof v === 'object' && v !== null && typeof (v as { b64?: unknown }).b64 === 'string';
+
+interface Pending {
+  id: number;
+  resolve(v: Json): void;
+  reject(e: Error): void;
+  timer?: NodeJS.Timeout;
+}
+
+/** One child process and its line reader. */
+class Child {
+  readonly proc: ChildProcess;
+  pending?: Pending;
+  dead = false;
+  /** A fault seen while nothing was pending; the next request gets it. */
+  poison?: ExecFault;
+  private chunks: Buffer[] = [];
+  private lineBytes = 0;
+  private discarding = false;
+  stderrTail = '';
+
+  constructor(
+    command: string,
+    private readonly opts: Required<Pick<ExecOptions, 'maxLineBytes'>> & ExecOptions,
+    private readonly onFault: (f: ExecFault) => void,
+  ) {
+    this.proc = spawn(command, {
+      shell: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: process.platform !== 'win32', // its own process group, so a kill reaches grandchildren
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      env: opts.env ?? process.env,
+    });
+    this.proc.stdin!.on('error', () => undefined); // EPIPE when it died: reported by 'exit'
+    this.proc.stdout!.on('data', (b: Buffer) => this.onData(b));
+    this.proc.stdout!.on('end', () => {
+      if (!this.dead) {
+        // give 'exit' a moment to win, so a plain death is reported as a death
+        setTimeout(() => {
+          if (!this.dead) this.fail(new ExecFault('exec-stdout-closed', `the child closed its stdout but is still running${this.tail()}`));
+        }, 50);
+      }
+    });
+    this.proc.stderr!.on('data', (b: Buffer) => {
+      this.stderrTail = (this.stderrTail + b.toString('utf8')).slice(-2000);
+    });
+    this.proc.on('error', (e) => this.fail(new ExecFault('exec-died', `could not run the child: ${e.message}`)));
+    this.proc.on('exit', (code, signal) => {
+      if (this.dead) return;
+      this.fail(new ExecFault('exec-died', `the child exited (${signal ? `signal ${signal}` : `code ${code}`})${this.tail()}`));
+    });
+  }
+
+  private tail(): string {
+    const t = this.stderrTail.trim();
+    return t ? `; its stderr ends: ${t.slice(-400)}` : '';
+  }
+
+  private onData(b: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const nl = b.indexOf(0x0a, start);
+      const piece = nl < 0 ? b.subarray(start) : b.subarray(start, nl);
+      if (!this.discarding) {
+        this.lineBytes += piece.length;
+        if (this.lineBytes > this.opts.maxLineBytes) {
+          this.discarding = true;
+          this.chunks = [];
+          this.fail(new ExecFault('exec-line-too-long', `the child sent a line longer than ${this.opts.maxLineBytes} bytes (the limit); the rest was discarded`));
+        } else this.chunks.push(Buffer.from(piece));
+      }
+      if (nl < 0) return;
+      if (!this.discarding) {
+        const line = Buffer.concat(this.chunks).toString('utf8');
+        this.onLine(line);
+      }
+      this.chunks = [];
+      this.lineBytes = 0;
+      this.discarding = false;
+      start = nl + 1;
+      if (this.dead) return;
+    }
+  }
+
+  private onLine(line: string): void {
+    if (!line.trim()) return;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      this.fail(new ExecFault('exec-bad-json', `the child printed a line that is not JSON: ${JSON.stringify(line.slice(0, 200))}`));
+      return;
+    }
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      this.fail(new ExecFault('exec-bad-json', `the child printed JSON that is not an object: ${line.slice(0, 200)}`));
+      return;
+    }
+    const m = msg as Json;
+    const p = this.pending;
+    if (!p) {
+      this.fail(new ExecFault('exec-wrong-id', `the child sent an answer (id ${JSON.stringify(m.id)}) when no request was pending`));
+      return;
+    }
+    if (m.id !== p.id) {
+      this.fail(new ExecFault('exec-wrong-id', `the child answered id ${JSON.stringify(m.id)} to request ${p.id}`));
+      return;
+    }
+    this.pending = undefined;
+    if (p.timer) clearTimeout(p.timer);
+    p.resolve(m);
+  }
+
+  /** A transport fault: reject what is pending (or keep it for the next request) and kill. */
+  fail(f: ExecFault): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.onFault(f);
+    const p = this.pending;
+    this.pending = undefined;
+    if (p) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(f);
+    } else this.poison = f;
+    this.kill();
+  }
+
+  kill(): void {
+    this.dead = true;
+    const pid = this.proc.pid;
+    try {
+      if (pid !== undefined && process.platform !== 'win32') process.kill(-pid, 'SIGKILL');
+      else this.proc.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+    this.proc.stdin?.destroy();
+    this.proc.stdout?.destroy();
+    this.proc.stderr?.destroy();
+    this.proc.unref();
+  }
+
+  send(id: number, line: string, timeoutMs: number): Promise<Json> {
+    return new Promise<Json>((resolve, reject) => {
+      if (this.poison) {
+        const f = this.poison;
+        reject(f);
+        return;
+      }
+      if (this.dead) {
+        reject(new ExecFault('exec-died', 'the child is not running'));
+        return;
+      }
+      const p: Pending = { id, resolve, reject };
+      p.timer = setTimeout(() => this.fail(new ExecFault('exec-timeout', `no answer to request ${id} within ${timeoutMs} ms; the child was killed`)), timeoutMs);
+      this.pending = p;
+      this.proc.stdin!.write(line);
+    });
+  }
+}
+
+interface Description {
+  name: string;
+  profile: ProfileName | Profile;
+  dtypes: DType[];
+  ops: Op[];
+  axes?: 'first' | 'last' | 'any';
+}
+
+function parseDescription(m: Json, command: string): Description {
+  const problems: string[] = [];
+  if (typeof m.error === 'string') throw new UsageError(`--exec "${command}" refused describe: ${m.error}`);
+  if (typeof m.name !== 'string' || !m.name) problems.push('"name" must be a non-empty string');
+  if (!(typeof m.profile === 'string' || (typeof m.profile === 'object' && m.profile !== null))) problems.push('"profile" must be a profile name or object');
+  if (!Array.isArray(m.dtypes) || !m.dtypes.length || m.dtypes.some((d) => d !== 'float32' && d !== 'float64')) problems.push('"dtypes" must be a non-empty list of "float32" | "float64"');
+  if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !OPS.includes(o as Op))) problems.push(`"ops" must be a non-empty list of ${OPS.join(', ')}`);
+  if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
+  if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
+  return m as unknown as Description;
+}
+
+/** Start the child, do the describe handshake, and return the implementation. */
+export async function createExecImplementation(command: string, options: ExecOptions = {}): Promise<ExecImplementation> {
+  if (!command.trim()) throw new UsageError('--exec needs a command');
+  const opts = { ...options, maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE };
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxRestarts = options.maxRestarts ?? 5;
+  const events: string[] = [];
+  let restarts = 0;
+  let nextId = 0;
+  let child: Child | undefined;
+  let closed = false;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const onFault = (f: ExecFault) => events.push(f.message);
+  const start = () => {
+    child = new Child(command, opts, onFault);
+    return child;
+  };
+
+  // handshake
+  const first = start();
+  let desc: Description;
+  try {
+    const answer = await first.send(nextId++, encodeRequest(0, 'describe', undefined), Math.max(timeoutMs, 30_000));
+    desc = parseDescription(answer, command);
+  } catch (e) {
+    first.kill();
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--exec "${command}": the describe handshake failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+
+  const request = (op: Op, req: AnyRequest): Promise<Record<string, unknown>> => {
+    const dtype: DType = req.x instanceof Float32Array ? 'float32' : 'float64';
+    const run = async () => {
+      if (closed) throw new ExecFault('exec-died', 'the implementation was closed');
+      let c = child!;
+      if (c.dead && !c.poison) {
+        if (restarts >= maxRestarts) throw new ExecFault('exec-gave-up', `the child was restarted ${restarts} times; no more restarts (faults seen: ${[...new Set(events.map((e) => e.split(':')[0] ?? '').filter((n) => n.startsWith('exec-')))].join(', ')}; last: ${events.filter((e) => e.startsWith('exec-')).at(-1) ?? ''})`);
+        restarts++;
+        events.push(`restarted the child (restart ${restarts})`);
+        c = start();
+      }
+      const id = nextId++;
+      try {
+        // a little under the harness's own limit, so the child is killed and the fault named as exec-timeout
+        const answer = await c.send(id, encodeRequest(id, op, dtype, req), Math.max(1, Math.floor(timeoutMs * 0.9)));
+        if (typeof answer.error === 'string' || (answer.error !== undefined && answer.error !== null)) {
+          throw new Error(typeof answer.error === 'string' ? answer.error : JSON.stringify(answer.error));
+        }
+        const out: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(answer)) {
+          if (k === 'id') continue;
+          out[k] = isB64(v) ? decodeArray(v as { b64: string; dtype?: unknown }, dtype, k) : v;
+        }
+        return out;
+      } finally {
+        if (c.poison) c.poison = undefined; // delivered once; the next call restarts
+      }
+    };
+    const p = queue.then(run, run);
+    queue = p.catch(() => undefined);
+    return p;
+  };
+
+  const impl: ExecImplementation = {
+    name: desc.name,
+    profile: desc.profile,
+    dtypes: desc.dtypes,
+    ...(desc.axes ? { axes: desc.axes } : {}),
+    command,
+    get restarts() {
+      return restarts;
+    },
+    events,
+    async close() {
+      closed = true;
+      child?.kill();
+    },
+  };
+  const ops = impl as unknown as Record<Op, (req: AnyRequest) => Promise<unknown>>;
+  for (const op of desc.ops) ops[op] = (req: AnyRequest) => request(op, req);
+  return impl;
+}

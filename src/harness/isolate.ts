@@ -1,0 +1,270 @@
+/**
+ * Isolation for a module implementation: `check <module>` loads the module inside a worker thread
+ * and proxies every call to it, so a synchronous busy loop (or a crash) in the implementation
+ * cannot block or kill the run. The CLI does this by default for modules (`--no-isolate` to run
+ * in-process); API users who pass an object to runConformance stay in-process.
+ *
+ * Each call sends copies of the request's arrays (transferred); the worker snapshots them, calls
+ * the op, and sends back the result plus the bytes of any input the implementation modified,
+ * which are written back into the harness's request so callImplementation's byte-for-byte check
+ * names the mutation exactly as it would in-process. A synchronous throw comes back as fault
+ * 'threw', a rejection as 'rejected'. Faults of the isolation itself:
+ *
+ *   timeout        no answer within the time limit: the worker is terminated (even mid busy
+ *                  loop) and a fresh one loads the module for the next call
+ *   worker-died    the worker exited or crashed (process.exit, an uncaught error) during a call
+ *   not-cloneable  the result cannot be sent between threads (functions, class instances with
+ *                  private state)
+ */
+import { Worker } from 'node:worker_threads';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { AnyRequest, BatchNormImplementation, Op } from '../contract.js';
+import { OPS } from '../contract.js';
+import { UsageError } from '../errors.js';
+import { ContractFault, type Fault } from './call.js';
+
+export interface IsolateOptions {
+  /** Time limit for one call; on expiry the worker is terminated. Default 10 s. */
+  timeoutMs?: number;
+  /** Restarts allowed before later calls fail at once (fault worker-gave-up). Default 10. */
+  maxRestarts?: number;
+}
+
+export interface IsolatedImplementation extends BatchNormImplementation {
+  readonly restarts: number;
+  readonly events: string[];
+  close(): Promise<void>;
+}
+
+const fault = (name: string, message: string) => new ContractFault(name as Fault, message);
+
+/** The worker's source: plain JS (no loader needed), evaluated with `eval: true`. */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const OPS = ['forwardTrain', 'forwardInfer', 'backward'];
+const errText = (e) => (e instanceof Error ? e.name + ': ' + e.message : String(e));
+(async () => {
+  let impl;
+  try {
+    const mod = await import(workerData.url);
+    impl = await (mod.default ?? mod.implementation);
+  } catch (e) {
+    parentPort.postMessage({ type: 'load-error', message: errText(e) });
+    return;
+  }
+  if (!impl || typeof impl !== 'object') {
+    parentPort.postMessage({ type: 'load-error', message: 'no default export and no export named "implementation" (or it is not an object)' });
+    return;
+  }
+  let desc;
+  try {
+    desc = { name: impl.name, profile: impl.profile, dtypes: impl.dtypes, axes: impl.axes, accumulation: impl.accumulation,
+      ops: OPS.filter((op) => typeof impl[op] === 'function') };
+    parentPort.postMessage({ type: 'ready', desc });
+  } catch (e) {
+    parentPort.postMessage({ type: 'load-error', message: 'its description cannot be sent between threads: ' + errText(e) });
+    return;
+  }
+  parentPort.on('message', async ({ id, op, req }) => {
+    const before = {};
+    for (const [k, v] of Object.entries(req)) if (ArrayBuffer.isView(v)) before[k] = new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+    const shapeBefore = JSON.stringify(req.shape);
+    const changed = () => {
+      const out = {};
+      for (const [k, bytes] of Object.entries(before)) {
+        const v = req[k];
+        if (!ArrayBuffer.isView(v) || v.byteLength !== bytes.length) { out[k] = null; continue; }
+        const now = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+        for (let i = 0; i < now.length; i++) if (now[i] !== bytes[i]) { out[k] = now.slice(); break; }
+      }
+      if (JSON.stringify(req.shape) !== shapeBefore) out.shape = Array.isArray(req.shape) ? req.shape.slice() : null;
+      return out;
+    };
+    let pending;
+    try {
+      pending = impl[op](req);
+    } catch (e) {
+      parentPort.postMessage({ id, kind: 'threw', message: errText(e), changed: changed() });
+      return;
+    }
+    let result;
+    try {
+      result = await pending;
+    } catch (e) {
+      parentPort.postMessage({ id, kind: 'rejected', message: errText(e), changed: changed() });
+      return;
+    }
+    try {
+      parentPort.postMessage({ id, kind: 'ok', result, changed: changed() });
+    } catch (e) {
+      parentPort.postMessage({ id, kind: 'not-cloneable', message: errText(e), changed: changed() });
+    }
+  });
+})();
+`;
+
+interface Pending {
+  id: number;
+  op: Op;
+  req: AnyRequest;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+  timer: NodeJS.Timeout;
+}
+
+interface Description {
+  name: string;
+  profile: BatchNormImplementation['profile'];
+  dtypes: BatchNormImplementation['dtypes'];
+  axes?: BatchNormImplementation['axes'];
+  accumulation?: BatchNormImplementation['accumulation'];
+  ops: Op[];
+}
+
+/** Write the worker's view of modified inputs back into the harness's request. */
+function applyChanges(req: AnyRequest, changed: Record<string, Uint8Array | number[] | null> | undefined): void {
+  if (!changed) return;
+  const r = req as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries(changed)) {
+    if (k === 'shape') {
+      if (Array.isArray(v)) req.shape.splice(0, req.shape.length, ...v);
+      else req.shape.push(NaN); // replaced by a non-array: make the harness see a changed shape
+      continue;
+    }
+    const target = r[k];
+    if (!ArrayBuffer.isView(target)) continue;
+    const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+    if (v instanceof Uint8Array && v.length === bytes.length) bytes.set(v);
+    else bytes[0] = bytes[0]! ^ 0xff; // resized or replaced: flip a byte so the check names it
+  }
+}
+
+/** Load `modulePath` in a worker thread and return a proxy implementation. */
+export async function createIsolatedImplementation(modulePath: string, options: IsolateOptions = {}): Promise<IsolatedImplementation> {
+  const url = pathToFileURL(resolve(process.cwd(), modulePath)).href;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxRestarts = options.maxRestarts ?? 10;
+  const events: string[] = [];
+  let restarts = 0;
+  let nextId = 1;
+  let worker: Worker | undefined;
+  let ready: Promise<Description> | undefined;
+  let pending: Pending | undefined;
+  let closed = false;
+
+  const stop = (why: string) => {
+    const w = worker;
+    worker = undefined;
+    ready = undefined;
+    if (w) {
+      w.removeAllListeners('message');
+      void w.terminate();
+    }
+    if (why) events.push(why);
+  };
+
+  const start = (): Promise<Description> => {
+    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { url }, stdout: false, stderr: false });
+    w.unref();
+    worker = w;
+    ready = new Promise<Description>((res, rej) => {
+      w.on('message', (m: { type?: string; desc?: Description; message?: string; id?: number; kind?: string; result?: unknown; changed?: Record<string, Uint8Array | null> }) => {
+        if (m.type === 'ready') return res(m.desc!);
+        if (m.type === 'load-error') return rej(new UsageError(`cannot load ${modulePath}: ${m.message}`));
+        const p = pending;
+        if (!p || m.id !== p.id) return;
+        pending = undefined;
+        clearTimeout(p.timer);
+        applyChanges(p.req, m.changed);
+        if (m.kind === 'ok') p.resolve(m.result);
+        else if (m.kind === 'threw') p.reject(new ContractFault('threw', `${p.op} threw ${m.message}`));
+        else if (m.kind === 'rejected') p.reject(new Error(m.message));
+        else p.reject(fault('not-cloneable', `${p.op} returned a result that cannot be sent between threads: ${m.message}`));
+      });
+      const died = (why: string) => {
+        if (worker !== w) return;
+        rej(new UsageError(`cannot load ${modulePath}: the worker ${why} before it was ready`));
+        const p = pending;
+        pending = undefined;
+        stop(`worker-died: the worker ${why}`);
+        if (p) {
+          clearTimeout(p.timer);
+          p.reject(fault('worker-died', `${p.op}: the implementation's worker ${why}; a fresh one is started for the next call`));
+        }
+      };
+      w.on('error', (e) => died(`crashed (${e instanceof Error ? `${e.name}: ${e.message}` : String(e)})`));
+      w.on('exit', (code) => died(`exited (code ${code})`));
+    });
+    ready.catch(() => undefined);
+    return ready;
+  };
+
+  const desc = await start();
+  if (!desc.ops.length) {
+    stop('');
+    throw new UsageError(`invalid implementation ${JSON.stringify(desc.name ?? '')}: it implements none of ${OPS.join(', ')}`);
+  }
+
+  let queue: Promise<unknown> = Promise.resolve();
+  const call = (op: Op, req: AnyRequest): Promise<unknown> => {
+    const run = async () => {
+      if (closed) throw fault('worker-died', 'the implementation was closed');
+      if (!worker) {
+        if (restarts >= maxRestarts) throw fault('worker-gave-up', `the worker was restarted ${restarts} times; no more restarts (faults seen: ${[...new Set(events.map((e) => e.split(':')[0] ?? '').filter((n) => !n.startsWith('restarted')))].join(', ')})`);
+        restarts++;
+        events.push(`restarted the worker (restart ${restarts})`);
+        start();
+      }
+      try {
+        await ready;
+      } catch (e) {
+        stop('');
+        throw fault('worker-died', `the module did not load again in a fresh worker: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      const w = worker!;
+      // copies of the arrays, transferred; the harness keeps its own for the mutation check
+      const copy: Record<string, unknown> = {};
+      const transfer: ArrayBuffer[] = [];
+      for (const [k, v] of Object.entries(req)) {
+        if (v instanceof Float32Array || v instanceof Float64Array) {
+          const c = v.slice();
+          copy[k] = c;
+          transfer.push(c.buffer as ArrayBuffer);
+        } else copy[k] = Array.isArray(v) ? v.slice() : v;
+      }
+      const id = nextId++;
+      return new Promise((res, rej) => {
+        const timer = setTimeout(() => {
+          pending = undefined;
+          stop(`timeout: terminated the worker, ${op} did not answer within ${timeoutMs} ms`);
+          rej(new ContractFault('timeout', `${op} did not return within ${timeoutMs} ms (a busy loop?); its worker was terminated and is restarted for the next call`));
+        }, timeoutMs);
+        pending = { id, op, req, resolve: res, reject: rej, timer };
+        w.postMessage({ id, op, req: copy }, transfer);
+      });
+    };
+    const p = queue.then(run, run);
+    queue = p.catch(() => undefined);
+    return p;
+  };
+
+  const impl: IsolatedImplementation = {
+    name: desc.name,
+    profile: desc.profile,
+    dtypes: desc.dtypes,
+    ...(desc.axes !== undefined ? { axes: desc.axes } : {}),
+    ...(desc.accumulation !== undefined ? { accumulation: desc.accumulation } : {}),
+    get restarts() {
+      return restarts;
+    },
+    events,
+    async close() {
+      closed = true;
+      stop('');
+    },
+  };
+  const ops = impl as unknown as Record<Op, (req: AnyRequest) => Promise<unknown>>;
+  for (const op of desc.ops) ops[op] = (req) => call(op, req);
+  return impl;
+}

@@ -1,0 +1,66 @@
+/**
+ * vitest integration: one vitest test per conformance check, in the user's own spec file.
+ *
+ *   // bn.spec.ts
+ *   import { defineConformanceSuite } from 'bn-conformance/vitest';
+ *   import impl from './my-bn.js';
+ *   defineConformanceSuite(impl, { seed: 1, runs: 25 });
+ *
+ * The whole run happens once (in beforeAll); each check is then an `it` that fails with the
+ * report's failure block (formatFailure) as its message, and a skipped or not-supported check is
+ * an `it.skip` whose title carries the reason. vitest is a peer dependency of this entry point.
+ */
+import { beforeAll, describe, it } from 'vitest';
+import type { BatchNormImplementation } from '../contract.js';
+import { planCases } from '../checks/index.js';
+import { formatFailure } from './format.js';
+import { runConformance, selectCases, type ConformanceOptions } from './runner.js';
+import type { ConformanceReport } from './types.js';
+
+export interface SuiteOptions extends ConformanceOptions {
+  /** The describe block's title; default "bn-conformance: <implementation name>". */
+  title?: string;
+  /** Time limit for the whole run (the beforeAll hook), ms. Default 600 000. */
+  runTimeoutMs?: number;
+}
+
+export function defineConformanceSuite(impl: BatchNormImplementation, options: SuiteOptions = {}): void {
+  const { title, runTimeoutMs, ...conf } = options;
+  // the check IDs are known without running anything, so vitest can list one test per check
+  const ids = selectCases(planCases(impl, undefined, conf.extraChecks ?? []), conf).map((c) => c.def.id);
+  describe(title ?? `bn-conformance: ${impl.name}`, () => {
+    let report: ConformanceReport | undefined;
+    let runError: unknown;
+    beforeAll(async () => {
+      try {
+        report = await runConformance(impl, conf);
+      } catch (e) {
+        runError = e;
+      }
+    }, runTimeoutMs ?? 600_000);
+
+    const byId = () => new Map((report?.results ?? []).map((r) => [r.id, r]));
+    for (const id of ids) {
+      it(id, (ctx) => {
+        if (runError) throw runError instanceof Error ? runError : new Error(String(runError));
+        const r = byId().get(id);
+        if (!r) throw new Error(`${id} was planned but the run did not report it`);
+        if (r.status === 'skipped' || r.status === 'not-supported') {
+          ctx.skip(`${r.status}: ${r.reason ?? ''}`);
+          return;
+        }
+        if (r.status === 'fail') throw new Error(formatFailure(r));
+      });
+    }
+    // golden fixtures are planned by the runner itself: one test for all of them
+    if (conf.golden !== false) {
+      it('bn:golden (TensorFlow fixtures)', (ctx) => {
+        if (runError) throw runError instanceof Error ? runError : new Error(String(runError));
+        const golden = (report?.results ?? []).filter((r) => r.family === 'golden');
+        if (!golden.length) return ctx.skip('no golden fixture applies to this implementation and profile');
+        const failed = golden.filter((r) => r.status === 'fail');
+        if (failed.length) throw new Error(failed.map((r) => formatFailure(r)).join('\n\n'));
+      });
+    }
+  });
+}
