@@ -28,8 +28,10 @@
  *            alpha = dmu / s, beta = dvar / (2 s^2) + 4u; the last term admits the folded form
  *            x * inv - mu * inv (tf.nn.batch_normalization, TF.js), which rounds x * inv.
  * y:         dy_out = |gamma| dxhat + u (2 |gamma xhat| + |y|)
- * running:   dRM = |take| dmu + 2u (|keep RM| + |take mu|) + u |RM'|
- *            dRV = |take| b dvar + 3u (|keep RV| + |take b var|) + u |RV'|   (b: Bessel factor)
+ * running:   dRM = |take| dmu + 2u (|keep RM| + |take mu|) + u |RM'| + u |momentum| (|RM| + |mu|)
+ *            dRV = |take| b dvar + 3u (|keep RV| + |take b var|) + u |RV'| + u |momentum| (|RV| + |b var|)
+ *            (b: Bessel factor). The last term: an implementation may hold momentum in its dtype;
+ *            fl(0.99) in float32 moves 1 - momentum by u * 0.99, i.e. 99u relative to 0.01.
  * backward (training), Q = mean(dy), P = mean(dy xhat):
  *            dQ = g mean|dy| + u|Q|;  dP = mean(|dy| dxhat) + (g + u) mean|dy xhat|
  *            inner = dy - Q - xhat P;  d(inner) = dQ + dxhat |P| + |xhat| dP + 3u(|dy| + |Q| + |xhat P|)
@@ -38,7 +40,9 @@
  * inference: the same with the running statistics exact (dmu = dvar = 0).
  *
  * Relative error analysis stops at underflow: every bound also admits UNDERFLOW_STEPS roundings
- * of absolute size up to the smallest subnormal (a float32 variance of 7e-81 is 0).
+ * of absolute size up to the smallest subnormal (a float32 variance of 7e-81 is 0), amplified by
+ * what may follow them (a product underflowing before the multiplication by gamma / s), and
+ * m times for the per-channel sums dgamma (products dy * (x - mu) summed, then scaled by 1/s).
  * The first-order bound is doubled (SAFETY = 2) to cover second-order terms, and the
  * reference's own error (<= 4 ulp(float64) of the same scales, spec/reference/oracle.spec.ts)
  * is added, which matters only for float64 implementations.
@@ -89,9 +93,12 @@ export interface ChannelBounds {
   variance: number;
   xhat(xhat: number, x: number): number;
   y(xhat: number, x: number, y: number): number;
-  /** running' = keep * old + take * batchStat (batchStat = mean, or bessel * variance). */
-  runningMean(keep: number, take: number, old: number, result: number): number;
-  runningVar(keep: number, take: number, old: number, bessel: number, result: number): number;
+  /**
+   * running' = keep * old + take * batchStat (batchStat = mean, or bessel * variance);
+   * momentum is the value given (keep in the decay convention, take in update-fraction).
+   */
+  runningMean(keep: number, take: number, momentum: number, old: number, result: number): number;
+  runningVar(keep: number, take: number, momentum: number, old: number, bessel: number, result: number): number;
   /** xhat, dy and the exact dx at one element; Q = mean(dy), P = mean(dy * xhat). */
   dx(xhat: number, x: number, dy: number, Q: number, P: number, dx: number): number;
   dgamma(dgamma: number): number;
@@ -133,7 +140,9 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
   const alpha = dmu / s;
   const beta = dvar / (2 * s2) + 4 * u;
   const refScale = (scale: number) => REF_ULPS * U64 * scale;
-  const bound = (firstOrder: number, scale: number) => SAFETY * (firstOrder + UNDERFLOW_STEPS * TINY[input.dtype]) + refScale(scale);
+  // underflow: a rounding of absolute size TINY, possibly before a multiplication by |gamma| / s
+  const tiny = UNDERFLOW_STEPS * TINY[input.dtype] * (1 + 1 / s) * Math.max(1, Math.abs(f.gamma));
+  const bound = (firstOrder: number, scale: number, underflows = 1) => SAFETY * (firstOrder + underflows * tiny) + refScale(scale);
   const dxhat = (xhat: number, x: number) => alpha + beta * Math.abs(xhat) + (u * (Math.abs(x) + Math.abs(f.mean))) / s;
 
   const meanAbsDy = f.meanAbsDy ?? 0;
@@ -162,13 +171,15 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
     xhat: (xhat, x) => bound(dxhat(xhat, x), Math.abs(xhat)),
     y: (xhat, x, y) =>
       bound(Math.abs(f.gamma) * dxhat(xhat, x) + u * (2 * Math.abs(f.gamma * xhat) + Math.abs(y)), Math.abs(y) + Math.abs(f.gamma * xhat)),
-    runningMean: (keep, take, old, result) => {
+    runningMean: (keep, take, momentum, old, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * f.mean);
-      return bound(Math.abs(take) * dmu + 2 * u * scale + u * Math.abs(result), scale);
+      const heldMomentum = u * Math.abs(momentum) * (Math.abs(old) + Math.abs(f.mean));
+      return bound(Math.abs(take) * dmu + 2 * u * scale + u * Math.abs(result) + heldMomentum, scale);
     },
-    runningVar: (keep, take, old, bessel, result) => {
+    runningVar: (keep, take, momentum, old, bessel, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * bessel * f.variance);
-      return bound(Math.abs(take) * bessel * dvar + 3 * u * scale + u * Math.abs(result), scale);
+      const heldMomentum = u * Math.abs(momentum) * (Math.abs(old) + Math.abs(bessel * f.variance));
+      return bound(Math.abs(take) * bessel * dvar + 3 * u * scale + u * Math.abs(result) + heldMomentum, scale);
     },
     dx: (xhat, x, dy, Q, P, dx) => {
       const inner = dy - Q - xhat * P;
@@ -177,8 +188,8 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
       const scale = Math.abs(f.gamma / s) * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat * P));
       return bound(Math.abs(f.gamma / s) * (dInner + Math.abs(inner) * (dvar / (2 * s2) + 3 * u)) + u * Math.abs(dx), scale);
     },
-    dgamma: (dgamma) => bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat),
-    dbeta: (sumAbsDy, dbeta) => bound(g * sumAbsDy + u * Math.abs(dbeta), sumAbsDy),
+    dgamma: (dgamma) => bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat, f.m),
+    dbeta: (sumAbsDy, dbeta) => bound(g * sumAbsDy + u * Math.abs(dbeta), sumAbsDy, f.m),
   };
 }
 
