@@ -71,6 +71,7 @@ interface CheckOptions {
   replay?: string;
   golden: boolean;
   verbose?: boolean;
+  gpuMode?: string;
 }
 
 async function resolveTarget(module: string | undefined, opts: { builtin?: string; profile?: string }): Promise<BatchNormImplementation> {
@@ -89,6 +90,7 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
     printBuiltins();
     return EXIT.ok;
   }
+  if (opts.gpuMode) process.env.BN_GPU_MODE = opts.gpuMode; // read by the gpu built-in
   const impl = await resolveTarget(module, opts);
   const skip = [...opts.skip];
   const fromFile = opts.skipsFile ? readSkipsFile(opts.skipsFile) : [];
@@ -110,6 +112,8 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
         }
       : undefined,
   });
+  // a built-in holding resources (the gpu built-in: GL context, compiled kernels) is freed here
+  if (opts.builtin) await (impl as { dispose?: () => unknown }).dispose?.();
   // skip-file entries that match nothing are probably typos or stale: say so (array-api-tests)
   const ids = report.results.map((r) => r.id);
   const allIds = planCases(impl).map((c) => c.def.id);
@@ -158,6 +162,7 @@ export function buildProgram(): Command {
     .option('--replay <path>', 'replay one failure: the fast-check path from its report (with --only ID --seed S)')
     .option('--no-golden', 'do not replay the golden TensorFlow fixtures')
     .option('--verbose', 'list passing checks too')
+    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgpu', 'cpu']))
     .action(async (module: string | undefined, opts: CheckOptions) => {
       process.exitCode = await check(module, opts);
     });
