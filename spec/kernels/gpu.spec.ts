@@ -3,7 +3,7 @@
  *
  * - headlessgl (the real GLSL path): runs when gpuAvailability('headlessgl') says so, i.e. under
  *   `xvfb-run -a` with the `gl` build (scripts/ci-gpu.sh); otherwise every headlessgl test is
- *   skipped with the probe's reason printed. Each test asserts that the kernel class that ran is
+ *   skipped with the probe's reason printed — or FAILS when BN_REQUIRE_GPU=1 (CI). Each test asserts that the kernel class that ran is
  *   HeadlessGLKernel, so gpu.js's silent CPU fallback can never pass as the GPU path.
  * - cpu (gpu.js's own JS translation of the same kernel bodies): runs everywhere, so the kernel
  *   logic is checked even where no GL context exists.
@@ -197,6 +197,9 @@ function suite(mode: GpuMode, probe: () => GpuAvailability | undefined, expected
       name,
       async (ctx) => {
         const a = probe();
+        if (!a?.available && mode === 'headlessgl' && process.env.BN_REQUIRE_GPU === '1') {
+          throw new Error(`BN_REQUIRE_GPU=1 but gpu.js mode ${mode} is not available: ${a?.reason ?? 'probe did not run'}`);
+        }
         if (!a?.available) {
           console.warn(`[gpu.spec] skipping ${mode} "${name}": ${a?.reason ?? 'probe did not run'}`);
           ctx.skip();
