@@ -41,6 +41,8 @@ const bundle = await build({
   platform: 'browser',
   target: 'es2020',
   write: false,
+  logLevel: 'error',
+  define: { 'import.meta.url': '"file:///browser/index.js"' },
   plugins: [
     {
       name: 'browser-stubs',
@@ -135,10 +137,12 @@ try {
     if (m.type() === 'warning' || m.type() === 'error') console.log(`  [page ${m.type()}] ${m.text()}`);
   });
   await page.setContent('<!doctype html><html><head><meta charset="utf-8"><title>bn-conformance gpu.js</title></head><body></body></html>');
+  // tsx compiles this file with keepNames: functions passed to page.evaluate call esbuild's __name
+  await page.addScriptTag({ content: 'globalThis.__name = (f, value) => Object.defineProperty(f, "name", { value, configurable: true });' });
   await page.addScriptTag({ content: gpuJs });
   await page.addScriptTag({ content: kernelJs });
   await page.evaluate(() => {
-    const w = window as unknown as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const w = globalThis as unknown as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     const fromWire = (o: Record<string, any>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v && v.f32 ? Float32Array.from(v.f32) : v])); // eslint-disable-line @typescript-eslint/no-explicit-any
     const impls: Record<string, any> = {}; // eslint-disable-line @typescript-eslint/no-explicit-any
     w.bnRun = async (mode: string, profile: string, op: string, req: Record<string, unknown>) => {
@@ -152,11 +156,11 @@ try {
     };
     w.bnProbe = async (mode: string) => w.BnGpu.gpuAvailability(mode);
   });
-  const ua = await page.evaluate(() => navigator.userAgent);
+  const ua = await page.evaluate(() => (globalThis as unknown as { navigator: { userAgent: string } }).navigator.userAgent);
   console.log(`headless Chromium: ${ua}`);
 
   for (const mode of MODES) {
-    const probe = (await page.evaluate((m) => (window as unknown as { bnProbe(m: string): Promise<unknown> }).bnProbe(m), mode)) as { available: boolean; reason: string };
+    const probe = (await page.evaluate((m) => (globalThis as unknown as { bnProbe(m: string): Promise<unknown> }).bnProbe(m), mode)) as { available: boolean; reason: string };
     console.log(`\nmode ${mode}: probe ${probe.available ? 'available' : 'NOT available'}: ${probe.reason}`);
     if (!probe.available) {
       failures++;
@@ -174,7 +178,7 @@ try {
           let line: string;
           try {
             const r = (await page.evaluate(
-              ([m, p, o, q]) => (window as unknown as { bnRun(...a: unknown[]): Promise<unknown> }).bnRun(m, p, o, q),
+              ([m, p, o, q]) => (globalThis as unknown as { bnRun(...a: unknown[]): Promise<unknown> }).bnRun(m, p, o, q),
               [mode, profile, op, toWire(req)] as const,
             )) as { out: Record<string, number[]>; info: { kernelClasses: string[]; renderer: string | null }; accumulation: { dtype: 'float32'; order: 'tiled'; tile: number } };
             r.info.kernelClasses.forEach((c) => classes.add(c));
@@ -192,7 +196,7 @@ try {
         }
       }
     }
-    const info = (await page.evaluate((m) => (window as unknown as { bnRun(...a: unknown[]): Promise<{ info: unknown }> }).bnRun(m, 'keras', 'forwardInfer', { x: { f32: [1, 2] }, shape: [2, 1], axis: 1, gamma: { f32: [1] }, beta: { f32: [0] }, eps: 1e-3, runningMean: { f32: [0] }, runningVar: { f32: [1] } }), mode)) as { info: { renderer: string | null } };
+    const info = (await page.evaluate((m) => (globalThis as unknown as { bnRun(...a: unknown[]): Promise<{ info: unknown }> }).bnRun(m, 'keras', 'forwardInfer', { x: { f32: [1, 2] }, shape: [2, 1], axis: 1, gamma: { f32: [1] }, beta: { f32: [0] }, eps: 1e-3, runningMean: { f32: [0] }, runningVar: { f32: [1] } }), mode)) as { info: { renderer: string | null } };
     console.log(`mode ${mode}: kernel classes that ran: ${[...classes].join(', ')}; renderer: ${info.info.renderer}`);
     console.log(`mode ${mode}: worst error/bound per op: ${JSON.stringify(Object.fromEntries(Object.entries(worst).map(([k, v]) => [k, Number(v.toFixed(3))])))}`);
     classes = new Set();
