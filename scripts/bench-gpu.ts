@@ -1,14 +1,15 @@
 /**
- * Times the gpu.js kernel against a plain float32 CPU loop (until src/kernels/cpu-f32 lands on
- * main, a straightforward two-pass JS loop with Float32Array storage and Math.fround sums).
+ * Times the gpu.js kernel against the project's float32 CPU kernel (createCpuF32, src/kernels/cpu-f32,
+ * TypeScript and WebAssembly SIMD engines).
  *
  *   xvfb-run -a npx tsx scripts/bench-gpu.ts [--mode headlessgl] [--reps 5]
  *
- * Reports, per shape: first call (kernel compile + run), steady-state call split into upload,
+ * Reports, per shape: compile (first call minus a steady call), steady-state call split into upload,
  * reduction passes and output kernel + single readback (gl.finish() between phases), and the CPU
  * loop. NOTE: measured on Mesa llvmpipe (software GL); no real GPU was available, so these are
  * NOT GPU speeds.
  */
+import { createCpuF32 } from '../src/kernels/cpu-f32/index.js';
 import { createGpu, gpuAvailability, type GpuMode } from '../src/kernels/gpu/index.js';
 
 const args = process.argv.slice(2);
@@ -18,27 +19,6 @@ const opt = (name: string, dflt: string) => {
 };
 const mode = opt('mode', 'headlessgl') as GpuMode;
 const reps = Number(opt('reps', '5'));
-
-function cpuF32Train(x: Float32Array, outer: number, C: number, inner: number, gamma: Float32Array, beta: Float32Array, eps: number): Float32Array {
-  const y = new Float32Array(x.length);
-  const m = outer * inner;
-  for (let c = 0; c < C; c++) {
-    let s = 0;
-    for (let o = 0; o < outer; o++) for (let i = 0, b = (o * C + c) * inner; i < inner; i++) s = Math.fround(s + x[b + i]!);
-    const mu = Math.fround(s / m);
-    let q = 0;
-    for (let o = 0; o < outer; o++)
-      for (let i = 0, b = (o * C + c) * inner; i < inner; i++) {
-        const d = Math.fround(x[b + i]! - mu);
-        q = Math.fround(q + Math.fround(d * d));
-      }
-    const inv = Math.fround(1 / Math.sqrt(Math.fround(q / m) + eps));
-    const g = gamma[c]!;
-    const bb = beta[c]!;
-    for (let o = 0; o < outer; o++) for (let i = 0, b = (o * C + c) * inner; i < inner; i++) y[b + i] = g * ((x[b + i]! - mu) * inv) + bb;
-  }
-  return y;
-}
 
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)]!;
 
@@ -56,8 +36,8 @@ const shapes: Array<[string, number[]]> = [
   ['[4096,256] NC', [4096, 256]],
 ];
 const rows: string[] = [];
-rows.push('| shape | numel | first call (compile+run) ms | steady ms | upload | passes | output+readback | cpu f32 loop ms | gpu/cpu |');
-rows.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+rows.push('| shape | numel | first call ms | compile ms | steady ms | upload | passes | output + readback | cpu-f32 ts ms | cpu-f32 wasm ms | gpu / cpu-f32 ts |');
+rows.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const [label, shape] of shapes) {
   const [N, C, ...rest] = shape as [number, number, ...number[]];
   const inner = rest.reduce((a, b) => a * b, 1);
@@ -83,16 +63,22 @@ for (const [label, shape] of shapes) {
     out.push(t.outputAndReadbackMs);
   }
   await impl.dispose();
-  const cpu: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const t = performance.now();
-    cpuF32Train(x, N, C, inner, gamma, beta, 1e-3);
-    cpu.push(performance.now() - t);
+  const cpuMs: Record<string, number> = {};
+  for (const engine of ['ts', 'wasm'] as const) {
+    const cpuImpl = createCpuF32('keras', { engine });
+    await cpuImpl.forwardTrain!(req); // warm-up (JIT, wasm instantiation)
+    const t: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const t1 = performance.now();
+      await cpuImpl.forwardTrain!(req);
+      t.push(performance.now() - t1);
+    }
+    cpuMs[engine] = median(t);
   }
   const s = median(steady);
-  const c = median(cpu);
+  const c = cpuMs.ts!;
   rows.push(
-    `| ${label} | ${n} | ${first.toFixed(0)} | ${s.toFixed(1)} | ${median(up).toFixed(1)} | ${median(pass).toFixed(1)} | ${median(out).toFixed(1)} | ${c.toFixed(1)} | ${(s / c).toFixed(1)}x |`,
+    `| ${label} | ${n} | ${first.toFixed(0)} | ${(first - s).toFixed(0)} | ${s.toFixed(1)} | ${median(up).toFixed(1)} | ${median(pass).toFixed(1)} | ${median(out).toFixed(1)} | ${c.toFixed(1)} | ${cpuMs.wasm!.toFixed(1)} | ${(s / c).toFixed(1)}x |`,
   );
 }
 console.log(`forwardTrain, keras profile, tile 64, median of ${reps}:\n`);

@@ -12,6 +12,9 @@ export interface Builtin {
   create(profile?: ProfileName | Profile): Promise<BatchNormImplementation>;
 }
 
+/** Modes of the gpu built-in (--gpu-mode / BN_GPU_MODE); 'cpu' is gpu.js's JS backend and is labelled NOT a GPU. */
+export const GPU_BUILTIN_MODES = ['headlessgl', 'webgl2', 'webgpu', 'cpu'] as const;
+
 export const BUILTINS: Record<string, Builtin> = {
   reference: {
     description: 'the float64 compensated reference (float32 and float64)',
@@ -26,13 +29,17 @@ export const BUILTINS: Record<string, Builtin> = {
     create: async (p) => createCpuF32(p, { engine: 'wasm' }),
   },
   gpu: {
-    description: 'the gpu.js kernel in headless-gl (needs gpu.js, a built `gl` and an X display: xvfb-run -a)',
+    description:
+      'the gpu.js kernel; mode from --gpu-mode / BN_GPU_MODE: headlessgl (default; needs a built `gl` and an X display: xvfb-run -a), webgl2, webgpu, cpu (gpu.js JS backend: NOT a GPU)',
     create: async (p) => {
       const { createGpu, gpuAvailability } = await import('./kernels/gpu/index.js');
-      const probe = await gpuAvailability('headlessgl');
-      // never let a fallback pass as the GPU path
-      if (!probe.available) throw new UsageError(`the gpu built-in cannot run here: ${probe.reason}`);
-      return createGpu(p, { mode: 'headlessgl' });
+      const mode = (process.env.BN_GPU_MODE || 'headlessgl') as (typeof GPU_BUILTIN_MODES)[number];
+      if (!GPU_BUILTIN_MODES.includes(mode)) throw new UsageError(`unknown gpu mode "${mode}" (--gpu-mode / BN_GPU_MODE); known: ${GPU_BUILTIN_MODES.join(', ')}`);
+      const probe = await gpuAvailability(mode);
+      // never let a fallback pass as the named mode (the kernel also checks the class after every run)
+      if (!probe.available) throw new UsageError(`the gpu built-in cannot run in mode ${mode} here: ${probe.reason}`);
+      // the CLI calls dispose() (the GL context and compiled kernels) when the run ends
+      return createGpu(p, { mode });
     },
   },
   'tfjs-cpu': {

@@ -77,6 +77,7 @@ interface CheckOptions {
   exec?: string;
   isolate: boolean;
   shard?: { index: number; count: number };
+  gpuMode?: string;
 }
 
 interface TargetOptions {
@@ -115,6 +116,7 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
     printBuiltins();
     return EXIT.ok;
   }
+  if (opts.gpuMode) process.env.BN_GPU_MODE = opts.gpuMode; // read by the gpu built-in
   const impl = await resolveTarget(module, opts);
   try {
     return await checkImpl(impl, module, opts);
@@ -147,6 +149,8 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
         }
       : undefined,
   });
+  // a built-in holding resources (the gpu built-in: GL context, compiled kernels) is freed here
+  if (opts.builtin) await (impl as { dispose?: () => unknown }).dispose?.();
   // skip-file entries that match nothing are probably typos or stale: say so (array-api-tests)
   const ids = report.results.map((r) => r.id);
   const allIds = planCases(impl).map((c) => c.def.id);
@@ -198,6 +202,7 @@ export function buildProgram(): Command {
     .option('--exec <command>', 'check a child process that speaks the NDJSON protocol (any language; see CONTRACT.md)')
     .option('--no-isolate', 'load a module in this process instead of a worker thread (a busy loop then blocks the run)')
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the checks (for CI matrices; join with `merge`)', shardSpec)
+    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgpu', 'cpu']))
     .action(async (module: string | undefined, opts: CheckOptions) => {
       process.exitCode = await check(module, opts);
     });

@@ -268,6 +268,13 @@ function glRenderer(kernel: any): string | null {
   }
 }
 
+/** gpu.js's JS and WebAssembly backends are not GPUs: their results are labelled so. */
+export const NOT_GPU_MODES: readonly GpuMode[] = ['cpu', 'webasm'];
+
+export function implName(mode: GpuMode): string {
+  return NOT_GPU_MODES.includes(mode) ? `gpu.js:${mode} (NOT a GPU: gpu.js ${mode === 'cpu' ? 'JavaScript' : 'WebAssembly'} backend)` : `gpu.js:${mode}`;
+}
+
 /* ----------------------------------------------------------------------------------------------
  * Plans: compiled kernels per (op, shape)
  * -------------------------------------------------------------------------------------------- */
@@ -478,7 +485,7 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
   }
 
   const impl: GpuImplementation = {
-    name: `gpu.js:${mode}`,
+    name: implName(mode),
     profile: prof,
     dtypes: ['float32'],
     axes: 'any',
