@@ -182,6 +182,9 @@ const GRID: Array<[number[], number]> = [
   [[2, 3, 2, 2, 3], 4], // NDHWC
   [[1, 3, 2, 2, 5], 1], // outer 1: one run per channel
   [[33, 7], 1], // odd row count
+  // Above TINY_NUMEL (1024; smaller tensors take the direct two-pass loops of tiny.ts):
+  [[4, 6, 8, 8], 1], // NCHW runs path of the TS engine (the wasm engine's TS fallback below 2048)
+  [[3, 6, 8, 16], 1], // NCHW, numel 2304: the wasm engine's runs path
   // At or above the wasm engine's WASM_MIN_NUMEL (2048): its rows (channels-last) SIMD path.
   [[4, 9, 9, 13], 3], // NHWC, 13 lanes (the last 4-lane block is padding-read)
   [[33, 70], 1], // NC, odd row count (the last row of a chunk goes through JS)
@@ -268,6 +271,7 @@ describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
     ['m = 2', [2, 5], 1, 'paper', undefined],
     ['m = 1', [1, 4], 1, 'keras', undefined],
     ['offset NCHW', [4, 3, 8, 8], 1, 'pytorch', 1e4],
+    ['offset NCHW (runs paths)', [4, 6, 8, 16], 1, 'pytorch', 1e4],
     ['offset NHWC', [4, 8, 8, 3], 3, 'onnx', 1e4],
     ['offset NHWC (wasm rows path)', [4, 9, 9, 13], 3, 'onnx', 1e4],
     ['NHWC over several wasm chunks, odd last chunk', [7, 41, 99, 9], 3, 'keras', undefined],
