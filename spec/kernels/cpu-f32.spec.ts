@@ -182,6 +182,13 @@ const GRID: Array<[number[], number]> = [
   [[2, 3, 2, 2, 3], 4], // NDHWC
   [[1, 3, 2, 2, 5], 1], // outer 1: one run per channel
   [[33, 7], 1], // odd row count
+  // Above TINY_NUMEL (1024; smaller tensors take the direct two-pass loops of tiny.ts):
+  [[4, 6, 8, 8], 1], // NCHW runs path of the TS engine (the wasm engine's TS fallback below 2048)
+  [[3, 6, 8, 16], 1], // NCHW, numel 2304: the wasm engine's runs path
+  // At or above the wasm engine's WASM_MIN_NUMEL (2048): its rows (channels-last) SIMD path.
+  [[4, 9, 9, 13], 3], // NHWC, 13 lanes (the last 4-lane block is padding-read)
+  [[33, 70], 1], // NC, odd row count (the last row of a chunk goes through JS)
+  [[5, 40, 3, 5], 1], // NCHW, inner 15: rows path with 600 lanes merged per channel
 ];
 const PROFILES: Array<ProfileName | Profile> = ['keras', 'tensorflow-fused', 'pytorch', 'onnx', 'paper',
   { name: 'floor', momentum: 'decay', runningVar: 'unbiased', defaultEps: 1e-9, defaultMomentum: 0.5, minEps: 1e-3, singleValue: 'allowed' }];
@@ -264,7 +271,11 @@ describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
     ['m = 2', [2, 5], 1, 'paper', undefined],
     ['m = 1', [1, 4], 1, 'keras', undefined],
     ['offset NCHW', [4, 3, 8, 8], 1, 'pytorch', 1e4],
+    ['offset NCHW (runs paths)', [4, 6, 8, 16], 1, 'pytorch', 1e4],
     ['offset NHWC', [4, 8, 8, 3], 3, 'onnx', 1e4],
+    ['offset NHWC (wasm rows path)', [4, 9, 9, 13], 3, 'onnx', 1e4],
+    ['NHWC over several wasm chunks, odd last chunk', [7, 41, 99, 9], 3, 'keras', undefined],
+    ['tiny NHWC', [2, 4, 4, 3], 3, 'pytorch', undefined],
   ] as const)('passes the reference comparator: %s', (_n, shape, axis, profileName, offset) => {
     const impl = createCpuF32(profileName, { engine });
     const profile = resolveProfile(profileName);

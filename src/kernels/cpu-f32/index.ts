@@ -25,6 +25,7 @@ import { validateRequest, type Layout } from '../../layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../profiles.js';
 import * as ts from './ts-engine.js';
 import * as wasm from './wasm-engine.js';
+import { TINY_NUMEL, tinyAffine, tinyDx, tinyForwardTrain, tinyGradSums, tinyStats } from './tiny.js';
 
 export type CpuEngineName = 'ts' | 'wasm';
 
@@ -46,12 +47,23 @@ function requireFloat32(dtype: string): void {
   if (dtype !== 'float32') throw new UnsupportedDTypeError(dtype, SUPPORTED);
 }
 
-/** float64 per-channel scratch for the statistics (small: length C; reused across calls). */
+/**
+ * float64 per-channel scratch for the statistics (small: length C; reused across calls). The
+ * views are cached per (C, count): making typed-array views costs an allocation each, which
+ * showed on tiny tensors.
+ */
 let channelScratch = new Float64Array(0);
+const tableCache = new Map<number, { C: number; views: Float64Array[] }>();
 function channelTables(C: number, count: number): Float64Array[] {
-  if (channelScratch.length < C * count) channelScratch = new Float64Array(Math.max(C * count, 64));
+  const hit = tableCache.get(count);
+  if (hit && hit.C === C && hit.views[0]!.buffer === channelScratch.buffer) return hit.views;
+  if (channelScratch.length < C * 8) {
+    channelScratch = new Float64Array(Math.max(C * 8, 64));
+    tableCache.clear();
+  }
   const out: Float64Array[] = [];
   for (let k = 0; k < count; k++) out.push(channelScratch.subarray(k * C, (k + 1) * C));
+  tableCache.set(count, { C, views: out });
   return out;
 }
 
@@ -73,7 +85,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const y = new Float32Array(L.numel);
     const [mean64, var64] = channelTables(C, 2) as [Float64Array, Float64Array];
     const stats = { mean: mean64, variance: var64 };
-    loops.forwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
+    if (L.numel <= TINY_NUMEL && L.m > 1) tinyForwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
+    else loops.forwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
 
     const { keep, take } = emaWeights(resolved, req.momentum);
     const factor = runningVarFactor(resolved, L.m);
@@ -102,7 +115,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
       offset[c] = req.beta[c]!;
     }
     const y = new Float32Array(L.numel);
-    loops.affine(req.x as Float32Array, y, L, center, scale, offset);
+    if (L.numel <= TINY_NUMEL) tinyAffine(req.x as Float32Array, y, L, center, scale, offset);
+    else loops.affine(req.x as Float32Array, y, L, center, scale, offset);
     return { y };
   }
 
@@ -123,8 +137,14 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const dgamma = new Float32Array(C);
     const dbeta = new Float32Array(C);
     const sums = { sumDy, sumDyCentered };
+    const tiny = L.numel <= TINY_NUMEL;
     if (req.training) {
-      ts.backwardSums(x, dy, L, { mean, variance }, sums);
+      if (tiny) {
+        tinyStats(x, L, { mean, variance });
+        tinyGradSums(x, dy, L, mean, sums);
+      } else {
+        ts.backwardSums(x, dy, L, { mean, variance }, sums);
+      }
       for (let c = 0; c < C; c++) {
         const invstd = 1 / Math.sqrt(variance[c]! + eps);
         const g = gamma[c]!;
@@ -138,7 +158,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     } else {
       const runningMean = req.runningMean as Float32Array;
       const runningVar = req.runningVar as Float32Array;
-      ts.inferGradSums(x, dy, L, runningMean, sums);
+      if (tiny) tinyGradSums(x, dy, L, runningMean, sums);
+      else ts.inferGradSums(x, dy, L, runningMean, sums);
       for (let c = 0; c < C; c++) {
         const rstd = 1 / Math.sqrt(runningVar[c]! + eps);
         A[c] = gamma[c]! * rstd;
@@ -149,7 +170,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
         dbeta[c] = sumDy[c]!;
       }
     }
-    ts.backwardDx(x, dy, dx, L, mean, A, B, D);
+    if (tiny) tinyDx(x, dy, dx, L, mean, A, B, D);
+    else ts.backwardDx(x, dy, dx, L, mean, A, B, D);
     return { dx, dgamma, dbeta };
   }
 

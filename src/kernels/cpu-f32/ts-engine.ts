@@ -119,7 +119,7 @@ function laneSums(x: Float32Array, rows: number, W: number, K: Float64Array, s1:
  * Merge the `inner` lanes of each channel (each lane: `rows` values with shifted sums) into the
  * channel's mean and biased variance (Chan et al.: M2 = Σ M2_lane + rows·Σ (mean_lane - mean)²).
  */
-function mergeLanes(L: EngineLayout, K: Float64Array, s1: Float64Array, s2: Float64Array, stats: StatsOut): void {
+export function mergeLanes(L: EngineLayout, K: Float64Array, s1: Float64Array, s2: Float64Array, stats: StatsOut): void {
   const { outer: rows, channels: C, inner } = L;
   for (let c = 0; c < C; c++) {
     const lane0 = c * inner;
@@ -172,7 +172,7 @@ function affineRows(x: Float32Array, y: Float32Array, rows: number, W: number, s
 }
 
 /** Expand per-channel (a, b) to per-lane tables in scratch (lane w = c·inner + i). */
-function expandToLanes(C: number, inner: number, s: Float64Array, aOff: number, bOff: number, a: (c: number) => number, b: (c: number) => number): void {
+export function expandToLanes(C: number, inner: number, s: Float64Array, aOff: number, bOff: number, a: (c: number) => number, b: (c: number) => number): void {
   for (let c = 0; c < C; c++) {
     const ac = a(c), bc = b(c);
     for (let i = 0; i < inner; i++) {

@@ -1,12 +1,18 @@
 /**
- * The WebAssembly SIMD engine: the channel-contiguous ("runs", inner >= RUN_MIN, e.g. NCHW)
- * layouts go through the SIMD loops of ./wasm-module.ts; everything else uses the TS engine.
+ * The WebAssembly SIMD engine: both layouts of the forwards run in the SIMD loops of
+ * ./wasm-module.ts; tiny tensors (where a call into wasm costs more than it saves) and the
+ * backward use the TS engine.
  *
  * Wasm cannot read a JS Float32Array in place, so data is streamed through its linear memory:
  * - training forward gathers one channel's runs (m floats, cache-sized for typical shapes),
  *   reduces them (float64 shifted sums, the same numerics as the TS engine), normalizes them in
  *   place and scatters them to y: x is read once and y written once.
  * - inference streams contiguous chunks of runs (CHUNK floats) in, normalizes, and out.
+ * - the rows layout (inner < RUN_MIN: NHWC, NC, short runs) streams chunks of whole rows in:
+ *   the training forward sweeps them once for per-lane float64 shifted sums (lanes of a channel
+ *   are then merged exactly, as in the TS engine), then streams x again through the per-lane
+ *   normalize into y; inference is the second sweep alone. x is read twice from memory and y
+ *   written once, the minimum for two passes over a tensor that does not fit in cache.
  * Normalization is float32: y = ((x - mh) - ml)·a + b with the mean as a float32 pair (mh, ml),
  * so the rounding of the mean costs nothing even at |mean|/std = 1e6.
  */
@@ -19,31 +25,144 @@ const PAGE = 65536;
 const DATA = 64;
 /** Streaming chunk for inference, in floats (256 KiB: stays in L2 between copy-in and copy-out). */
 const CHUNK = 65536;
+/** Rows-path chunk (floats) per buffer; two buffers (in and out) stay in L2 together. */
+const ROW_CHUNK = 32768;
 /** Largest channel (in floats) gathered whole; bigger ones use the TS engine. */
 const MAX_CHANNEL = 16 * 1024 * 1024;
+/** Rows path: lanes (C·inner) per row it takes; wider rows (huge per-lane tables) use TS. */
+const MAX_LANES = 1 << 16;
+/** Below this many elements the TS engine is faster than streaming through wasm. */
+export const WASM_MIN_NUMEL = 2048;
 
 const memory = Wasm ? new Wasm.Memory({ initial: 8 }) : undefined;
 const simd: BnSimdExports | undefined = instantiateBnSimd(memory);
 let heap = new Float32Array(memory ? memory.buffer : new ArrayBuffer(DATA));
+let heap64 = new Float64Array(heap.buffer);
 let out64 = new Float64Array(heap.buffer, 0, 2);
 
 /** Whether this runtime compiled the SIMD module. */
 export const wasmSimdAvailable = simd !== undefined;
 
-function ensureFloats(n: number): void {
-  const need = DATA + n * 4;
+function ensureBytes(need: number): void {
   if (memory && memory.buffer.byteLength < need) {
     memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
     heap = new Float32Array(memory.buffer);
+    heap64 = new Float64Array(memory.buffer);
     out64 = new Float64Array(memory.buffer, 0, 2);
   }
+}
+function ensureFloats(n: number): void {
+  ensureBytes(DATA + n * 4);
+}
+
+const align16 = (n: number) => (n + 15) & ~15;
+
+/** Memory plan of the rows path for rows of W lanes. */
+function rowsPlan(W: number) {
+  const blocks = (W + 3) >> 2;
+  const acc = DATA;
+  const tab = acc + 96 * blocks;
+  const src = align16(tab + 48 * blocks);
+  const chunkRows = Math.max(2, Math.floor(ROW_CHUNK / W) & ~1);
+  const bufBytes = align16(chunkRows * W * 4 + 16);
+  const dst = src + bufBytes;
+  ensureBytes(dst + bufBytes);
+  return { blocks, acc, tab, src, dst, chunkRows };
+}
+
+/** Per-lane f32 tables for rowAffine: y = (x - mh)·a + b, from per-channel (mh, a, b). */
+function fillRowTables(tab: number, C: number, inner: number, blocks: number, mh: (c: number) => number, a: (c: number) => number, b: (c: number) => number): void {
+  const t = tab >> 2;
+  for (let c = 0; c < C; c++) {
+    const vm = mh(c), va = a(c), vb = b(c);
+    for (let i = 0; i < inner; i++) {
+      const w = c * inner + i;
+      const at = t + 12 * (w >> 2) + (w & 3);
+      heap[at] = vm;
+      heap[at + 4] = va;
+      heap[at + 8] = vb;
+    }
+  }
+  for (let w = C * inner; w < blocks * 4; w++) {
+    const at = t + 12 * (w >> 2) + (w & 3);
+    heap[at] = 0;
+    heap[at + 4] = 0;
+    heap[at + 8] = 0;
+  }
+}
+
+/** Stream x through rowAffine into y (tables already filled). */
+function rowsNormalize(x: Float32Array, y: Float32Array, outer: number, W: number, plan: ReturnType<typeof rowsPlan>): void {
+  const { blocks, tab, src, dst, chunkRows } = plan;
+  for (let r0 = 0; r0 < outer; r0 += chunkRows) {
+    const rows = Math.min(chunkRows, outer - r0);
+    const start = r0 * W, end = start + rows * W;
+    heap.set(x.subarray(start, end), src >> 2);
+    simd!.rowAffine(src, dst, rows, W * 4, tab, blocks);
+    y.set(heap.subarray(dst >> 2, (dst >> 2) + rows * W), start);
+  }
+}
+
+/** Rows-path training forward (inner < RUN_MIN). */
+function rowsForwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): void {
+  const { outer, channels: C, inner } = L;
+  const W = C * inner;
+  const plan = rowsPlan(W);
+  const { blocks, acc, src, chunkRows } = plan;
+  const a64 = acc >> 3;
+  for (let w = 0; w < blocks * 4; w++) {
+    const at = a64 + 12 * (w >> 2) + (w & 3);
+    heap64[at] = w < W ? x[w]! : 0;
+    heap64[at + 4] = 0;
+    heap64[at + 8] = 0;
+  }
+  for (let r0 = 0; r0 < outer; r0 += chunkRows) {
+    const rows = Math.min(chunkRows, outer - r0);
+    const start = r0 * W;
+    heap.set(x.subarray(start, start + rows * W), src >> 2);
+    simd!.rowSums(src, W * 4, rows >> 1, acc, blocks);
+    if (rows & 1) {
+      const base = start + (rows - 1) * W;
+      for (let w = 0; w < W; w++) {
+        const at = a64 + 12 * (w >> 2) + (w & 3);
+        const d = x[base + w]! - heap64[at]!;
+        heap64[at + 4] = heap64[at + 4]! + d;
+        heap64[at + 8] = heap64[at + 8]! + d * d;
+      }
+    }
+  }
+  const K = laneScratch(3 * W);
+  for (let w = 0; w < W; w++) {
+    const at = a64 + 12 * (w >> 2) + (w & 3);
+    K[w] = heap64[at]!;
+    K[W + w] = heap64[at + 4]!;
+    K[2 * W + w] = heap64[at + 8]!;
+  }
+  ts.mergeLanes(L, K, K.subarray(W, 2 * W), K.subarray(2 * W, 3 * W), stats);
+  const aOf = (c: number) => gamma[c]! / Math.sqrt(stats.variance[c]! + eps);
+  fillRowTables(plan.tab, C, inner, blocks,
+    (c) => Math.fround(stats.mean[c]!),
+    aOf,
+    (c) => beta[c]! - (stats.mean[c]! - Math.fround(stats.mean[c]!)) * aOf(c));
+  rowsNormalize(x, y, outer, W, plan);
+}
+
+let laneBuf = new Float64Array(0);
+function laneScratch(n: number): Float64Array {
+  if (laneBuf.length < n) laneBuf = new Float64Array(Math.max(n, 1024));
+  return laneBuf;
 }
 
 /** Training forward (see ts.forwardTrain for the contract). */
 export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): void {
   const { outer, channels: C, inner, m } = L;
-  if (!simd || m === 1 || inner < ts.RUN_MIN || m > MAX_CHANNEL) {
+  if (!simd || m === 1 || x.length < WASM_MIN_NUMEL || m > MAX_CHANNEL) {
     ts.forwardTrain(x, y, L, gamma, beta, eps, stats);
+    return;
+  }
+  if (inner < ts.RUN_MIN) {
+    if (C * inner > MAX_LANES) ts.forwardTrain(x, y, L, gamma, beta, eps, stats);
+    else rowsForwardTrain(x, y, L, gamma, beta, eps, stats);
     return;
   }
   ensureFloats(m);
@@ -74,8 +193,24 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
 /** y = (x - center[c])·scale[c] + offset[c] (see ts.affine). */
 export function affine(x: Float32Array, y: Float32Array, L: EngineLayout, center: Float64Array, scale: Float64Array, offset: Float64Array): void {
   const { outer, channels: C, inner } = L;
-  if (!simd || inner < ts.RUN_MIN) {
+  if (!simd || x.length < WASM_MIN_NUMEL) {
     ts.affine(x, y, L, center, scale, offset);
+    return;
+  }
+  if (inner < ts.RUN_MIN) {
+    const W = C * inner;
+    if (W > MAX_LANES) {
+      ts.affine(x, y, L, center, scale, offset);
+      return;
+    }
+    const plan = rowsPlan(W);
+    // (x - ch)·a + (offset - cl·a) with center = ch + cl, ch = fround(center): x - ch is exact
+    // near the center (Sterbenz), so a large center costs no accuracy.
+    fillRowTables(plan.tab, C, inner, plan.blocks,
+      (c) => Math.fround(center[c]!),
+      (c) => scale[c]!,
+      (c) => offset[c]! - (center[c]! - Math.fround(center[c]!)) * scale[c]!);
+    rowsNormalize(x, y, outer, W, plan);
     return;
   }
   const runsPerChunk = Math.max(1, Math.floor(CHUNK / inner));

@@ -8,6 +8,8 @@
  *                          mean = mh + ml (a float32 pair): x - mh is exact when x is near the
  *                          mean (Sterbenz), so the large-offset case loses no accuracy to the
  *                          rounding of the mean.
+ *   rowSums / rowAffine:   the same two loops for the rows ("channels-last") layout, sweeping
+ *                          each row's W lanes four at a time with per-lane tables.
  * Memory is imported, so the engine can grow it and keep its own views.
  */
 
@@ -57,6 +59,9 @@ const op = {
 const simd = (code: number, ...imm: number[]) => [0xfd, ...enc.u32(code), ...imm];
 const v128load = (offset = 0) => simd(0x00, 4, ...enc.u32(offset));
 const v128store = (offset = 0) => simd(0x0b, 4, ...enc.u32(offset));
+/** Loads/stores at addresses with no alignment promise (rows of odd width). */
+const v128load0 = () => simd(0x00, 0, 0);
+const v128store0 = () => simd(0x0b, 0, 0);
 const f32x4splat = simd(0x13), f64x2splat = simd(0x14);
 const f32x4add = simd(0xe4), f32x4sub = simd(0xe5), f32x4mul = simd(0xe6);
 const f64x2add = simd(0xf0), f64x2sub = simd(0xf1), f64x2mul = simd(0xf2);
@@ -141,19 +146,100 @@ function affineBody(): number[] {
   return body([[2, I32], [4, V128]], code);
 }
 
-/** The module's bytes: imports env.memory, exports sums and affine. */
+
+/**
+ * rowSums(px i32, rowBytes i32, pairs i32, acc i32, blocks i32): the lane sums of the rows
+ * ("channels-last") path. The data is rows of W lanes (rowBytes = 4W apart); lanes are taken
+ * four at a time (`blocks` = ceil(W/4)), and each 4-lane block owns 96 bytes at acc + 96·b:
+ * K (2 f64x2), s1 (2 f64x2), s2 (2 f64x2). Each call adds `pairs` pairs of rows:
+ * d = f64(x) - K, s1 += d0 + d1, s2 += d0² + d1² (float64, one accumulator per lane).
+ * The last block may read up to 3 floats past a row (into the next row, or the caller's slack);
+ * those padding lanes accumulate garbage that is never read.
+ */
+function rowSumsBody(): number[] {
+  // params 0 px, 1 rowBytes, 2 pairs, 3 acc, 4 blocks; locals 5 p, 6 pa, 7 pend (i32);
+  // 8 x0, 9 x1, 10 d0, 11 d1 (v128)
+  const half = (xv: number, k: number[], hi: boolean) => [
+    ...get(xv), ...(hi ? [...get(xv), ...highToLow] : []), ...promoteLow, ...k, ...f64x2sub,
+  ];
+  const accumulate = (kOff: number, s1Off: number, s2Off: number, hi: boolean) => [
+    ...half(8, [...get(6), ...v128load(kOff)], hi), ...set(10),
+    ...half(9, [...get(6), ...v128load(kOff)], hi), ...set(11),
+    ...get(6), ...get(6), ...v128load(s1Off), ...get(10), ...get(11), ...f64x2add, ...f64x2add, ...v128store(s1Off),
+    ...get(6), ...get(6), ...v128load(s2Off),
+    ...get(10), ...get(10), ...f64x2mul, ...get(11), ...get(11), ...f64x2mul, ...f64x2add, ...f64x2add,
+    ...v128store(s2Off),
+  ];
+  const code = [
+    op.block, 0x40, op.loop, 0x40,
+    ...get(2), 0x45 /* i32.eqz */, op.brIf, 1,
+    ...get(0), ...set(5), ...get(3), ...set(6),
+    ...get(0), ...get(4), ...i32c(4), 0x74, op.i32add, ...set(7),
+    op.block, 0x40, op.loop, 0x40,
+    ...get(5), ...get(7), op.i32geU, op.brIf, 1,
+    ...get(5), ...v128load0(), ...set(8),
+    ...get(5), ...get(1), op.i32add, ...v128load0(), ...set(9),
+    ...accumulate(0, 32, 64, false),
+    ...accumulate(16, 48, 80, true),
+    ...get(5), ...i32c(16), op.i32add, ...set(5),
+    ...get(6), ...i32c(96), op.i32add, ...set(6),
+    op.br, 0, op.end, op.end,
+    ...get(0), ...get(1), ...i32c(1), 0x74, op.i32add, ...set(0),
+    ...get(2), ...i32c(1), op.i32sub, ...set(2),
+    op.br, 0, op.end, op.end,
+  ];
+  return body([[3, I32], [4, V128]], code);
+}
+
+/**
+ * rowAffine(src i32, dst i32, rows i32, rowBytes i32, tab i32, blocks i32): per lane,
+ * dst = (src - MH)·A + B in float32, with 48 bytes of table per 4-lane block at tab + 48·b:
+ * MH, A, B (f32x4 each). Out of place: the padding lanes of a row's last block write up to
+ * 3 floats into the next row of dst, which that row's own pass then overwrites (rows go in
+ * order), and past the last row into the caller's slack.
+ */
+function rowAffineBody(): number[] {
+  // params 0 src, 1 dst, 2 rows, 3 rowBytes, 4 tab, 5 blocks; locals 6 p, 7 q, 8 pt, 9 pend (i32)
+  const code = [
+    op.block, 0x40, op.loop, 0x40,
+    ...get(2), 0x45, op.brIf, 1,
+    ...get(0), ...set(6), ...get(1), ...set(7), ...get(4), ...set(8),
+    ...get(0), ...get(5), ...i32c(4), 0x74, op.i32add, ...set(9),
+    op.block, 0x40, op.loop, 0x40,
+    ...get(6), ...get(9), op.i32geU, op.brIf, 1,
+    ...get(7),
+    ...get(6), ...v128load0(), ...get(8), ...v128load(0), ...f32x4sub,
+    ...get(8), ...v128load(16), ...f32x4mul, ...get(8), ...v128load(32), ...f32x4add,
+    ...v128store0(),
+    ...get(6), ...i32c(16), op.i32add, ...set(6),
+    ...get(7), ...i32c(16), op.i32add, ...set(7),
+    ...get(8), ...i32c(48), op.i32add, ...set(8),
+    op.br, 0, op.end, op.end,
+    ...get(0), ...get(3), op.i32add, ...set(0),
+    ...get(1), ...get(3), op.i32add, ...set(1),
+    ...get(2), ...i32c(1), op.i32sub, ...set(2),
+    op.br, 0, op.end, op.end,
+  ];
+  return body([[4, I32]], code);
+}
+
+/** The module's bytes: imports env.memory, exports sums, affine, rowSums and rowAffine. */
 export function bnSimdModuleBytes(): Uint8Array {
   const types = enc.vec([
     [0x60, ...enc.vec([[I32], [I32], [F64], [I32]]), ...enc.vec([])],
     [0x60, ...enc.vec([[I32], [I32], [F32], [F32], [F32], [F32]]), ...enc.vec([])],
+    [0x60, ...enc.vec([[I32], [I32], [I32], [I32], [I32]]), ...enc.vec([])],
+    [0x60, ...enc.vec([[I32], [I32], [I32], [I32], [I32], [I32]]), ...enc.vec([])],
   ]);
   const imports = enc.vec([[...enc.str('env'), ...enc.str('memory'), 0x02, 0x00, ...enc.u32(1)]]);
-  const funcs = enc.vec([enc.u32(0), enc.u32(1)]);
+  const funcs = enc.vec([enc.u32(0), enc.u32(1), enc.u32(2), enc.u32(3)]);
   const exports = enc.vec([
     [...enc.str('sums'), 0x00, ...enc.u32(0)],
     [...enc.str('affine'), 0x00, ...enc.u32(1)],
+    [...enc.str('rowSums'), 0x00, ...enc.u32(2)],
+    [...enc.str('rowAffine'), 0x00, ...enc.u32(3)],
   ]);
-  const code = enc.vec([sumsBody(), affineBody()]);
+  const code = enc.vec([sumsBody(), affineBody(), rowSumsBody(), rowAffineBody()]);
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...enc.section(1, types),
@@ -179,6 +265,8 @@ export const Wasm: WasmApi | undefined = (globalThis as unknown as { WebAssembly
 export interface BnSimdExports {
   sums(ptr: number, n: number, K: number, out: number): void;
   affine(ptr: number, n: number, mh: number, ml: number, a: number, b: number): void;
+  rowSums(px: number, rowBytes: number, pairs: number, acc: number, blocks: number): void;
+  rowAffine(src: number, dst: number, rows: number, rowBytes: number, tab: number, blocks: number): void;
 }
 
 /** Instantiate synchronously (the module is a few hundred bytes); undefined where unsupported. */
