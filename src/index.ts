@@ -54,3 +54,23 @@ export { ALL_CHECK_SPECS, planCases } from './checks/index.js';
 export { BUILTINS, createBuiltin } from './builtins.js';
 export { loadFixtures, FixtureFileError, type Fixture } from './fixtures/load.js';
 export { goldenCases } from './checks/golden.js';
+export {
+  TOPICS,
+  explain,
+  findTopic,
+  topicList,
+  renderPlot,
+  plotIndex,
+  formatHtml,
+  sampleErrorRatios,
+  errorRatioPlot,
+  createF32Kernel,
+  linePlot,
+  histogram,
+  type Topic,
+  type HtmlOptions,
+  type ErrorRatioSample,
+  type PlotSpec,
+  type HistogramSpec,
+  type Series,
+} from './teach/index.js';

@@ -30,7 +30,7 @@ h1{font-size:22px;margin-bottom:4px}h2{font-size:18px;margin-top:28px;border-bot
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f5f5f5}
-td.id{font-family:Menlo,Consolas,monospace;font-size:12px}
+td.id{font-family:Menlo,Consolas,monospace;font-size:12px}td.time{white-space:nowrap}
 tr.fail td{background:#fdecea}tr.not-supported td,tr.skipped td{color:#777}
 .status-pass{color:#2e7d32}.status-fail{color:#c62828;font-weight:bold}
 .summary td{font-size:15px}
@@ -48,14 +48,14 @@ export function formatHtml(report: ConformanceReport, opts: HtmlOptions = {}): s
     .map((r) => {
       const note = r.status === 'fail' ? (r.failure?.message ?? '') : (r.reason ?? '');
       const link = r.status === 'fail' ? `<a href="#${esc(anchor(r.id))}">${esc(r.id)}</a>` : esc(r.id);
-      return `<tr class="${r.status}"><td class="id">${link}</td><td class="status-${r.status}">${STATUS_LABEL[r.status]}</td><td>${r.durationMs} ms</td><td>${esc(note)}</td></tr>`;
+      return `<tr class="${r.status}"><td class="id">${link}</td><td class="status-${r.status}">${STATUS_LABEL[r.status]}</td><td class="time">${r.durationMs} ms</td><td>${esc(note)}</td></tr>`;
     })
     .join('\n');
   const failureBlocks = failures
     .map((r) => {
       const w = r.failure?.worst;
       const worst = w
-        ? `<p>Worst element <code>${esc(w.where)}</code>: expected ${w.expected}, got ${w.got}, error ${w.error.toExponential(3)}, allowed ${w.bound.toExponential(3)} (error/bound ${(w.error / w.bound).toPrecision(3)}).</p>`
+        ? `<p>Worst element <code>${esc(w.where)}</code>: expected ${w.expected}, got ${w.got}, error ${w.error.toExponential(3)}, allowed ${w.bound.toExponential(3)} (error/bound ${Number.isFinite(w.error / w.bound) ? (w.error / w.bound).toPrecision(3) : 'not finite'}).</p>`
         : '';
       return `<section class="failure" id="${esc(anchor(r.id))}"><h3>${esc(r.id)}</h3><p>${esc(r.title)}</p>${worst}<pre>${esc(formatFailure(r, opts.replayPrefix))}</pre></section>`;
     })
