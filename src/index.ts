@@ -57,3 +57,23 @@ export { goldenCases } from './checks/golden.js';
 export { createExecImplementation, ExecFault, type ExecImplementation, type ExecOptions, type ExecFaultName } from './harness/exec.js';
 export { createIsolatedImplementation, type IsolatedImplementation, type IsolateOptions } from './harness/isolate.js';
 export { mergeReports, readReportFile } from './harness/merge.js';
+export {
+  TOPICS,
+  explain,
+  findTopic,
+  topicList,
+  renderPlot,
+  plotIndex,
+  formatHtml,
+  sampleErrorRatios,
+  errorRatioPlot,
+  createF32Kernel,
+  linePlot,
+  histogram,
+  type Topic,
+  type HtmlOptions,
+  type ErrorRatioSample,
+  type PlotSpec,
+  type HistogramSpec,
+  type Series,
+} from './teach/index.js';

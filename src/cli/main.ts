@@ -17,6 +17,9 @@ import { PROFILE_NAMES } from '../profiles.js';
 import { createExecImplementation } from '../harness/exec.js';
 import { createIsolatedImplementation } from '../harness/isolate.js';
 import { mergeReports, readReportFile } from '../harness/merge.js';
+import { explain, renderPlot, topicList } from '../teach/index.js';
+import { formatHtml } from '../teach/html.js';
+import { sampleErrorRatios } from '../teach/error-ratios.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -122,6 +125,8 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
     return await checkImpl(impl, module, opts);
   } finally {
     await impl.close?.();
+    // a built-in holding resources (the gpu built-in: GL context, compiled kernels) is freed here
+    if (opts.builtin) await (impl as { dispose?: () => unknown }).dispose?.();
     // an --exec child or isolation worker that had to be restarted: say so
     if (impl.events?.length) process.stderr.write(`note: ${impl.events.length} event(s) from the implementation's process:\n${impl.events.map((e) => `  ${e}`).join('\n')}\n`);
   }
@@ -149,8 +154,6 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
         }
       : undefined,
   });
-  // a built-in holding resources (the gpu built-in: GL context, compiled kernels) is freed here
-  if (opts.builtin) await (impl as { dispose?: () => unknown }).dispose?.();
   // skip-file entries that match nothing are probably typos or stale: say so (array-api-tests)
   const ids = report.results.map((r) => r.id);
   const allIds = planCases(impl).map((c) => c.def.id);
@@ -163,6 +166,19 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
   let text: string;
   if (opts.format === 'json') text = formatJson(report);
   else if (opts.format === 'junit') text = formatJunit(report, replayPrefix);
+  else if (opts.format === 'html') {
+    // the report has no per-element errors: sample the implementation directly for the error plot
+    let samplingNote: string | undefined;
+    const errorSamples = [];
+    if (impl.forwardTrain) {
+      try {
+        errorSamples.push(await sampleErrorRatios(impl, { requests: 60, seed: report.options.seed }));
+      } catch (e) {
+        samplingNote = `Error sampling failed: ${e instanceof Error ? e.message : String(e)}`;
+      }
+    } else samplingNote = `${impl.name} has no forwardTrain, so no error distribution was sampled.`;
+    text = formatHtml(report, { errorSamples, replayPrefix, ...(samplingNote ? { samplingNote } : {}) });
+  }
   else text = formatText(report, { color: process.stdout.isTTY === true && !process.env.NO_COLOR, verbose: opts.verbose ?? false, replayPrefix });
   if (opts.out) {
     writeFileSync(opts.out, text);
@@ -193,7 +209,7 @@ export function buildProgram(): Command {
     .option('--only <patterns>', 'run only checks whose ID matches (comma-separated, * wildcard; repeatable)', patterns, [])
     .option('--skip <patterns>', 'skip checks whose ID matches (comma-separated, * wildcard; repeatable)', patterns, [])
     .option('--skips-file <file>', 'a file of ID patterns to skip, one per line, # comments; warns on entries matching nothing')
-    .addOption(new Option('--format <format>', 'report format').choices(['text', 'json', 'junit']).default('text'))
+    .addOption(new Option('--format <format>', 'report format').choices(['text', 'json', 'junit', 'html']).default('text'))
     .option('--out <file>', 'write the report to a file (a one-line verdict still goes to stdout)')
     .option('--timeout-ms <n>', 'time limit for one call', positiveInt('--timeout-ms'), DEFAULT_TIMEOUT_MS)
     .option('--replay <path>', 'replay one failure: the fast-check path from its report (with --only ID --seed S)')
@@ -234,6 +250,35 @@ export function buildProgram(): Command {
       } finally {
         await impl.close?.();
       }
+    });
+  program
+    .command('explain')
+    .description('numeric edge cases of Batch Normalization, walked through with numbers computed by the reference')
+    .argument('[topic]', 'a topic ID; without one, the list of topics')
+    .option('--svg <file>', "write the topic's plot (its first one) as SVG")
+    .option('--json', "print the topic's numbers as JSON instead of the walk-through")
+    .action(async (topic: string | undefined, opts: { svg?: string; json?: boolean }) => {
+      if (!topic) {
+        process.stdout.write(`${topicList()}\n`);
+        return;
+      }
+      const r = await explain(topic);
+      process.stdout.write(opts.json ? `${JSON.stringify(r.data, null, 2)}\n` : `${r.text}\n`);
+      if (opts.svg) {
+        writeFileSync(opts.svg, await renderPlot(topic));
+        process.stderr.write(`plot written to ${opts.svg}\n`);
+      }
+    });
+
+  program
+    .command('plot')
+    .description('write one of the teaching plots as SVG (names: bn-conformance explain)')
+    .argument('<name>', 'a plot name, or a topic ID for its first plot')
+    .option('--out <file>', 'output file (default: stdout)')
+    .action(async (name: string, opts: { out?: string }) => {
+      const svg = await renderPlot(name);
+      if (opts.out) writeFileSync(opts.out, svg);
+      else process.stdout.write(svg);
     });
   return program;
 }

@@ -6,7 +6,7 @@ import junitModule, { type Builder } from 'junit-report-builder';
 import pc from 'picocolors';
 import type { CheckResult, ConformanceReport } from './types.js';
 
-export type Format = 'text' | 'json' | 'junit';
+export type Format = 'text' | 'json' | 'junit' | 'html';
 
 const truncate = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}… (${s.length - n} more characters)` : s);
 

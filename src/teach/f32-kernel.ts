@@ -1,0 +1,66 @@
+/**
+ * A deliberately plain float32 Batch Normalization (forwardTrain only; every operation rounded to
+ * float32, sequential float32 sums), in two variants: the honest two-pass kernel and the one-pass
+ * E[x^2] - E[x]^2 kernel that the tolerance must reject at large offsets. Moved here from
+ * spec/support/f32-kernels.ts (same arithmetic) so `explain` and the plots can run it.
+ */
+import type { BatchNormImplementation, ForwardTrainRequest, ForwardTrainResult, Profile, ProfileName } from '../contract.js';
+import { layoutOf } from '../layout.js';
+import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../profiles.js';
+
+const f = Math.fround;
+
+export type F32Variant = 'two-pass' | 'one-pass';
+
+export function f32Train(profile: Profile, req: ForwardTrainRequest, variant: F32Variant): ForwardTrainResult {
+  const L = layoutOf(req.shape, req.axis);
+  const eps = f(effectiveEps(profile, req.eps));
+  const { keep, take } = emaWeights(profile, req.momentum);
+  const bessel = f(runningVarFactor(profile, L.m));
+  const y = new Float32Array(L.numel);
+  const mean = new Float32Array(L.channels);
+  const variance = new Float32Array(L.channels);
+  const runningMean = new Float32Array(L.channels);
+  const runningVar = new Float32Array(L.channels);
+  for (let c = 0; c < L.channels; c++) {
+    const ix: number[] = [];
+    for (let o = 0; o < L.outer; o++) for (let i = 0; i < L.inner; i++) ix.push((o * L.channels + c) * L.inner + i);
+    let s = 0;
+    let s2 = 0;
+    for (const i of ix) {
+      s = f(s + req.x[i]!);
+      s2 = f(s2 + f(req.x[i]! * req.x[i]!));
+    }
+    const mu = f(s / L.m);
+    let v: number;
+    if (variant === 'one-pass') v = f(f(s2 / L.m) - f(mu * mu));
+    else {
+      let q = 0;
+      for (const i of ix) {
+        const d = f(req.x[i]! - mu);
+        q = f(q + f(d * d));
+      }
+      v = f(q / L.m);
+    }
+    const inv = f(1 / f(Math.sqrt(f(v + eps))));
+    for (const i of ix) y[i] = f(f(req.gamma[c]! * f(f(req.x[i]! - mu) * inv)) + req.beta[c]!);
+    mean[c] = mu;
+    variance[c] = v;
+    runningMean[c] = f(f(f(keep) * req.runningMean[c]!) + f(f(take) * mu));
+    runningVar[c] = f(f(f(keep) * req.runningVar[c]!) + f(f(take) * f(v * bessel)));
+  }
+  return { y, mean, variance, runningMean, runningVar };
+}
+
+/** The kernel as an implementation (float32, any axis, forwardTrain only). */
+export function createF32Kernel(variant: F32Variant, profile?: ProfileName | Profile): BatchNormImplementation {
+  const p = resolveProfile(profile);
+  return {
+    name: `teach-f32-${variant}`,
+    profile: p,
+    dtypes: ['float32'],
+    axes: 'any',
+    accumulation: { dtype: 'float32', order: 'sequential' },
+    forwardTrain: (req) => f32Train(p, req, variant),
+  };
+}
