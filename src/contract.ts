@@ -53,6 +53,13 @@ export interface AccumulationInfo {
    */
   order: 'sequential' | 'pairwise' | 'tiled';
   tile?: number;
+  /**
+   * How the arithmetic treats subnormal numbers: IEEE gradual underflow (default), or flushing
+   * them to zero (GPU shaders may: GLSL ES 3.00 §4.5.1; CPU code built with FTZ/DAZ). With
+   * 'flush-to-zero' the tolerance's underflow unit is the smallest normal, not the smallest
+   * subnormal.
+   */
+  subnormals?: 'gradual' | 'flush-to-zero';
 }
 
 export interface BatchNormImplementation {

@@ -43,6 +43,9 @@
  * of absolute size up to the smallest subnormal (a float32 variance of 7e-81 is 0), amplified by
  * what may follow them (a product underflowing before the multiplication by gamma / s), and
  * m times for the per-channel sums dgamma (products dy * (x - mu) summed, then scaled by 1/s).
+ * An implementation that declares subnormals: 'flush-to-zero' may lose up to the smallest normal
+ * at each underflow, inputs included: its unit is 2^-126 (float32), and the flushed inputs move
+ * the mean by up to that unit and the variance by up to 2 (D + unit) unit.
  * The first-order bound is doubled (SAFETY = 2) to cover second-order terms, and the
  * reference's own error (<= 4 ulp(float64) of the same scales, spec/reference/oracle.spec.ts)
  * is added, which matters only for float64 implementations.
@@ -54,8 +57,10 @@ export const LAMBDA = 10;
 export const SAFETY = 2;
 const REF_ULPS = 4;
 const U64 = 2 ** -53;
-/** Smallest subnormal: the absolute error of a rounding that underflows. */
+/** Smallest subnormal: the absolute error of a rounding that underflows (gradual underflow). */
 const TINY: Record<DType, number> = { float32: 2 ** -149, float64: 2 ** -1074 };
+/** Smallest normal: what a flush-to-zero implementation may lose to one underflow, input or result. */
+const TINY_NORMAL: Record<DType, number> = { float32: 2 ** -126, float64: 2 ** -1022 };
 /** Roundings near underflow that one output can go through (squares, sums, the final cast). */
 const UNDERFLOW_STEPS = 4;
 
@@ -133,15 +138,18 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
   const g = sumErrorFactor(f.m, acc);
   const s2 = f.variance + f.eps;
   const s = Math.sqrt(s2);
-  const dmu = f.training ? g * f.absMean + 2 * u * Math.abs(f.mean) : 0;
+  const flush = acc.subnormals === 'flush-to-zero';
+  const unit = flush ? TINY_NORMAL[input.dtype] : TINY[input.dtype];
+  const flushedInputs = flush ? unit : 0;
+  const dmu = f.training ? g * f.absMean + 2 * u * Math.abs(f.mean) + flushedInputs : 0;
   const dvar = f.training
-    ? dmu * dmu + 2 * dmu * f.maxDev + 2 * (g + 3 * ua) * (f.variance + f.maxDev * f.maxDev) + u * f.variance
+    ? dmu * dmu + 2 * dmu * f.maxDev + 2 * (g + 3 * ua) * (f.variance + f.maxDev * f.maxDev) + u * f.variance + 2 * (f.maxDev + unit) * flushedInputs
     : 0;
   const alpha = dmu / s;
   const beta = dvar / (2 * s2) + 4 * u;
   const refScale = (scale: number) => REF_ULPS * U64 * scale;
   // underflow: a rounding of absolute size TINY, possibly before a multiplication by |gamma| / s
-  const tiny = UNDERFLOW_STEPS * TINY[input.dtype] * (1 + 1 / s) * Math.max(1, Math.abs(f.gamma));
+  const tiny = UNDERFLOW_STEPS * unit * (1 + 1 / s) * Math.max(1, Math.abs(f.gamma));
   const bound = (firstOrder: number, scale: number, underflows = 1) => SAFETY * (firstOrder + underflows * tiny) + refScale(scale);
   const dxhat = (xhat: number, x: number) => alpha + beta * Math.abs(xhat) + (u * (Math.abs(x) + Math.abs(f.mean))) / s;
 

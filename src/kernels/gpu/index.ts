@@ -303,7 +303,10 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
   const tile = options.tile ?? DEFAULT_TILE;
   if (!Number.isInteger(tile) || tile < 1 || tile > 4096) throw new UsageError(`tile must be an integer in [1, 4096], got ${tile}`);
   const maxPlans = options.maxPlans ?? 16;
-  const accumulation: AccumulationInfo = { dtype: 'float32', order: 'tiled', tile };
+  // GLSL may flush subnormals to zero (GLSL ES 3.00 §4.5.1; Mesa llvmpipe does): declare it for
+  // the shader modes, so the tolerance's underflow unit is the smallest normal there
+  const shader = mode !== 'cpu' && mode !== 'webasm';
+  const accumulation: AccumulationInfo = { dtype: 'float32', order: 'tiled', tile, ...(shader ? { subnormals: 'flush-to-zero' as const } : {}) };
 
   let mod: GpuJsModule | null = null;
   let gpu: GpuInstance | null = null;
