@@ -102,23 +102,23 @@ export const momentum: Topic<MomentumData> = {
     'ema-running-mean': (d) =>
       linePlot({
         title: 'Running mean convergence per profile and momentum',
-        subtitle: `every batch has mean 1; running mean starts at 0`,
+        subtitle: 'every batch has mean 1; running mean starts at 0; pytorch 0.1, onnx 0.9 and keras 0.9 coincide',
         xLabel: 'training step (log scale)',
         yLabel: 'running mean',
         legend: 'bottom-right',
         xScale: 'log',
-        series: d.cases.map((c) => ({ name: c.label, points: c.runningMean.map((v, i) => [i + 1, v] as [number, number]), style: 'line' as const })),
+        series: d.cases.map((c) => ({ name: c.label, points: c.runningMean.map((v, i) => [i + 1, v] as [number, number]), style: 'line' as const, dashed: c.profile === 'onnx' })),
         refLines: [{ axis: 'y', value: 0.95, label: '95%' }],
       }),
     'ema-running-var': (d) =>
       linePlot({
         title: 'Running variance convergence per profile and momentum',
-        subtitle: 'every batch is [0, 2]: biased variance 1, unbiased 2; running variance starts at 0',
+        subtitle: 'every batch is [0, 2]: biased variance 1, unbiased 2; running variance starts at 0; onnx 0.9 = keras 0.9',
         xLabel: 'training step (log scale)',
         yLabel: 'running variance',
         legend: 'bottom-right',
         xScale: 'log',
-        series: d.cases.map((c) => ({ name: c.label, points: c.runningVar.map((v, i) => [i + 1, v] as [number, number]), style: 'line' as const })),
+        series: d.cases.map((c) => ({ name: c.label, points: c.runningVar.map((v, i) => [i + 1, v] as [number, number]), style: 'line' as const, dashed: c.profile === 'onnx' })),
         refLines: [
           { axis: 'y', value: 1, label: 'biased fixed point' },
           { axis: 'y', value: 2, label: 'unbiased fixed point' },
