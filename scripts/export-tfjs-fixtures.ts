@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { FIXTURE_FORMAT, FIXTURE_SOURCES, type KnownIssue, manifestText, sha256Hex, stringifyFixture } from '../src/fixtures/format.js';
+import { mulberry32 } from '../src/numerics/random.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -118,16 +119,6 @@ function declareCases(): Case[] {
 
 // ------------------------------------------------------------------ deterministic data
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   private next: () => number;

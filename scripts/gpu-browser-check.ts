@@ -20,6 +20,7 @@ import { chromium } from 'playwright-core';
 import type { BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Op, ProfileName } from '../src/contract.js';
 import { accumulationFor, compareWithReference } from '../src/compare.js';
 import { resolveProfile } from '../src/profiles.js';
+import { mulberry32 as rng } from '../src/numerics/random.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -67,16 +68,6 @@ const gpuJs = readFileSync(`${root}/node_modules/gpu.js/dist/gpu-browser.min.js`
 // ---------------------------------------------------------------------------------------------
 // Cases (generated here, judged here)
 // ---------------------------------------------------------------------------------------------
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const normal = (r: () => number) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 
 interface Case {

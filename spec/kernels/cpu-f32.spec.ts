@@ -17,20 +17,11 @@ import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../.
 import { createCpuF32, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
 import { accumulationFor, compareWithReference } from '../../src/compare.js';
 import type { Op } from '../../src/contract.js';
+import { mulberry32 as rng } from '../../src/numerics/random.js';
 
 const U = 2 ** -24;
 const ENGINES: CpuEngineName[] = ['ts', 'wasm'];
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function f32(n: number, f: (i: number) => number): Float32Array {
   const a = new Float32Array(n);

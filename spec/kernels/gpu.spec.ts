@@ -36,6 +36,7 @@ import {
   type GpuImplementation,
   type GpuMode,
 } from '../../src/kernels/gpu/index.js';
+import { mulberry32 as rng } from '../../src/numerics/random.js';
 
 const PROFILES: ProfileName[] = ['keras', 'tfjs', 'tensorflow-fused', 'pytorch', 'onnx', 'paper'];
 
@@ -43,16 +44,6 @@ const PROFILES: ProfileName[] = ['keras', 'tfjs', 'tensorflow-fused', 'pytorch',
  * Data
  * ---------------------------------------------------------------------------------------------- */
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function normal(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());

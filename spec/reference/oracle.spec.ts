@@ -24,6 +24,7 @@ import { ulp } from '../../src/numerics/ulp.js';
 import { profiles } from '../../src/profiles.js';
 import { type Big, exactBig, oracleBackward, oracleForwardInfer, oracleForwardTrain } from '../../src/reference/oracle.js';
 import { createReference } from '../../src/reference/reference.js';
+import { mulberry32 as mulberry } from '../../src/numerics/random.js';
 
 const RUNS = Number(process.env.BN_ORACLE_RUNS ?? 1000);
 const BOUND_F64 = 4;
@@ -99,16 +100,6 @@ const problemArb: fc.Arbitrary<Problem> = fc
     };
   });
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function arr(dtype: DType, v: number[]): Arr {
   return dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v);

@@ -18,6 +18,7 @@ import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { layoutOf } from '../layout.js';
 import { emaWeights, runningVarFactor } from '../profiles.js';
 import { expectation, exactStats } from './common.js';
+import { mulberry32 } from '../numerics/random.js';
 import type { CheckSpec } from './spec.js';
 
 interface Model {
@@ -99,15 +100,10 @@ export function describeConvention(p: Profile): string {
   return `profile ${p.name}: ${ema}, ${p.runningVar} batch variance${p.runningVar === 'unbiased' ? ' (m/(m-1))' : ' (1/m)'}`;
 }
 
-/** Seeded normal deviates (Box–Muller over a 32-bit generator). */
+/** Seeded normal deviates (Box–Muller over mulberry32, shifted half a step off 0 for the log). */
 function normals(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  const uniform = () => next() + 2 ** -33;
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 

@@ -6,6 +6,7 @@
 import type { ForwardTrainRequest, ForwardTrainResult, Profile, ProfileName } from '../contract.js';
 import { createReference, referenceForwardTrain } from '../reference/reference.js';
 import { resolveProfile } from '../profiles.js';
+import { mulberry32 } from '../numerics/random.js';
 
 /** A topic: structured numbers (computed at run time by the reference) and a text rendering. */
 export interface Topic<D = unknown> {
@@ -21,17 +22,8 @@ export interface Topic<D = unknown> {
   plots: Record<string, (data: D) => string>;
 }
 
-/** mulberry32: a small deterministic generator, so every number a topic prints is reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: every number a topic prints is reproducible from its seed. */
+export const rng = mulberry32;
 
 /** Standard normal samples (Box–Muller) from a seeded generator. */
 export function normals(seed: number, n: number, mean = 0, std = 1): Float64Array {
