@@ -29,7 +29,7 @@ function onePassMoments(x, shape, axis) {
     mean[c] = mu;
     variance[c] = f(f(s2 / m) - f(mu * mu)); // catastrophic cancellation when |mean| >> std
   }
-  return { mean, variance, m };
+  return { mean, variance };
 }
 
 export default {
@@ -38,12 +38,11 @@ export default {
   dtypes: ['float32'],
   accumulation: { dtype: 'float32', order: 'sequential' },
   forwardTrain(req) {
-    const { mean, variance, m } = onePassMoments(req.x, req.shape, req.axis);
+    const { mean, variance } = onePassMoments(req.x, req.shape, req.axis);
     const { y } = plain.forwardInfer({ ...req, runningMean: mean, runningVar: variance });
     const keep = req.momentum;
     const runningMean = req.runningMean.map((r, c) => keep * r + (1 - keep) * mean[c]);
     const runningVar = req.runningVar.map((r, c) => keep * r + (1 - keep) * variance[c]);
-    void m;
     return { y, mean, variance, runningMean, runningVar };
   },
 };

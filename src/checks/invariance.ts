@@ -5,7 +5,7 @@
  * permutations), so the exact answers are related exactly.
  */
 import fc from 'fast-check';
-import { type Problem, problemArb, trainRequest } from '../arbitraries/problem.js';
+import { problemArb, trainRequest } from '../arbitraries/problem.js';
 import { runProperty, Mismatch } from '../harness/check.js';
 import { layoutOf } from '../layout.js';
 import { moveAxis, permuteAlong } from '../tensor.js';

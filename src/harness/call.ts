@@ -35,7 +35,7 @@ export const OUTPUTS: Record<Op, readonly string[]> = {
   backward: ['dx', 'dgamma', 'dbeta'],
 };
 
-function outputLength(op: Op, output: string, req: AnyRequest): number {
+function outputLength(output: string, req: AnyRequest): number {
   const L = layoutOf(req.shape, req.axis);
   return output === 'y' || output === 'dx' ? L.numel : L.channels;
 }
@@ -78,7 +78,7 @@ export function validateResult(op: Op, req: AnyRequest, dtype: DType, result: un
       throw new ContractFault('not-a-typed-array', `${op} result "${name}" is ${describeValue(v)}, expected ${ctor.name}`);
     }
     if (!(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result "${name}" is ${v.constructor.name}, expected ${ctor.name} (the request's dtype)`);
-    const n = outputLength(op, name, req);
+    const n = outputLength(name, req);
     if (v.length !== n) throw new ContractFault('wrong-length', `${op} result "${name}" has length ${v.length}, expected ${n}`);
   }
   return r as Record<string, Arr>;

@@ -287,10 +287,6 @@ interface Plan {
 
 const now = (): number => performance.now();
 
-function isTexture(v: unknown): v is { delete(): void } {
-  return !!v && typeof (v as { delete?: unknown }).delete === 'function' && !ArrayBuffer.isView(v) && !Array.isArray(v);
-}
-
 /**
  * createGpu(profile?, options?): the gpu.js kernel behind the contract. Methods are async (gpu.js
  * is loaded on first use). Throws GpuUnavailableError (on the first call) when the named mode
