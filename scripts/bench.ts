@@ -22,6 +22,7 @@ import type { AccumulationInfo, BatchNormImplementation, Op } from '../src/contr
 import { checkAgainst, expectationFor, type Expectation } from '../src/compare.js';
 import { resolveProfile } from '../src/profiles.js';
 import { mulberry32 as rng } from '../src/numerics/random.js';
+import { attrF, attrI, attrInts, node, Pb, valueInfo } from '../src/adapters/onnx-model.js';
 
 const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
@@ -221,33 +222,9 @@ const plainJs: Contender = {
   },
 };
 
-// --- onnxruntime-node: a model written as protobuf bytes (ir 8, opset 15). --------------------
+// --- onnxruntime-node: a model written as protobuf bytes (ir 8, opset 15), with the protobuf
+// writer of the onnxruntime adapter; NHWC cells wrap the node in Transposes. -------------------
 
-class Pb {
-  bytes: number[] = [];
-  varint(v: number): this { let n = BigInt(v); if (n < 0n) n += 1n << 64n; do { let b = Number(n & 0x7fn); n >>= 7n; if (n) b |= 0x80; this.bytes.push(b); } while (n); return this; }
-  tag(field: number, wire: number): this { return this.varint((field << 3) | wire); }
-  int(field: number, v: number): this { return this.tag(field, 0).varint(v); }
-  str(field: number, s: string): this { const b = Buffer.from(s, 'utf8'); this.tag(field, 2).varint(b.length); this.bytes.push(...b); return this; }
-  msg(field: number, m: Pb): this { this.tag(field, 2).varint(m.bytes.length); this.bytes.push(...m.bytes); return this; }
-  f32(field: number, v: number): this { const b = Buffer.alloc(4); b.writeFloatLE(v); this.tag(field, 5); this.bytes.push(...b); return this; }
-}
-const attrF = (name: string, v: number) => new Pb().str(1, name).f32(2, v).int(20, 1);
-const attrI = (name: string, v: number) => new Pb().str(1, name).int(3, v).int(20, 2);
-const attrInts = (name: string, v: number[]) => { const p = new Pb().str(1, name); for (const k of v) p.int(8, k); return p.int(20, 7); };
-function node(op: string, inputs: string[], outputs: string[], attrs: Pb[]): Pb {
-  const p = new Pb();
-  for (const s of inputs) p.str(1, s);
-  for (const s of outputs) p.str(2, s);
-  p.str(3, `${op}_${outputs[0]}`).str(4, op);
-  for (const a of attrs) p.msg(5, a);
-  return p;
-}
-function valueInfo(name: string, shape: number[]): Pb {
-  const dims = new Pb();
-  for (const d of shape) dims.msg(1, new Pb().int(1, d));
-  return new Pb().str(1, name).msg(2, new Pb().msg(1, new Pb().int(1, 1).msg(2, dims)));
-}
 function bnModel(cell: Cell, training: boolean): Uint8Array {
   const g = new Pb();
   const nhwc = cell.layout === 'NHWC';

@@ -28,7 +28,10 @@ fi
 if ! "$py" -c 'import tensorflow, keras, numpy' >/dev/null 2>&1; then
   if [ "${BN_FIXTURES_INSTALL_TF:-0}" = 1 ]; then
     echo "== installing tensorflow-cpu==2.21.0 into a temp venv"
-    if python3 -m venv "$tmp/venv" && "$tmp/venv/bin/pip" install -q tensorflow-cpu==2.21.0 numpy >"$tmp/pip.log" 2>&1; then
+    # a machine with a local wheel store and no PyPI (like ours): point pip at it, or it retries PyPI
+    pipargs=()
+    [ -d /opt/wheels ] && pipargs=(--index-url file:///opt/pypi/simple --find-links /opt/wheels)
+    if python3 -m venv "$tmp/venv" && PIP_CONFIG_FILE=/dev/null "$tmp/venv/bin/pip" install -q "${pipargs[@]}" tensorflow-cpu==2.21.0 numpy >"$tmp/pip.log" 2>&1; then
       py="$tmp/venv/bin/python"
     fi
   fi
