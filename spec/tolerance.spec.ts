@@ -9,7 +9,7 @@ import type { ForwardTrainRequest } from '../src/contract.js';
 import { compareForwardTrain } from '../src/compare.js';
 import { profiles } from '../src/profiles.js';
 import { reductionDepth, sumErrorFactor, tolerance } from '../src/tolerance.js';
-import { f32ForwardTrain, type Variant } from './support/f32-kernels.js';
+import { f32Train as f32ForwardTrain, type F32Variant as Variant } from '../src/teach/f32-kernel.js';
 
 const F32_SEQ = { dtype: 'float32', order: 'sequential' } as const;
 

@@ -16,7 +16,7 @@ import {
   sha256Hex,
   stringifyFixture,
 } from '../../src/fixtures/index.js';
-import { f32ForwardTrain } from '../support/f32-kernels.js';
+import { f32Train as f32ForwardTrain } from '../../src/teach/f32-kernel.js';
 
 const loaded = loadFixtures();
 const all = loaded.fixtures;

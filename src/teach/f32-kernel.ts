@@ -1,8 +1,9 @@
 /**
  * A deliberately plain float32 Batch Normalization (forwardTrain only; every operation rounded to
- * float32, sequential float32 sums), in two variants: the honest two-pass kernel and the one-pass
- * E[x^2] - E[x]^2 kernel that the tolerance must reject at large offsets. Moved here from
- * spec/support/f32-kernels.ts (same arithmetic) so `explain` and the plots can run it.
+ * float32, sequential float32 sums): the least accurate honest kernels the tolerance must accept
+ * (two-pass; Welford; the folded x*inv + (beta - mean*inv) form of tf.nn.batch_normalization),
+ * and the one-pass E[x^2] - E[x]^2 kernel it must reject at large offsets. Used by `explain`, the
+ * plots, and spec/tolerance.spec.ts.
  */
 import type { BatchNormImplementation, ForwardTrainRequest, ForwardTrainResult, Profile, ProfileName } from '../contract.js';
 import { layoutOf } from '../layout.js';
@@ -10,7 +11,7 @@ import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../p
 
 const f = Math.fround;
 
-export type F32Variant = 'two-pass' | 'one-pass';
+export type F32Variant = 'two-pass' | 'one-pass' | 'folded' | 'welford';
 
 export function f32Train(profile: Profile, req: ForwardTrainRequest, variant: F32Variant): ForwardTrainResult {
   const L = layoutOf(req.shape, req.axis);
@@ -25,25 +26,44 @@ export function f32Train(profile: Profile, req: ForwardTrainRequest, variant: F3
   for (let c = 0; c < L.channels; c++) {
     const ix: number[] = [];
     for (let o = 0; o < L.outer; o++) for (let i = 0; i < L.inner; i++) ix.push((o * L.channels + c) * L.inner + i);
-    let s = 0;
-    let s2 = 0;
-    for (const i of ix) {
-      s = f(s + req.x[i]!);
-      s2 = f(s2 + f(req.x[i]! * req.x[i]!));
-    }
-    const mu = f(s / L.m);
-    let v: number;
-    if (variant === 'one-pass') v = f(f(s2 / L.m) - f(mu * mu));
-    else {
-      let q = 0;
+    let mu = 0;
+    let v = 0;
+    if (variant === 'welford') {
+      let n = 0;
+      let m2 = 0;
       for (const i of ix) {
+        n++;
         const d = f(req.x[i]! - mu);
-        q = f(q + f(d * d));
+        mu = f(mu + f(d / n));
+        m2 = f(m2 + f(d * f(req.x[i]! - mu)));
       }
-      v = f(q / L.m);
+      v = f(m2 / L.m);
+    } else {
+      let s = 0;
+      let s2 = 0;
+      for (const i of ix) {
+        s = f(s + req.x[i]!);
+        s2 = f(s2 + f(req.x[i]! * req.x[i]!));
+      }
+      mu = f(s / L.m);
+      if (variant === 'one-pass') v = f(f(s2 / L.m) - f(mu * mu));
+      else {
+        let q = 0;
+        for (const i of ix) {
+          const d = f(req.x[i]! - mu);
+          q = f(q + f(d * d));
+        }
+        v = f(q / L.m);
+      }
     }
     const inv = f(1 / f(Math.sqrt(f(v + eps))));
-    for (const i of ix) y[i] = f(f(req.gamma[c]! * f(f(req.x[i]! - mu) * inv)) + req.beta[c]!);
+    const g = req.gamma[c]!;
+    const b = req.beta[c]!;
+    if (variant === 'folded') {
+      const a = f(inv * g);
+      const shift = f(b - f(mu * a));
+      for (const i of ix) y[i] = f(f(req.x[i]! * a) + shift);
+    } else for (const i of ix) y[i] = f(f(g * f(f(req.x[i]! - mu) * inv)) + b);
     mean[c] = mu;
     variance[c] = v;
     runningMean[c] = f(f(f(keep) * req.runningMean[c]!) + f(f(take) * mu));
