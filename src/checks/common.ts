@@ -55,12 +55,13 @@ export function channelIndices(shape: number[], axis: number, c: number): number
   return out;
 }
 
-/** Require |got - expected| <= bound for one scalar, with a message naming it. */
+/** Require |got - expected| <= bound for one scalar, with a message naming it (and it as the worst element). */
 export function expectClose(what: string, got: number, expected: number, bound: number, reason: string): void {
   const err = Math.abs(got - expected);
   if (!(err <= bound)) {
     throw new Mismatch(`${what} = ${got} but expected ${expected} (error ${err.toExponential(3)} > allowed ${bound.toExponential(3)})`, {
       boundReason: reason,
+      worst: { output: what, index: -1, channel: -1, expected, got, error: err, bound, where: what },
     });
   }
 }
