@@ -11,7 +11,7 @@
  * at least once (training/inference forward: x read + y written; backward: x, dy read + dx
  * written), so the copy (x read + y written) is directly comparable.
  *
- * Run: npx tsx scripts/bench.ts [--quick] [--out docs/bench.md]
+ * Run: npx tsx scripts/bench.ts [--quick | --shape 32,64,56,56] [--out docs/bench.md]
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -43,7 +43,8 @@ interface Cell {
   numel: number;
 }
 
-const BASE_SHAPES: number[][] = QUICK ? [[8, 256, 14, 14], [2, 3, 4, 4]] : [[32, 64, 56, 56], [256, 1024], [8, 256, 14, 14], [2, 3, 4, 4]];
+const SHAPE_ARG = args.includes('--shape') ? args[args.indexOf('--shape') + 1]!.split(',').map(Number) : undefined;
+const BASE_SHAPES: number[][] = SHAPE_ARG ? [SHAPE_ARG] : QUICK ? [[8, 256, 14, 14], [2, 3, 4, 4]] : [[32, 64, 56, 56], [256, 1024], [8, 256, 14, 14], [2, 3, 4, 4]];
 function cellsOf(nchw: number[]): Cell[] {
   const numel = nchw.reduce((a, b) => a * b, 1);
   const C = nchw[1]!;
@@ -438,6 +439,9 @@ async function main(): Promise<void> {
         const run = c.prepare(cell, op, I);
         if (run) slots.push({ c, run, cap: c.maxIters?.(cell) ?? 1000, batch: 1, times: [], out: new Float32Array(0) });
       }
+      // each (cell, op) starts from a collected heap: the previous cell's 25 MB arrays and TF.js's
+      // tensors must not be collected inside someone else's timed call (npm run bench passes --expose-gc)
+      (globalThis as { gc?: () => void }).gc?.();
       try {
         await measure(slots, cell.numel > 1e6 ? 2500 : 1200);
       } catch (e) {
