@@ -1,10 +1,10 @@
 /**
  * The implementation contract (v1): the one door through which every Batch Normalization
  * implementation is checked (a third party's, an adapter for another library, and our own
- * reference, float32 CPU and gpu.js kernels). Names follow ../shared/CONTRACT.md exactly;
+ * reference, float32 CPU and gpu.js kernels). Names follow docs/CONTRACT.md exactly;
  * extensions are optional fields, recorded in the README changelog.
  *
- * Conventions (fixed everywhere, not a profile choice; ../shared/SEMANTICS.md):
+ * Conventions (fixed everywhere, not a profile choice; docs/SEMANTICS.md):
  * - `x` is dense, row-major, any rank >= 2; `axis` is the channel axis; C = shape[axis].
  * - Statistics are per channel over every other axis of the same mini-batch:
  *   m = numel(x) / C values per channel, the same m examples for every channel.

@@ -1,6 +1,6 @@
 /**
  * The built-in profiles: the conventions that legitimately differ between frameworks.
- * Every field is sourced; the long version is ../shared/reference/framework-semantics.md.
+ * Every field is sourced; the long version is docs/framework-semantics.md.
  */
 import type { Profile, ProfileName } from './contract.js';
 import { UsageError } from './errors.js';

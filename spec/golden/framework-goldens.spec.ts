@@ -1,6 +1,6 @@
 /**
- * Golden values observed in real frameworks (../shared/SEMANTICS.md and
- * ../shared/reference/framework-semantics.md §11), reproduced by the reference under the
+ * Golden values observed in real frameworks (docs/SEMANTICS.md and
+ * docs/framework-semantics.md §11), reproduced by the reference under the
  * matching profile. The goldens are float32 outputs printed to 7-8 significant digits, so each
  * is compared at the precision it was printed with: half a unit in its last printed digit plus
  * float32 rounding of the framework's own arithmetic (a few ulp(float32)).

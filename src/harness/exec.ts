@@ -1,5 +1,5 @@
 /**
- * The language-neutral door (`check --exec "CMD"`, ../shared/CONTRACT.md): a child process that
+ * The language-neutral door (`check --exec "CMD"`, docs/CONTRACT.md): a child process that
  * speaks newline-delimited JSON on stdin/stdout, one request a line, one answer a line; arrays are
  * `{"b64": "<base64 of the little-endian bytes>"}`.
  *
@@ -259,6 +259,8 @@ interface Description {
   dtypes: DType[];
   ops: Op[];
   axes?: 'first' | 'last' | 'any';
+  /** The contract extension: how the child's sums run (see AccumulationInfo). */
+  accumulation?: BatchNormImplementation['accumulation'];
 }
 
 function parseDescription(m: Json, command: string): Description {
@@ -269,6 +271,7 @@ function parseDescription(m: Json, command: string): Description {
   if (!Array.isArray(m.dtypes) || !m.dtypes.length || m.dtypes.some((d) => d !== 'float32' && d !== 'float64')) problems.push('"dtypes" must be a non-empty list of "float32" | "float64"');
   if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !OPS.includes(o as Op))) problems.push(`"ops" must be a non-empty list of ${OPS.join(', ')}`);
   if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
+  if (m.accumulation !== undefined && (typeof m.accumulation !== 'object' || m.accumulation === null)) problems.push('"accumulation" must be an object (see AccumulationInfo)');
   if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
   return m as unknown as Description;
 }
@@ -342,6 +345,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
     profile: desc.profile,
     dtypes: desc.dtypes,
     ...(desc.axes ? { axes: desc.axes } : {}),
+    ...(desc.accumulation ? { accumulation: desc.accumulation } : {}),
     command,
     get restarts() {
       return restarts;
