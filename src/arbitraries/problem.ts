@@ -139,17 +139,8 @@ export function trainRequest(p: Problem, over: Partial<Problem> = {}): ForwardTr
 }
 
 export function inferRequest(p: Problem, over: Partial<Problem> = {}): ForwardInferRequest {
-  const q = { ...p, ...over };
-  return {
-    x: typed(q.dtype, q.x),
-    shape: q.shape.slice(),
-    axis: q.axis,
-    gamma: typed(q.dtype, q.gamma),
-    beta: typed(q.dtype, q.beta),
-    eps: q.eps,
-    runningMean: typed(q.dtype, q.runningMean),
-    runningVar: typed(q.dtype, q.runningVar),
-  };
+  const { momentum: _momentum, ...infer } = trainRequest(p, over);
+  return infer;
 }
 
 export function backwardRequest(p: Problem, training: boolean, over: Partial<Problem> = {}): BackwardRequest {
