@@ -47,15 +47,17 @@
  * at each underflow, inputs included: its unit is 2^-126 (float32), and the flushed inputs move
  * the mean by up to that unit and the variance by up to 2 (D + unit) unit.
  * The first-order bound is doubled (SAFETY = 2) to cover second-order terms, and the
- * reference's own error (<= 4 ulp(float64) of the same scales, spec/reference/oracle.spec.ts)
- * is added, which matters only for float64 implementations.
+ * reference's own error is added: at most 8 ulp(float64) of the same scales (dx; 4 for the other
+ * outputs, spec/reference/oracle.spec.ts), an ulp being at most 2u of its scale. It matters only
+ * for float64 implementations.
  */
 import type { AccumulationInfo, DType } from './contract.js';
 import { unitRoundoff } from './numerics/ulp.js';
 
 export const LAMBDA = 10;
 export const SAFETY = 2;
-const REF_ULPS = 4;
+/** The reference's proven error, in ulp(float64) of each output's scale (dx's bound, the largest). */
+const REF_ULPS = 8;
 const U64 = 2 ** -53;
 /** Smallest subnormal: the absolute error of a rounding that underflows (gradual underflow). */
 const TINY: Record<DType, number> = { float32: 2 ** -149, float64: 2 ** -1074 };
@@ -147,7 +149,7 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
     : 0;
   const alpha = dmu / s;
   const beta = dvar / (2 * s2) + 4 * u;
-  const refScale = (scale: number) => REF_ULPS * U64 * scale;
+  const refScale = (scale: number) => REF_ULPS * 2 * U64 * scale;
   // underflow: a rounding of absolute size TINY, possibly before a multiplication by |gamma| / s
   const tiny = UNDERFLOW_STEPS * unit * (1 + 1 / s) * Math.max(1, Math.abs(f.gamma));
   const bound = (firstOrder: number, scale: number, underflows = 1) => SAFETY * (firstOrder + underflows * tiny) + refScale(scale);
