@@ -344,6 +344,7 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
       // gpu.js's clone/ref-count machinery (immutable kernels) is never involved.
       immutable: false,
       loopMaxIterations: tile + 1,
+      functions: S.SHADER_FUNCTIONS,
     });
     return k;
   }

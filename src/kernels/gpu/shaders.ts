@@ -9,8 +9,9 @@
  *
  * Index arithmetic: WebGL 1 has float-only shader arithmetic in practice, so every index is an
  * integer held exactly in a float32 (the caller guarantees numel < 2^24). The one division that
- * maps a flat index to (quotient, remainder) is done as floor((a + 0.5) / b) and then corrected by
- * one step, so an inexact GPU division (GLSL allows 2.5 ulp) can never give an off-by-one.
+ * maps a flat index to (quotient, remainder) is floorDiv below: floor((a + 0.5) / b) corrected by
+ * one step, so an inexact GPU division (GLSL allows 2.5 ulp) can never give an off-by-one. It is
+ * passed to every kernel as a gpu.js helper function (SHADER_FUNCTIONS).
  *
  * Reduction structure (declared to the tolerance as float32, 'tiled', tile = TILE):
  *   pass 1 (partial*):  thread (t, r) sums the tile j in [t*TILE, (t+1)*TILE) of row r sequentially;
@@ -23,6 +24,22 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type K = any;
 
+/** floor(a / b) for non-negative integers a, b held in floats, exact despite an inexact division. */
+export function floorDiv(a: number, b: number): number {
+  let q = Math.floor((a + 0.5) / b);
+  const r = a - q * b;
+  if (r < 0) {
+    q = q - 1;
+  }
+  if (r >= b) {
+    q = q + 1;
+  }
+  return q;
+}
+
+/** Helper functions every kernel may call (gpu.js's `functions` setting). */
+export const SHADER_FUNCTIONS = [floorDiv];
+
 /** Copy a host array into a GPU texture once, so later passes read it without re-uploading. */
 export function copyKernel(this: K, a: K): number {
   return a[this.thread.x];
@@ -32,16 +49,8 @@ export function copyKernel(this: K, a: K): number {
 export function partialShiftedSum(this: K, x: K): number {
   const c = this.thread.y;
   const start = this.thread.x * this.constants.tile;
-  let o = Math.floor((start + 0.5) / this.constants.inner);
+  let o = floorDiv(start, this.constants.inner);
   let i = start - o * this.constants.inner;
-  if (i < 0) {
-    o = o - 1;
-    i = i + this.constants.inner;
-  }
-  if (i >= this.constants.inner) {
-    o = o + 1;
-    i = i - this.constants.inner;
-  }
   const shift = x[c * this.constants.inner];
   let s = 0;
   for (let k = 0; k < this.constants.tile; k++) {
@@ -61,16 +70,8 @@ export function partialShiftedSum(this: K, x: K): number {
 export function partialSquares(this: K, x: K, mean: K): number {
   const c = this.thread.y;
   const start = this.thread.x * this.constants.tile;
-  let o = Math.floor((start + 0.5) / this.constants.inner);
+  let o = floorDiv(start, this.constants.inner);
   let i = start - o * this.constants.inner;
-  if (i < 0) {
-    o = o - 1;
-    i = i + this.constants.inner;
-  }
-  if (i >= this.constants.inner) {
-    o = o + 1;
-    i = i - this.constants.inner;
-  }
   const mu = mean[c];
   let s = 0;
   for (let k = 0; k < this.constants.tile; k++) {
@@ -99,16 +100,8 @@ export function partialGrad(this: K, x: K, dy: K, center: K): number {
     second = 1;
   }
   const start = this.thread.x * this.constants.tile;
-  let o = Math.floor((start + 0.5) / this.constants.inner);
+  let o = floorDiv(start, this.constants.inner);
   let i = start - o * this.constants.inner;
-  if (i < 0) {
-    o = o - 1;
-    i = i + this.constants.inner;
-  }
-  if (i >= this.constants.inner) {
-    o = o + 1;
-    i = i - this.constants.inner;
-  }
   const mu = center[c];
   let s = 0;
   for (let k = 0; k < this.constants.tile; k++) {
@@ -181,22 +174,8 @@ export function statsKernel(this: K, mean: K, Q: K, rm: K, rv: K, eps: number, k
 export function trainOutput(this: K, x: K, stats: K, gamma: K, beta: K): number {
   const idx = this.thread.x;
   if (idx < this.constants.numel) {
-    let q = Math.floor((idx + 0.5) / this.constants.inner);
-    const r = idx - q * this.constants.inner;
-    if (r < 0) {
-      q = q - 1;
-    }
-    if (r >= this.constants.inner) {
-      q = q + 1;
-    }
-    let o = Math.floor((q + 0.5) / this.constants.C);
-    let c = q - o * this.constants.C;
-    if (c < 0) {
-      c = c + this.constants.C;
-    }
-    if (c >= this.constants.C) {
-      c = c - this.constants.C;
-    }
+    const q = floorDiv(idx, this.constants.inner);
+    const c = q - floorDiv(q, this.constants.C) * this.constants.C;
     if (this.constants.single == 1) {
       return beta[c];
     }
@@ -218,22 +197,8 @@ export function trainOutput(this: K, x: K, stats: K, gamma: K, beta: K): number 
 /** Forward inference: y = gamma * (x - runningMean) / sqrt(runningVar + eps) + beta. */
 export function inferOutput(this: K, x: K, gamma: K, beta: K, rm: K, rv: K, eps: number): number {
   const idx = this.thread.x;
-  let q = Math.floor((idx + 0.5) / this.constants.inner);
-  const r = idx - q * this.constants.inner;
-  if (r < 0) {
-    q = q - 1;
-  }
-  if (r >= this.constants.inner) {
-    q = q + 1;
-  }
-  let o = Math.floor((q + 0.5) / this.constants.C);
-  let c = q - o * this.constants.C;
-  if (c < 0) {
-    c = c + this.constants.C;
-  }
-  if (c >= this.constants.C) {
-    c = c - this.constants.C;
-  }
+  const q = floorDiv(idx, this.constants.inner);
+  const c = q - floorDiv(q, this.constants.C) * this.constants.C;
   const invstd = 1 / Math.sqrt(rv[c] + eps);
   return gamma[c] * ((x[idx] - rm[c]) * invstd) + beta[c];
 }
@@ -247,22 +212,8 @@ export function inferOutput(this: K, x: K, gamma: K, beta: K, rm: K, rv: K, eps:
 export function backwardOutput(this: K, x: K, dy: K, stats: K, G: K, gamma: K): number {
   const idx = this.thread.x;
   if (idx < this.constants.numel) {
-    let q = Math.floor((idx + 0.5) / this.constants.inner);
-    const r = idx - q * this.constants.inner;
-    if (r < 0) {
-      q = q - 1;
-    }
-    if (r >= this.constants.inner) {
-      q = q + 1;
-    }
-    let o = Math.floor((q + 0.5) / this.constants.C);
-    let c = q - o * this.constants.C;
-    if (c < 0) {
-      c = c + this.constants.C;
-    }
-    if (c >= this.constants.C) {
-      c = c - this.constants.C;
-    }
+    const q = floorDiv(idx, this.constants.inner);
+    const c = q - floorDiv(q, this.constants.C) * this.constants.C;
     const invstd = stats[2][c];
     if (this.constants.training == 1) {
       const xhat = (x[idx] - stats[0][c]) * invstd;
