@@ -6,7 +6,8 @@
 import type { AnyRequest, Arr, BatchNormImplementation, DType, Op } from '../contract.js';
 import { layoutOf } from '../layout.js';
 
-export type Fault =
+/** Faults of the contract's rules, checked on every call. */
+export type CallFault =
   | 'threw'
   | 'rejected'
   | 'timeout'
@@ -16,6 +17,22 @@ export type Fault =
   | 'not-a-typed-array'
   | 'wrong-dtype'
   | 'wrong-length';
+
+/** Faults of the --exec door's wire (src/harness/exec.ts). */
+export type ExecFaultName =
+  | 'exec-died'
+  | 'exec-stdout-closed'
+  | 'exec-bad-json'
+  | 'exec-wrong-id'
+  | 'exec-line-too-long'
+  | 'exec-bad-array'
+  | 'exec-timeout'
+  | 'exec-gave-up';
+
+/** Faults of the worker that isolates a module (src/harness/isolate.ts). */
+export type IsolationFaultName = 'worker-died' | 'worker-gave-up' | 'not-cloneable';
+
+export type Fault = CallFault | ExecFaultName | IsolationFaultName;
 
 /** A contract violation by the implementation (not a numerical disagreement). */
 export class ContractFault extends Error {

@@ -24,23 +24,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName } from '../contract.js';
 import { OPS } from '../contract.js';
 import { UsageError } from '../errors.js';
-import { ContractFault, type Fault } from './call.js';
+import { ContractFault, type ExecFaultName } from './call.js';
 
-export type ExecFaultName =
-  | 'exec-died'
-  | 'exec-stdout-closed'
-  | 'exec-bad-json'
-  | 'exec-wrong-id'
-  | 'exec-line-too-long'
-  | 'exec-bad-array'
-  | 'exec-timeout'
-  | 'exec-gave-up';
+export type { ExecFaultName };
 
 /** A transport fault of the --exec child; `fault` is one of ExecFaultName. */
 export class ExecFault extends ContractFault {
   constructor(fault: ExecFaultName, message: string) {
-    // the report's `fault` field is a string; these names extend call.ts's list for this door
-    super(fault as unknown as Fault, message);
+    super(fault, message);
     this.name = 'ExecFault';
   }
 }

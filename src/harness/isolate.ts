@@ -37,7 +37,7 @@ export interface IsolatedImplementation extends BatchNormImplementation {
   close(): Promise<void>;
 }
 
-const fault = (name: string, message: string) => new ContractFault(name as Fault, message);
+const fault = (name: Fault, message: string) => new ContractFault(name, message);
 
 /** The worker's source: plain JS (no loader needed), evaluated with `eval: true`. */
 const WORKER_SOURCE = `
