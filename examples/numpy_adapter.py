@@ -8,6 +8,11 @@ The protocol (CONTRACT.md, "The language-neutral door"): one JSON request a line
 JSON answer a line on stdout; arrays are {"b64": base64 of the little-endian bytes}. The first
 request is {"id":0,"op":"describe"}. An error is answered {"id":N,"error":"message"}.
 Statistics are two-pass, computed in the request's dtype (numpy's pairwise sums).
+
+It also answers the synchronized ops (forwardTrainSync, backwardSync; CONTRACT.md,
+"Synchronized BatchNorm") the way a real multi-device implementation does: every replica reduces
+its own shard to (count, mean, M2) and the partials are merged one replica after another by
+Chan's update, in the request's dtype, never by summing squares.
 """
 import base64
 import json
@@ -94,7 +99,84 @@ def backward(r, dt):
     return {"dx": back(dx), "dgamma": dgamma, "dbeta": dbeta}
 
 
+def local_moments(x2, dt):
+    """One replica's (count, mean, M2) per channel; an empty shard is (0, 0, 0)."""
+    n = x2.shape[0]
+    if n == 0:
+        zero = np.zeros(x2.shape[1], dtype=dt)
+        return 0, zero, zero
+    mean = x2.mean(axis=0)
+    return n, mean, ((x2 - mean) ** 2).sum(axis=0)
+
+
+def chan_merge(parts, dt):
+    """Merge (count, mean, M2) partials replica after replica (Chan, Golub & LeVeque)."""
+    n, mean, m2 = parts[0]
+    for nb, mb, m2b in parts[1:]:
+        if nb == 0:
+            continue
+        if n == 0:
+            n, mean, m2 = nb, mb, m2b
+            continue
+        total = n + nb
+        delta = mb - mean
+        mean = mean + delta * np.dtype(dt).type(nb / total)
+        m2 = m2 + m2b + delta * delta * np.dtype(dt).type(n * nb / total)
+        n = total
+    return n, mean, m2
+
+
+def sync_shards(r, dt, with_dy=False):
+    out = []
+    for s in r["shards"]:
+        x2, back = channels_last(arr(s["x"], dt), s["shape"], r["axis"])
+        dy2 = channels_last(arr(s["dy"], dt), s["shape"], r["axis"])[0] if with_dy else None
+        out.append((x2, dy2, back))
+    return out
+
+
+def global_moments(shards, dt):
+    n, mean, m2 = chan_merge([local_moments(x2, dt) for x2, _, _ in shards], dt)
+    if n == 1 and SINGLE_VALUE == "error":
+        raise ValueError("Expected more than 1 value per channel when training (global batch)")
+    return n, mean, m2 / np.dtype(dt).type(n)
+
+
+def forward_train_sync(r, dt):
+    pdt = r["paramDtype"]
+    shards = sync_shards(r, dt)
+    n, mean, var = global_moments(shards, dt)
+    gamma, beta = arr(r["gamma"], pdt), arr(r["beta"], pdt)
+    inv = 1 / np.sqrt(var + np.asarray(r["eps"], dtype=dt))
+    mom = r["momentum"]
+    keep, take = (mom, 1 - mom) if MOMENTUM == "decay" else (1 - mom, mom)
+    batch_var = var * (n / max(n - 1, 1)) if RUNNING_VAR == "unbiased" else var  # the global count
+    rm = keep * arr(r["runningMean"], pdt) + take * mean
+    rv = keep * arr(r["runningVar"], pdt) + take * batch_var
+    replicas = [{"y": enc(back(gamma * (x2 - mean) * inv + beta), dt), "runningMean": enc(rm, pdt), "runningVar": enc(rv, pdt)} for x2, _, back in shards]
+    return {"replicas": replicas, "mean": enc(mean, pdt), "variance": enc(var, pdt)}
+
+
+def backward_sync(r, dt):
+    pdt = r["paramDtype"]
+    shards = sync_shards(r, dt, with_dy=True)
+    n, mean, var = global_moments(shards, dt)
+    gamma = arr(r["gamma"], pdt)
+    invstd = 1 / np.sqrt(var + np.asarray(r["eps"], dtype=dt))
+    # each replica's partial sums, then all-reduced (replica after replica)
+    sum_dy = np.zeros_like(mean)
+    sum_dy_xhat = np.zeros_like(mean)
+    for x2, dy2, _ in shards:
+        sum_dy = sum_dy + dy2.sum(axis=0)
+        sum_dy_xhat = sum_dy_xhat + (dy2 * ((x2 - mean) * invstd)).sum(axis=0)
+    q, p = sum_dy / np.dtype(dt).type(n), sum_dy_xhat / np.dtype(dt).type(n)
+    replicas = [{"dx": enc(back(gamma * invstd * (dy2 - q - (x2 - mean) * invstd * p)), dt)} for x2, dy2, back in shards]
+    return {"replicas": replicas, "dgamma": enc(sum_dy_xhat, pdt), "dbeta": enc(sum_dy, pdt)}
+
+
 OPS = {"forwardTrain": forward_train, "forwardInfer": forward_infer, "backward": backward}
+# answers already encoded (nested: one entry per replica)
+SYNC_OPS = {"forwardTrainSync": forward_train_sync, "backwardSync": backward_sync}
 
 
 def main():
@@ -105,12 +187,15 @@ def main():
         rid = req.get("id")
         try:
             if req["op"] == "describe":
-                out = {"name": f"numpy adapter ({PROFILE})", "profile": PROFILE, "dtypes": ["float32", "float64"], "ops": list(OPS), "axes": "any"}
+                out = {"name": f"numpy adapter ({PROFILE})", "profile": PROFILE, "dtypes": ["float32", "float64"], "ops": list(OPS) + list(SYNC_OPS), "axes": "any"}
             else:
                 dt = req["dtype"]
                 with np.errstate(all="ignore"):
-                    res = OPS[req["op"]](req, dt)
-                out = {k: enc(v, dt) for k, v in res.items()}
+                    if req["op"] in SYNC_OPS:
+                        out = SYNC_OPS[req["op"]](req, dt)
+                    else:
+                        res = OPS[req["op"]](req, dt)
+                        out = {k: enc(v, dt) for k, v in res.items()}
         except Exception as e:  # an error answer: the harness sees a rejected call
             out = {"error": f"{type(e).__name__}: {e}"}
         out["id"] = rid

@@ -60,6 +60,13 @@ export interface AccumulationInfo {
    * subnormal.
    */
   subnormals?: 'gradual' | 'flush-to-zero';
+  /**
+   * Synchronized ops only (forwardTrainSync, backwardSync): how the per-replica partial results
+   * are combined across R replicas. tree: a balanced tree (depth ceil(log2 R)); ring: a ring
+   * all-reduce (each chunk is accumulated R - 1 times in sequence); sequential: one replica after
+   * another (depth R - 1). Absent: sequential, the least favourable.
+   */
+  allReduce?: 'tree' | 'ring' | 'sequential';
 }
 
 export interface BatchNormImplementation {
@@ -72,6 +79,10 @@ export interface BatchNormImplementation {
   forwardTrain?(req: ForwardTrainRequest): ForwardTrainResult | Promise<ForwardTrainResult>;
   forwardInfer?(req: ForwardInferRequest): ForwardInferResult | Promise<ForwardInferResult>;
   backward?(req: BackwardRequest): BackwardResult | Promise<BackwardResult>;
+  /** Extension (0.2.0): synchronized (cross-replica) training forward; see ForwardTrainSyncRequest. */
+  forwardTrainSync?(req: ForwardTrainSyncRequest): ForwardTrainSyncResult | Promise<ForwardTrainSyncResult>;
+  /** Extension (0.2.0): synchronized training backward; see BackwardSyncRequest. */
+  backwardSync?(req: BackwardSyncRequest): BackwardSyncResult | Promise<BackwardSyncResult>;
 }
 
 export interface ForwardTrainRequest {
@@ -134,3 +145,70 @@ export interface BackwardResult {
 }
 
 export type AnyRequest = ForwardTrainRequest | ForwardInferRequest | BackwardRequest;
+
+/**
+ * Synchronized (cross-replica) Batch Normalization, an optional extension (0.2.0).
+ *
+ * One global mini-batch is split into shards, one per replica, in replica order. Shards have
+ * the same rank and the same C = shape[axis]; the other axes may differ between shards (usually
+ * only the batch axis does) and may be 0 (a replica with no examples). The statistics are those
+ * of the global batch: per channel, over every value of that channel in every shard,
+ * m = sum of the shards' m. Every replica normalizes its own shard with them and ends with the
+ * same running statistics; the running variance's Bessel factor uses the global m.
+ */
+export type SyncOp = 'forwardTrainSync' | 'backwardSync';
+export const SYNC_OPS: readonly SyncOp[] = ['forwardTrainSync', 'backwardSync'];
+/** Every op a check may need. */
+export type AnyOp = Op | SyncOp;
+
+export interface SyncShard {
+  x: Arr;
+  shape: number[];
+}
+
+export interface ForwardTrainSyncRequest {
+  /** One shard per replica, in replica order. */
+  shards: SyncShard[];
+  axis: number;
+  gamma: Arr;
+  beta: Arr;
+  eps: number;
+  momentum: number;
+  runningMean: Arr;
+  runningVar: Arr;
+  /** dtype of x and y; paramDtype of gamma, beta and the statistics. */
+  dtype: DType;
+  paramDtype: DType;
+}
+
+export interface ForwardTrainSyncResult {
+  /** One per replica, in replica order: its shard's output and its copy of the running statistics. */
+  replicas: Array<{ y: Arr; runningMean: Arr; runningVar: Arr }>;
+  /** Global batch mean and biased variance, length C. */
+  mean: Arr;
+  variance: Arr;
+}
+
+export interface BackwardSyncShard extends SyncShard {
+  dy: Arr;
+}
+
+/** Training mode: gradients flow through the global batch statistics. */
+export interface BackwardSyncRequest {
+  shards: BackwardSyncShard[];
+  axis: number;
+  gamma: Arr;
+  eps: number;
+  dtype: DType;
+  paramDtype: DType;
+}
+
+export interface BackwardSyncResult {
+  /** One per replica: dx of its shard (dtype). */
+  replicas: Array<{ dx: Arr }>;
+  /** Global parameter gradients, length C (paramDtype). */
+  dgamma: Arr;
+  dbeta: Arr;
+}
+
+export type AnySyncRequest = ForwardTrainSyncRequest | BackwardSyncRequest;

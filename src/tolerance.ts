@@ -132,21 +132,23 @@ export function sumErrorFactor(n: number, acc: AccumulationInfo): number {
 }
 
 /** Per-channel error bounds for every output; see the derivation above. */
-export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
+export function tolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedErrors): ChannelBounds {
   const u = unitRoundoff(input.dtype);
   const acc = input.accumulation ?? { dtype: input.dtype, order: 'sequential' };
   const ua = unitRoundoff(acc.dtype);
-  const depth = reductionDepth(f.m, acc);
-  const g = sumErrorFactor(f.m, acc);
+  const depth = merged?.depth ?? reductionDepth(f.m, acc);
+  const g = merged?.g ?? sumErrorFactor(f.m, acc);
   const s2 = f.variance + f.eps;
   const s = Math.sqrt(s2);
   const flush = acc.subnormals === 'flush-to-zero';
   const unit = flush ? TINY_NORMAL[input.dtype] : TINY[input.dtype];
   const flushedInputs = flush ? unit : 0;
-  const dmu = f.training ? g * f.absMean + 2 * u * Math.abs(f.mean) + flushedInputs : 0;
-  const dvar = f.training
-    ? dmu * dmu + 2 * dmu * f.maxDev + 2 * (g + 3 * ua) * (f.variance + f.maxDev * f.maxDev) + u * f.variance + 2 * (f.maxDev + unit) * flushedInputs
-    : 0;
+  const dmu = merged ? merged.dmu : f.training ? g * f.absMean + 2 * u * Math.abs(f.mean) + flushedInputs : 0;
+  const dvar = merged
+    ? merged.dvar
+    : f.training
+      ? dmu * dmu + 2 * dmu * f.maxDev + 2 * (g + 3 * ua) * (f.variance + f.maxDev * f.maxDev) + u * f.variance + 2 * (f.maxDev + unit) * flushedInputs
+      : 0;
   const alpha = dmu / s;
   const beta = dvar / (2 * s2) + 4 * u;
   const refScale = (scale: number) => REF_ULPS * 2 * U64 * scale;
@@ -165,6 +167,7 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
   const ratio = Math.abs(f.mean) / s;
   const reason =
     `${input.dtype}, ${acc.dtype} ${acc.order} sums over m=${f.m} (depth ${depth}, g=${g.toExponential(2)}), ` +
+    (merged ? `${merged.note}, ` : '') +
     `|mean|/sqrt(var+eps)=${ratio.toPrecision(3)}: ` +
     (f.training
       ? alpha > beta
@@ -201,6 +204,84 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
     dgamma: (dgamma) => bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat, f.m),
     dbeta: (sumAbsDy, dbeta) => bound(g * sumAbsDy + u * Math.abs(dbeta), sumAbsDy, f.m),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synchronized (cross-replica) statistics: issue 13, owner "sync". A separate section on purpose.
+// ---------------------------------------------------------------------------------------------
+
+/** Statistics merged across replicas: replaces the single-device dmu, dvar and sum factor. */
+export interface MergedErrors {
+  g: number;
+  depth: number;
+  dmu: number;
+  dvar: number;
+  /** For reports: the all-reduce structure. */
+  note: string;
+}
+
+/** What the merged bound needs beyond ChannelFacts (whose m, mean, variance, absMean, maxDev are global). */
+export interface SyncFacts {
+  /** R, replicas taking part in the all-reduce (empty ones included). */
+  replicas: number;
+  /** Largest per-replica m: the longest local summation. */
+  maxLocalM: number;
+  /** max over non-empty replicas of |local mean|: the scale of the merge's roundings. */
+  maxReplicaAbsMean: number;
+}
+
+/** Depth of the all-reduce over R replicas: tree ceil(log2 R); ring and sequential R - 1. */
+export function allReduceDepth(replicas: number, acc: AccumulationInfo): number {
+  if (replicas <= 1) return 0;
+  return acc.allReduce === 'tree' ? Math.ceil(Math.log2(replicas)) : replicas - 1;
+}
+
+/** Roundings of one Chan merge of the mean, in units of ua * max|local mean| (derivation below). */
+export const MERGE_MEAN_ROUNDINGS = 7;
+/** Roundings of one Chan merge of M2, relative to the merged M2 (derivation below). */
+export const MERGE_M2_ROUNDINGS = 7;
+
+/**
+ * Bounds for statistics merged across R replicas (forwardTrainSync, backwardSync).
+ * Notation as above; globals over the concatenated batch (m = N, mu, var, A, D), kl = the
+ * longest local sum's depth reductionDepth(maxLocalM), d = allReduceDepth(R), Mr = max |mu_r|.
+ *   gs = gamma(min(kl + d, LAMBDA sqrt(kl + d))): a local sum with the all-reduce's additions on top.
+ *   It bounds every sum that is all-reduced by adding partial sums (sum x, sum dy, sum dy xhat).
+ * mean:  either sum x all-reduced (gs A), or Chan merges: the local means (gl A_r + ua |mu_r|,
+ *        weights n_r / N sum to 1, so at most gs A + ua Mr), then per merge level
+ *        mu_ab = mu_a + fl(fl(delta) * fl(nb / n)) rounds delta (|delta| <= 2 Mr), the quotient,
+ *        the product and the sum (|mu_ab| <= Mr): <= 7 ua Mr; merging averages errors, never
+ *        amplifies them.  dmu = gs A + (7 d + 1) ua Mr + 2u|mu| (+ flushed inputs).
+ * M2:    local M2_r as the single-device two-pass term with D_r <= 2D (a local deviation is at
+ *        most D + |mu_r - mu|) and sum m_r var_r <= N var, sum m_r D_r^2 <= 4 N D^2:
+ *          dmu^2 + 4 dmu D + 2(gs + 3ua)(var + 4 D^2)     (per N; covers a global two-pass too)
+ *        per merge level: delta's error |Δδ| <= 2 dmu on the term w delta^2, w = na nb / n
+ *        <= n / 4 (the groups of a level partition N, so sum w <= N / 4), |delta| <= 2D:
+ *          N (2 D dmu + dmu^2); and 7 roundings (delta, square, two products, quotient, two
+ *          additions) of non-negative terms whose sum over a level is <= N var: 7 ua N var.
+ *        dvar = [local] + d (2 D dmu + dmu^2) + 7 d ua var + u var (+ flushed inputs).
+ *        Merging E[x^2] - E[x]^2 instead errs by ~ gs mu^2: above this by ~ |mu| / D.
+ * backward: Q, P and dbeta are all-reduced sums: g = gs; dgamma = N dP as before.
+ * Everything after the statistics (x-hat, y, running statistics with the global Bessel factor,
+ * dx) is the single-device derivation with these dmu, dvar and g.
+ */
+export function syncTolerance(input: ToleranceInput, f: ChannelFacts, s: SyncFacts): ChannelBounds {
+  const u = unitRoundoff(input.dtype);
+  const acc = input.accumulation ?? { dtype: input.dtype, order: 'sequential' };
+  const ua = unitRoundoff(acc.dtype);
+  const d = allReduceDepth(s.replicas, acc);
+  const k = reductionDepth(s.maxLocalM, acc) + d;
+  const j = Math.min(k, LAMBDA * Math.sqrt(k));
+  const gs = (j * ua) / (1 - j * ua);
+  const flush = acc.subnormals === 'flush-to-zero';
+  const unit = flush ? TINY_NORMAL[input.dtype] : TINY[input.dtype];
+  const flushed = flush ? unit : 0;
+  const D = f.maxDev;
+  const dmu = gs * f.absMean + (MERGE_MEAN_ROUNDINGS * d + 1) * ua * s.maxReplicaAbsMean + 2 * u * Math.abs(f.mean) + flushed;
+  const local = dmu * dmu + 4 * dmu * D + 2 * (gs + 3 * ua) * (f.variance + 4 * D * D);
+  const dvar = local + d * (2 * D * dmu + dmu * dmu) + MERGE_M2_ROUNDINGS * d * ua * f.variance + u * f.variance + 2 * (D + unit) * flushed;
+  const note = `merged over ${s.replicas} replicas (${acc.allReduce ?? 'sequential'} all-reduce, depth ${d}; largest replica m=${s.maxLocalM})`;
+  return tolerance(input, f, { g: gs, depth: k, dmu, dvar, note });
 }
 
 /**

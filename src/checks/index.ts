@@ -15,6 +15,7 @@ import { invarianceChecks } from './invariance.js';
 import { normalizationChecks } from './normalization.js';
 import { runningStatsChecks } from './running-stats.js';
 import type { CheckSpec } from './spec.js';
+import { syncChecks } from './sync.js';
 
 export const ALL_CHECK_SPECS: CheckSpec[] = [
   ...normalizationChecks,
@@ -25,6 +26,7 @@ export const ALL_CHECK_SPECS: CheckSpec[] = [
   ...agreementChecks,
   ...edgeChecks,
   ...hygieneChecks,
+  ...syncChecks,
 ];
 
 export const AXIS_VARIANTS: AxisVariant[] = ['first', 'last', 'other'];

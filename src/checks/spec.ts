@@ -2,14 +2,14 @@
  * A check as a family file declares it; src/checks/index.ts expands each into one case per
  * dtype and axis variant with the stable ID bn:<family>:<name>:dtype=…;axis=….
  */
-import type { DType, Op } from '../contract.js';
+import type { AnyOp, DType } from '../contract.js';
 import type { CheckContext, CheckDef } from '../harness/check.js';
 
 export interface CheckSpec {
   family: string;
   name: string;
   title: string;
-  needs: Op[];
+  needs: AnyOp[];
   /** 'each': one case per supported axis variant; 'one': only the first supported variant. */
   axes?: 'each' | 'one';
   /** Restrict to dtypes (default: every dtype the implementation declares). */

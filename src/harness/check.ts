@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import type { Comparison } from '../compare.js';
-import type { AnyRequest, BatchNormImplementation, DType, Op, Profile } from '../contract.js';
+import type { AnyOp, AnyRequest, BatchNormImplementation, DType, Op, Profile } from '../contract.js';
 import { layoutOf } from '../layout.js';
 import { plainRequest } from '../arbitraries/problem.js';
 import { callImplementation, ContractFault } from './call.js';
@@ -40,7 +40,7 @@ export interface CheckDef {
   family: string;
   title: string;
   /** Ops the check calls; absent ones make it "not supported". */
-  needs: Op[];
+  needs: AnyOp[];
   /** A reason to skip for this implementation, or undefined to run. */
   skip?(ctx: CheckContext): string | undefined;
   run(ctx: CheckContext): Promise<Omit<CheckResult, 'id' | 'family' | 'title' | 'durationMs'>>;

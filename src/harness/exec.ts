@@ -21,8 +21,8 @@
  * `events` say how often and why). Requests are sent one at a time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName } from '../contract.js';
-import { OPS } from '../contract.js';
+import type { AnyOp, AnyRequest, AnySyncRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName, SyncOp } from '../contract.js';
+import { OPS, SYNC_OPS } from '../contract.js';
 import { UsageError } from '../errors.js';
 import { ContractFault, type ExecFaultName } from './call.js';
 
@@ -77,11 +77,44 @@ export function decodeArray(v: { b64: string; dtype?: unknown }, dtype: DType, f
   return dt === 'float32' ? new Float32Array(buf) : new Float64Array(buf);
 }
 
-function encodeRequest(id: number, op: string, dtype: DType | undefined, req?: AnyRequest): string {
+function encodeRequest(id: number, op: string, dtype: DType | undefined, req?: AnyRequest | AnySyncRequest): string {
   const msg: Json = { id, op };
   if (dtype) msg.dtype = dtype;
-  if (req) for (const [k, v] of Object.entries(req)) msg[k] = ArrayBuffer.isView(v) ? encodeArray(v) : v;
+  if (req) for (const [k, v] of Object.entries(req)) msg[k] = ArrayBuffer.isView(v) ? encodeArray(v) : k === 'shards' ? encodeShards(v) : v;
   return `${JSON.stringify(msg)}\n`;
+}
+
+// --- synchronized ops (0.2.0): shards out, replicas back -------------------------------------
+
+const isSyncOp = (op: string): op is SyncOp => (SYNC_OPS as readonly string[]).includes(op);
+
+/** shards: [{ x, shape, dy? }, …] with every typed array as {"b64"}. */
+function encodeShards(shards: unknown): unknown {
+  if (!Array.isArray(shards)) return shards;
+  return shards.map((s) =>
+    typeof s === 'object' && s !== null ? Object.fromEntries(Object.entries(s).map(([k, v]) => [k, ArrayBuffer.isView(v) ? encodeArray(v) : v])) : s,
+  );
+}
+
+/**
+ * A synchronized answer: `replicas` is a list of objects ({ y, runningMean, runningVar } or
+ * { dx }), the rest are global; y and dx are in the request's dtype, everything else in its
+ * paramDtype (unless a value carries its own "dtype" tag). Anything malformed is passed on as
+ * is, for the guarded call to name (missing-output, not-a-typed-array, …).
+ */
+function decodeSyncAnswer(answer: Json, req: AnySyncRequest): Record<string, unknown> {
+  const dtypeOf = (k: string) => (k === 'y' || k === 'dx' ? req.dtype : req.paramDtype);
+  const decode = (k: string, v: unknown) => (isB64(v) ? decodeArray(v as { b64: string; dtype?: unknown }, dtypeOf(k) as DType, k) : v);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(answer)) {
+    if (k === 'id') continue;
+    if (k === 'replicas' && Array.isArray(v)) {
+      out[k] = v.map((rep) =>
+        typeof rep === 'object' && rep !== null && !Array.isArray(rep) ? Object.fromEntries(Object.entries(rep as Json).map(([rk, rv]) => [rk, decode(rk, rv)])) : rep,
+      );
+    } else out[k] = decode(k, v);
+  }
+  return out;
 }
 
 const isB64 = (v: unknown): v is { b64: string } => typeof v === 'object' && v !== null && typeof (v as { b64?: unknown }).b64 === 'string';
@@ -248,7 +281,7 @@ interface Description {
   name: string;
   profile: ProfileName | Profile;
   dtypes: DType[];
-  ops: Op[];
+  ops: AnyOp[];
   axes?: 'first' | 'last' | 'any';
   /** The contract extension: how the child's sums run (see AccumulationInfo). */
   accumulation?: BatchNormImplementation['accumulation'];
@@ -260,7 +293,8 @@ function parseDescription(m: Json, command: string): Description {
   if (typeof m.name !== 'string' || !m.name) problems.push('"name" must be a non-empty string');
   if (!(typeof m.profile === 'string' || (typeof m.profile === 'object' && m.profile !== null))) problems.push('"profile" must be a profile name or object');
   if (!Array.isArray(m.dtypes) || !m.dtypes.length || m.dtypes.some((d) => d !== 'float32' && d !== 'float64')) problems.push('"dtypes" must be a non-empty list of "float32" | "float64"');
-  if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !OPS.includes(o as Op))) problems.push(`"ops" must be a non-empty list of ${OPS.join(', ')}`);
+  const known: readonly string[] = [...OPS, ...SYNC_OPS];
+  if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !known.includes(o as string))) problems.push(`"ops" must be a non-empty list of ${known.join(', ')}`);
   if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
   if (m.accumulation !== undefined && (typeof m.accumulation !== 'object' || m.accumulation === null)) problems.push('"accumulation" must be an object (see AccumulationInfo)');
   if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
@@ -298,8 +332,8 @@ export async function createExecImplementation(command: string, options: ExecOpt
     throw new UsageError(`--exec "${command}": the describe handshake failed: ${e instanceof Error ? e.message : String(e)}`);
   }
 
-  const request = (op: Op, req: AnyRequest): Promise<Record<string, unknown>> => {
-    const dtype: DType = req.x instanceof Float32Array ? 'float32' : 'float64';
+  const request = (op: AnyOp, req: AnyRequest | AnySyncRequest): Promise<Record<string, unknown>> => {
+    const dtype: DType = isSyncOp(op) ? (req as AnySyncRequest).dtype : (req as AnyRequest).x instanceof Float32Array ? 'float32' : 'float64';
     const run = async () => {
       if (closed) throw new ExecFault('exec-died', 'the implementation was closed');
       let c = child!;
@@ -316,6 +350,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
         if (typeof answer.error === 'string' || (answer.error !== undefined && answer.error !== null)) {
           throw new Error(typeof answer.error === 'string' ? answer.error : JSON.stringify(answer.error));
         }
+        if (isSyncOp(op)) return decodeSyncAnswer(answer, req as AnySyncRequest);
         const out: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(answer)) {
           if (k === 'id') continue;
@@ -347,7 +382,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
       child?.kill();
     },
   };
-  const ops = impl as unknown as Record<Op, (req: AnyRequest) => Promise<unknown>>;
-  for (const op of desc.ops) ops[op] = (req: AnyRequest) => request(op, req);
+  const ops = impl as unknown as Record<AnyOp, (req: AnyRequest | AnySyncRequest) => Promise<unknown>>;
+  for (const op of desc.ops) ops[op] = (req) => request(op, req);
   return impl;
 }

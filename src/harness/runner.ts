@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { AnyRequest, BatchNormImplementation, Op, Profile, ProfileName } from '../contract.js';
+import { OPS, SYNC_OPS } from '../contract.js';
 import { goldenCases } from '../checks/golden.js';
 import type { Fixture } from '../fixtures/load.js';
 import { accumulationFor } from '../compare.js';
@@ -14,6 +15,7 @@ import type { CheckSpec } from '../checks/spec.js';
 import { UsageError } from '../errors.js';
 import { resolveProfile } from '../profiles.js';
 import { callImplementation, supportedOps } from './call.js';
+import { supportedSyncOps } from './call-sync.js';
 import { checkSeed, failureOf, type CheckContext } from './check.js';
 import { REPORT_SCHEMA_VERSION, type CheckResult, type ConformanceReport } from './types.js';
 
@@ -78,8 +80,8 @@ function validateImplementation(impl: unknown): asserts impl is BatchNormImpleme
     problems.push(`dtypes must be a non-empty array of 'float32' | 'float64'`);
   }
   if (i.axes !== undefined && !['first', 'last', 'any'].includes(i.axes)) problems.push(`axes must be 'first', 'last' or 'any'`);
-  if (!['forwardTrain', 'forwardInfer', 'backward'].some((op) => typeof (i as Record<string, unknown>)[op] === 'function')) {
-    problems.push('it implements none of forwardTrain, forwardInfer, backward');
+  if (![...OPS, ...SYNC_OPS].some((op) => typeof (i as Record<string, unknown>)[op] === 'function')) {
+    problems.push(`it implements none of ${[...OPS, ...SYNC_OPS].join(', ')}`);
   }
   if (problems.length) throw new UsageError(`invalid implementation ${JSON.stringify(i.name ?? '')}: ${problems.join('; ')}`);
 }
@@ -135,7 +137,7 @@ export async function runConformance(impl: BatchNormImplementation, options: Con
   const seed = options.seed ?? (Math.random() * 2 ** 31) | 0;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
-  const ops = supportedOps(impl);
+  const ops = [...supportedOps(impl), ...supportedSyncOps(impl)];
   const planned = planCases(impl, undefined, options.extraChecks ?? []);
   if (options.golden !== false) planned.push(...goldenPlan(impl, profile, timeoutMs));
   const cases = selectCases(planned, options);

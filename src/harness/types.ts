@@ -4,7 +4,7 @@
  * incompatible change.
  */
 import type { ElementReport } from '../compare.js';
-import type { DType, Op, Profile } from '../contract.js';
+import type { AnyOp, DType, Profile } from '../contract.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -20,7 +20,7 @@ export interface WorstElement extends ElementReport {
 
 export interface Counterexample {
   /** The op called, and the shrunk request (arrays as plain number lists). */
-  op?: Op;
+  op?: AnyOp;
   shape?: number[];
   axis?: number;
   dtype?: DType;
@@ -62,7 +62,7 @@ export interface CheckResult {
 export interface ConformanceReport {
   schemaVersion: number;
   tool: { name: 'bn-conformance'; version: string };
-  implementation: { name: string; dtypes: DType[]; axes: string; ops: Op[] };
+  implementation: { name: string; dtypes: DType[]; axes: string; ops: AnyOp[] };
   profile: Profile;
   options: { runs: number; seed: number; only: string[]; skip: string[]; timeoutMs: number; shard?: string };
   startedAt: string;

@@ -30,6 +30,7 @@ import { SingleValuePerChannelError } from '../errors.js';
 import { type Layout, validateRequest } from '../layout.js';
 import { CompensatedSum, ddDivInt } from '../numerics/eft.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../profiles.js';
+import { referenceBackwardSync, referenceForwardTrainSync } from './sync.js';
 
 /** Per-channel batch statistics, in float64 with the mean as a double-double. */
 export interface ChannelStats {
@@ -117,10 +118,13 @@ export function createReference(profile?: ProfileName | Profile, options: Refere
     profile: p,
     dtypes: ['float32', 'float64'],
     axes: 'any',
-    accumulation: { dtype: 'float64', order: 'sequential' },
+    accumulation: { dtype: 'float64', order: 'sequential', allReduce: 'tree' },
     forwardTrain: (req) => referenceForwardTrain(p, req),
     forwardInfer: (req) => referenceForwardInfer(p, req),
     backward: (req) => referenceBackward(p, req),
+    // synchronized ops (0.2.0): per-replica partials merged by Chan's update (./sync.ts)
+    forwardTrainSync: (req) => referenceForwardTrainSync(p, req),
+    backwardSync: (req) => referenceBackwardSync(p, req),
   };
 }
 

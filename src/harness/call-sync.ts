@@ -1,0 +1,144 @@
+/**
+ * The guarded call for the synchronized ops (forwardTrainSync, backwardSync), under the same
+ * rules as callImplementation (src/harness/call.ts): timed out, inputs checked byte for byte
+ * (every shard included), and the nested result validated: an object, `replicas` an array with
+ * one entry per shard in replica order, each output present, of its dtype (y, dx: dtype; the
+ * statistics and parameter gradients: paramDtype) and its length (a replica's y / dx: its
+ * shard's numel; the rest: C). Validated arrays are copied, so an implementation may reuse its
+ * output buffers between calls. Kept apart from call.ts so each door's additions merge cleanly.
+ */
+import type { AnySyncRequest, Arr, BatchNormImplementation, SyncOp } from '../contract.js';
+import { SYNC_OPS } from '../contract.js';
+import { shardLayout, typedArrayClassFor } from '../layout-sync.js';
+import { ContractFault, type CallOptions } from './call.js';
+
+/** Per replica, then global, outputs of each synchronized op. */
+export const SYNC_OUTPUTS: Record<SyncOp, { replica: readonly string[]; global: readonly string[] }> = {
+  forwardTrainSync: { replica: ['y', 'runningMean', 'runningVar'], global: ['mean', 'variance'] },
+  backwardSync: { replica: ['dx'], global: ['dgamma', 'dbeta'] },
+};
+
+const perElement = (name: string) => name === 'y' || name === 'dx';
+
+export interface SyncResultArrays {
+  replicas: Array<Record<string, Arr>>;
+  [output: string]: Arr | Array<Record<string, Arr>>;
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `a plain Array(${v.length})`;
+  if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${(v as unknown as ArrayLike<number>).length})`;
+  return typeof v;
+}
+
+function copyArray(v: ArrayBufferView): Arr {
+  const Ctor = v.constructor as new (a: ArrayLike<number>) => Arr;
+  return new Ctor(v as unknown as ArrayLike<number>);
+}
+
+function validateArray(op: SyncOp, where: string, v: unknown, dtype: string, length: number): Arr {
+  const ctor = typedArrayClassFor(dtype) as (new (n: number) => ArrayBufferView) | undefined;
+  if (v === undefined) throw new ContractFault('missing-output', `${op} result has no ${where}`);
+  if (!ArrayBuffer.isView(v) || v instanceof DataView) throw new ContractFault('not-a-typed-array', `${op} result ${where} is ${describeValue(v)}, expected ${ctor?.name ?? dtype}`);
+  if (!ctor || !(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result ${where} is ${v.constructor.name}, expected ${ctor?.name ?? dtype} (${dtype})`);
+  const n = (v as unknown as ArrayLike<number>).length;
+  if (n !== length) throw new ContractFault('wrong-length', `${op} result ${where} has length ${n}, expected ${length}`);
+  return copyArray(v);
+}
+
+/** Validate (and copy) a synchronized op's result; throws a ContractFault naming what is wrong. */
+export function validateSyncResult(op: SyncOp, req: AnySyncRequest, result: unknown): SyncResultArrays {
+  if (typeof result !== 'object' || result === null) throw new ContractFault('not-an-object', `${op} returned ${describeValue(result)}, expected an object`);
+  const r = result as Record<string, unknown>;
+  const layouts = req.shards.map((s, k) => shardLayout(s.shape, req.axis, `shards[${k}]`));
+  const C = layouts[0]!.channels;
+  const reps = r.replicas;
+  if (reps === undefined) throw new ContractFault('missing-output', `${op} result has no "replicas"`);
+  if (!Array.isArray(reps)) throw new ContractFault('not-an-object', `${op} result "replicas" is ${describeValue(reps)}, expected an array with one entry per replica`);
+  if (reps.length !== req.shards.length) {
+    throw new ContractFault('wrong-length', `${op} result "replicas" has ${reps.length} entries, expected ${req.shards.length} (one per shard, in replica order)`);
+  }
+  const outputs = SYNC_OUTPUTS[op];
+  const replicas = reps.map((rep: unknown, k) => {
+    if (typeof rep !== 'object' || rep === null) throw new ContractFault('not-an-object', `${op} result replicas[${k}] is ${describeValue(rep)}, expected an object`);
+    const out: Record<string, Arr> = {};
+    for (const name of outputs.replica) {
+      const v = (rep as Record<string, unknown>)[name];
+      out[name] = validateArray(op, `replicas[${k}].${name}`, v, perElement(name) ? req.dtype : req.paramDtype, perElement(name) ? layouts[k]!.numel : C);
+    }
+    return out;
+  });
+  const validated: SyncResultArrays = { replicas };
+  for (const name of outputs.global) validated[name] = validateArray(op, `"${name}"`, r[name], req.paramDtype, C);
+  return validated;
+}
+
+/** Every typed array reachable from the request (shards included), as bytes, and the shapes. */
+function snapshot(req: AnySyncRequest): Array<[string, ArrayBufferView | undefined, Uint8Array]> {
+  const out: Array<[string, ArrayBufferView | undefined, Uint8Array]> = [];
+  const add = (name: string, v: unknown) => {
+    if (ArrayBuffer.isView(v)) out.push([name, v, new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength))]);
+  };
+  for (const [k, v] of Object.entries(req)) add(k, v);
+  req.shards.forEach((s, r) => {
+    for (const [k, v] of Object.entries(s)) add(`shards[${r}].${k}`, v);
+    out.push([`shards[${r}].shape`, undefined, new Uint8Array(Float64Array.from(s.shape).buffer)]);
+  });
+  return out;
+}
+
+function mutated(req: AnySyncRequest, before: ReturnType<typeof snapshot>, shardCount: number): string | undefined {
+  if (req.shards.length !== shardCount) return 'shards';
+  for (const [name, view, bytes] of before) {
+    let now: Uint8Array;
+    if (view) now = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+    else {
+      const r = Number(/\[(\d+)\]/.exec(name)![1]);
+      const shape = req.shards[r]?.shape;
+      if (!Array.isArray(shape)) return name;
+      now = new Uint8Array(Float64Array.from(shape).buffer);
+    }
+    if (now.length !== bytes.length) return name;
+    for (let i = 0; i < now.length; i++) if (now[i] !== bytes[i]) return `${name} (byte ${i})`;
+  }
+  return undefined;
+}
+
+/** Call `impl[op](req)` for a synchronized op: the same rules and faults as callImplementation. */
+export async function callSyncImplementation(impl: BatchNormImplementation, op: SyncOp, req: AnySyncRequest, opts: CallOptions): Promise<SyncResultArrays> {
+  const fn = impl[op] as ((r: AnySyncRequest) => unknown) | undefined;
+  if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
+  const before = snapshot(req);
+  const shardCount = req.shards.length;
+  let result: unknown;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    let pending: unknown;
+    try {
+      pending = fn.call(impl, req);
+    } catch (e) {
+      throw new ContractFault('threw', `${op} threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
+    }
+    if (pending && typeof (pending as Promise<unknown>).then === 'function') {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ContractFault('timeout', `${op} did not settle within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+      });
+      try {
+        result = await Promise.race([pending as Promise<unknown>, timeout]);
+      } catch (e) {
+        if (e instanceof ContractFault) throw e;
+        throw new ContractFault('rejected', `${op} rejected with ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
+      }
+    } else result = pending;
+  } finally {
+    if (timer) clearTimeout(timer);
+    const which = mutated(req, before, shardCount);
+    if (which) throw new ContractFault('input-mutated', `${op} modified its input ${which}`);
+  }
+  return validateSyncResult(op, req, result);
+}
+
+export function supportedSyncOps(impl: BatchNormImplementation): SyncOp[] {
+  return SYNC_OPS.filter((op) => typeof impl[op] === 'function');
+}
