@@ -192,7 +192,9 @@ export const syncChecks: CheckSpec[] = [
         [1, 1, 1, 1, 1, 1, 1, 1],
       ].map((counts) => {
         const M = counts.reduce((a, b) => a + b, 0);
-        return { name: `split [${counts.join('+')}]`, p: fixedProblem(ctx.dtype, namedData(M), counts, { momentum: 0 }), counts, M };
+        // the momentum that takes the whole batch statistic, so the Bessel factor shows undamped
+        const momentum = ctx.profile.momentum === 'decay' ? 0 : 1;
+        return { name: `split [${counts.join('+')}]`, p: fixedProblem(ctx.dtype, namedData(M), counts, { momentum }), counts, M };
       });
       return runExamples(ctx, cases, async ({ name, p, M }, c) => {
         const req = syncTrainRequest(p);
