@@ -9,6 +9,7 @@
  * r = |mean|/sqrt(var + eps) the offset-to-spread ratio. The r term is float64 rounding only, so
  * a one-pass E[x²] - E[x]² kernel (error ~2⁻⁵³·r² even in float64) fails the large-offset case.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { BatchNormImplementation, Profile, ProfileName } from '../../src/contract.js';
 import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../src/errors.js';
@@ -18,6 +19,7 @@ import { createCpuF32, type CpuEngineName } from '../../src/kernels/cpu-f32/inde
 import { accumulationFor, compareWithReference } from '../../src/compare.js';
 import type { Op } from '../../src/contract.js';
 import { mulberry32 as rng } from '../../src/numerics/random.js';
+import { assemble, generatedModule, generatedPath, WAT_SOURCES } from '../../scripts/build-wasm.js';
 
 const U = 2 ** -24;
 const ENGINES: CpuEngineName[] = ['ts', 'wasm'];
@@ -183,6 +185,13 @@ const GRID: Array<[number[], number]> = [
 ];
 const PROFILES: Array<ProfileName | Profile> = ['keras', 'tensorflow-fused', 'pytorch', 'onnx', 'paper',
   { name: 'floor', momentum: 'decay', runningVar: 'unbiased', defaultEps: 1e-9, defaultMomentum: 0.5, minEps: 1e-3, singleValue: 'allowed' }];
+
+it('the committed WebAssembly bytes are what wabt assembles from the .wat source (else: npm run build)', async () => {
+  for (const wat of WAT_SOURCES) {
+    const bytes = await assemble(wat, readFileSync(wat, 'utf8'));
+    expect(readFileSync(generatedPath(wat), 'utf8'), generatedPath(wat)).toBe(generatedModule(wat, bytes));
+  }
+});
 
 describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
   it('describes itself per the contract', () => {

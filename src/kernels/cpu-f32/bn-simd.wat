@@ -1,0 +1,167 @@
+;; The WebAssembly SIMD loops of the float32 CPU kernel (the engine around them: ./wasm-engine.ts).
+;; Assembled by wabt at build time (scripts/build-wasm.mjs, `npm run build`) into
+;; ./bn-simd.wasm.ts; edit this file, never that one.
+;;
+;;   sums(p, n, K, out)      out[0] = Σ (x - K), out[1] = Σ (x - K)² over n float32 at p, in
+;;                           float64: each f32x4 is promoted to two f64x2, four interleaved lanes
+;;                           (so a channel's sum is 4 sequential float64 chains, merged at the end).
+;;   affine(p, n, mh, ml, a, b)
+;;                           in place, x := ((x - mh) - ml)·a + b in float32. The mean is the
+;;                           float32 pair mh + ml: x - mh is exact when x is near the mean
+;;                           (Sterbenz), so a large offset loses nothing to the rounding of the mean.
+;;   rowSums / rowAffine     the same two loops for the rows ("channels-last") layout, sweeping
+;;                           each row's W lanes four at a time with per-lane tables.
+;;
+;; Memory is imported, so the engine can grow it and keep its own views.
+(module
+  (import "env" "memory" (memory 1))
+
+  (func $sums (export "sums") (param $p i32) (param $n i32) (param $K f64) (param $out i32)
+    (local $end4 i32) (local $end i32)
+    (local $Kv v128) (local $s1a v128) (local $s1b v128) (local $s2a v128) (local $s2b v128)
+    (local $v v128) (local $d v128)
+    (local $s1 f64) (local $s2 f64) (local $ds f64)
+    (local.set $Kv (f64x2.splat (local.get $K)))
+    ;; end = p + 4n; end4 = p + 16·(n >> 2)
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end4)))
+        (local.set $v (v128.load (local.get $p)))
+        ;; lanes 0, 1
+        (local.set $d (f64x2.sub (f64x2.promote_low_f32x4 (local.get $v)) (local.get $Kv)))
+        (local.set $s1a (f64x2.add (local.get $d) (local.get $s1a)))
+        (local.set $s2a (f64x2.add (f64x2.mul (local.get $d) (local.get $d)) (local.get $s2a)))
+        ;; lanes 2, 3 (moved down by a shuffle, then promoted)
+        (local.set $d (f64x2.sub
+          (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))
+          (local.get $Kv)))
+        (local.set $s1b (f64x2.add (local.get $d) (local.get $s1b)))
+        (local.set $s2b (f64x2.add (f64x2.mul (local.get $d) (local.get $d)) (local.get $s2b)))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next)))
+    ;; merge the four lanes: (a0 + b0) + (a1 + b1)
+    (local.set $s1a (f64x2.add (local.get $s1a) (local.get $s1b)))
+    (local.set $s1 (f64.add (f64x2.extract_lane 0 (local.get $s1a)) (f64x2.extract_lane 1 (local.get $s1a))))
+    (local.set $s2a (f64x2.add (local.get $s2a) (local.get $s2b)))
+    (local.set $s2 (f64.add (f64x2.extract_lane 0 (local.get $s2a)) (f64x2.extract_lane 1 (local.get $s2a))))
+    ;; scalar tail (n mod 4 values)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $ds (f64.sub (f64.promote_f32 (f32.load (local.get $p))) (local.get $K)))
+        (local.set $s1 (f64.add (local.get $ds) (local.get $s1)))
+        (local.set $s2 (f64.add (f64.mul (local.get $ds) (local.get $ds)) (local.get $s2)))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (br $next)))
+    (f64.store (local.get $out) (local.get $s1))
+    (f64.store offset=8 (local.get $out) (local.get $s2)))
+
+  (func $affine (export "affine") (param $p i32) (param $n i32) (param $mh f32) (param $ml f32) (param $a f32) (param $b f32)
+    (local $end4 i32) (local $end i32)
+    (local $MH v128) (local $ML v128) (local $A v128) (local $B v128)
+    (local.set $MH (f32x4.splat (local.get $mh)))
+    (local.set $ML (f32x4.splat (local.get $ml)))
+    (local.set $A (f32x4.splat (local.get $a)))
+    (local.set $B (f32x4.splat (local.get $b)))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end4)))
+        (v128.store (local.get $p)
+          (f32x4.add
+            (f32x4.mul (f32x4.sub (f32x4.sub (v128.load (local.get $p)) (local.get $MH)) (local.get $ML)) (local.get $A))
+            (local.get $B)))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (f32.store (local.get $p)
+          (f32.add
+            (f32.mul (f32.sub (f32.sub (f32.load (local.get $p)) (local.get $mh)) (local.get $ml)) (local.get $a))
+            (local.get $b)))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (br $next))))
+
+  ;; rowSums(px, rowBytes, pairs, acc, blocks): the lane sums of the rows path. The data is rows
+  ;; of W lanes (rowBytes = 4W apart); lanes are taken four at a time (blocks = ceil(W/4)), and
+  ;; each 4-lane block owns 96 bytes at acc + 96·b: K (2 f64x2), s1 (2 f64x2), s2 (2 f64x2).
+  ;; Each call adds `pairs` pairs of rows: d = f64(x) - K, s1 += d0 + d1, s2 += d0² + d1²
+  ;; (float64, one accumulator per lane). The last block may read up to 3 floats past a row (into
+  ;; the next row, or the caller's slack); those padding lanes accumulate garbage never read.
+  (func $rowSums (export "rowSums") (param $px i32) (param $rowBytes i32) (param $pairs i32) (param $acc i32) (param $blocks i32)
+    (local $p i32) (local $pa i32) (local $pend i32)
+    (local $x0 v128) (local $x1 v128) (local $d0 v128) (local $d1 v128)
+    (block $rowsDone
+      (loop $rows
+        (br_if $rowsDone (i32.eqz (local.get $pairs)))
+        (local.set $p (local.get $px))
+        (local.set $pa (local.get $acc))
+        (local.set $pend (i32.add (local.get $px) (i32.shl (local.get $blocks) (i32.const 4))))
+        (block $blocksDone
+          (loop $blocks
+            (br_if $blocksDone (i32.ge_u (local.get $p) (local.get $pend)))
+            (local.set $x0 (v128.load align=1 (local.get $p)))
+            (local.set $x1 (v128.load align=1 (i32.add (local.get $p) (local.get $rowBytes))))
+            ;; lanes 0, 1 of the block: K at +0, s1 at +32, s2 at +64
+            (local.set $d0 (f64x2.sub (f64x2.promote_low_f32x4 (local.get $x0)) (v128.load (local.get $pa))))
+            (local.set $d1 (f64x2.sub (f64x2.promote_low_f32x4 (local.get $x1)) (v128.load (local.get $pa))))
+            (v128.store offset=32 (local.get $pa)
+              (f64x2.add (v128.load offset=32 (local.get $pa)) (f64x2.add (local.get $d0) (local.get $d1))))
+            (v128.store offset=64 (local.get $pa)
+              (f64x2.add (v128.load offset=64 (local.get $pa))
+                (f64x2.add (f64x2.mul (local.get $d0) (local.get $d0)) (f64x2.mul (local.get $d1) (local.get $d1)))))
+            ;; lanes 2, 3: K at +16, s1 at +48, s2 at +80
+            (local.set $d0 (f64x2.sub
+              (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x0) (local.get $x0)))
+              (v128.load offset=16 (local.get $pa))))
+            (local.set $d1 (f64x2.sub
+              (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x1) (local.get $x1)))
+              (v128.load offset=16 (local.get $pa))))
+            (v128.store offset=48 (local.get $pa)
+              (f64x2.add (v128.load offset=48 (local.get $pa)) (f64x2.add (local.get $d0) (local.get $d1))))
+            (v128.store offset=80 (local.get $pa)
+              (f64x2.add (v128.load offset=80 (local.get $pa))
+                (f64x2.add (f64x2.mul (local.get $d0) (local.get $d0)) (f64x2.mul (local.get $d1) (local.get $d1)))))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (local.set $pa (i32.add (local.get $pa) (i32.const 96)))
+            (br $blocks)))
+        (local.set $px (i32.add (local.get $px) (i32.shl (local.get $rowBytes) (i32.const 1))))
+        (local.set $pairs (i32.sub (local.get $pairs) (i32.const 1)))
+        (br $rows))))
+
+  ;; rowAffine(src, dst, rows, rowBytes, tab, blocks): per lane, dst = (src - MH)·A + B in
+  ;; float32, with 48 bytes of table per 4-lane block at tab + 48·b: MH, A, B (f32x4 each). Out of
+  ;; place: the padding lanes of a row's last block write up to 3 floats into the next row of dst,
+  ;; which that row's own pass then overwrites (rows go in order), and past the last row into the
+  ;; caller's slack.
+  (func $rowAffine (export "rowAffine") (param $src i32) (param $dst i32) (param $rows i32) (param $rowBytes i32) (param $tab i32) (param $blocks i32)
+    (local $p i32) (local $q i32) (local $pt i32) (local $pend i32)
+    (block $rowsDone
+      (loop $row
+        (br_if $rowsDone (i32.eqz (local.get $rows)))
+        (local.set $p (local.get $src))
+        (local.set $q (local.get $dst))
+        (local.set $pt (local.get $tab))
+        (local.set $pend (i32.add (local.get $src) (i32.shl (local.get $blocks) (i32.const 4))))
+        (block $blocksDone
+          (loop $block
+            (br_if $blocksDone (i32.ge_u (local.get $p) (local.get $pend)))
+            (v128.store align=1 (local.get $q)
+              (f32x4.add
+                (f32x4.mul
+                  (f32x4.sub (v128.load align=1 (local.get $p)) (v128.load (local.get $pt)))
+                  (v128.load offset=16 (local.get $pt)))
+                (v128.load offset=32 (local.get $pt))))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (local.set $q (i32.add (local.get $q) (i32.const 16)))
+            (local.set $pt (i32.add (local.get $pt) (i32.const 48)))
+            (br $block)))
+        (local.set $src (i32.add (local.get $src) (local.get $rowBytes)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $rowBytes)))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br $row))))
+)
