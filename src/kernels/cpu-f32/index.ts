@@ -25,6 +25,7 @@ import { validateRequest, type Layout } from '../../layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../profiles.js';
 import * as ts from './ts-engine.js';
 import * as wasm from './wasm-engine.js';
+import { backwardSyncThreads, forwardTrainSyncThreads } from './sync.js';
 import { TINY_NUMEL, tinyAffine, tinyDx, tinyForwardTrain, tinyGradSums, tinyStats } from './tiny.js';
 
 export type CpuEngineName = 'ts' | 'wasm';
@@ -36,6 +37,11 @@ export interface CpuF32Options {
    * (channels-last, backward) in the TS engine.
    */
   engine?: CpuEngineName;
+  /**
+   * Adds the synchronized ops (forwardTrainSync, backwardSync): each replica on a worker thread
+   * of its own, statistics all-reduced through shared memory (./sync.ts). Default false.
+   */
+  synchronized?: boolean;
 }
 
 const SUPPORTED = ['float32'] as const;
@@ -180,9 +186,12 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     profile: resolved,
     dtypes: ['float32'],
     axes: 'any',
-    accumulation: TS_ACCUMULATION,
+    accumulation: options.synchronized ? { ...TS_ACCUMULATION, allReduce: 'tree' } : TS_ACCUMULATION,
     forwardTrain,
     forwardInfer,
     backward,
+    ...(options.synchronized
+      ? { forwardTrainSync: (req) => forwardTrainSyncThreads(resolved, req), backwardSync: (req) => backwardSyncThreads(resolved, req) }
+      : {}),
   };
 }
