@@ -58,3 +58,21 @@ describe('sync replay and shrinking', () => {
     expect(again.results[0]!.failure!.counterexample).toEqual(f.counterexample);
   });
 });
+
+describe('every door gives the same verdict on a synchronized implementation', () => {
+  it('a shard modified in place is input-mutated directly and through --isolate', async () => {
+    const { createIsolatedImplementation } = await import('../../src/harness/isolate.js');
+    const path = new URL('../fixtures/hostile/sync-mutates.mjs', import.meta.url).pathname;
+    const direct = (await import('../fixtures/hostile/sync-mutates.mjs')).default;
+    const isolated = await createIsolatedImplementation(path);
+    try {
+      for (const impl of [direct, isolated]) {
+        const report = await runConformance(impl, { seed: SEED, runs: 3, golden: false, only: ['bn:sync:uneven-shards:dtype=float64;axis=first'] });
+        expect(report.results[0]!.failure?.fault, impl.name).toBe('input-mutated');
+        expect(report.results[0]!.failure?.message).toMatch(/modified its input shards\[\d+\]\.x/);
+      }
+    } finally {
+      await isolated.close();
+    }
+  });
+});

@@ -42,7 +42,7 @@ const fault = (name: Fault, message: string) => new ContractFault(name, message)
 /** The worker's source: plain JS (no loader needed), evaluated with `eval: true`. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const OPS = ['forwardTrain', 'forwardInfer', 'backward'];
+const OPS = ['forwardTrain', 'forwardInfer', 'backward', 'forwardTrainSync', 'backwardSync'];
 const errText = (e) => (e instanceof Error ? e.name + ': ' + e.message : String(e));
 (async () => {
   let impl;
@@ -69,11 +69,14 @@ const errText = (e) => (e instanceof Error ? e.name + ': ' + e.message : String(
   parentPort.on('message', async ({ id, op, req }) => {
     const before = {};
     for (const [k, v] of Object.entries(req)) if (ArrayBuffer.isView(v)) before[k] = new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+    // synchronized ops: every shard's arrays too, keyed shards.<r>.<name>
+    const at = (k) => k.startsWith('shards.') ? (req.shards && req.shards[k.split('.')[1]] || {})[k.split('.')[2]] : req[k];
+    if (Array.isArray(req.shards)) req.shards.forEach((s, r) => { for (const [k, v] of Object.entries(s || {})) if (ArrayBuffer.isView(v)) before['shards.' + r + '.' + k] = new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)); });
     const shapeBefore = JSON.stringify(req.shape);
     const changed = () => {
       const out = {};
       for (const [k, bytes] of Object.entries(before)) {
-        const v = req[k];
+        const v = at(k);
         if (!ArrayBuffer.isView(v) || v.byteLength !== bytes.length) { out[k] = null; continue; }
         const now = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
         for (let i = 0; i < now.length; i++) if (now[i] !== bytes[i]) { out[k] = now.slice(); break; }
@@ -132,7 +135,9 @@ function applyChanges(req: AnyRequest, changed: Record<string, Uint8Array | numb
       else req.shape.push(NaN); // replaced by a non-array: make the harness see a changed shape
       continue;
     }
-    const target = r[k];
+    // shards.<r>.<name>: an array of a synchronized request's shard
+    const path = k.split('.');
+    const target = path[0] === 'shards' ? ((r.shards as Array<Record<string, unknown>> | undefined)?.[Number(path[1])] ?? {})[path[2]!] : r[k];
     if (!ArrayBuffer.isView(target)) continue;
     const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
     if (v instanceof Uint8Array && v.length === bytes.length) bytes.set(v);
