@@ -34,6 +34,17 @@ describe('python adapters through --exec', () => {
       await impl.close();
     }
   }, 30_000);
+  it.skipIf(!numpyPy)(`numpy_adapter.py passes the bn:sync family over the wire: shards out, replicas back (keras profile)${numpyPy ? '' : ' [skipped: no python with numpy]'}`, async () => {
+    const impl = await createExecImplementation(`${numpyPy} examples/numpy_adapter.py --profile keras`);
+    try {
+      expect(typeof impl.forwardTrainSync).toBe('function');
+      const r = await runConformance(impl, { runs: 3, seed: 5, only: ['bn:sync'], golden: false });
+      expect(r.summary.passed).toBe(24);
+      expect(r.results.filter((x) => x.status === 'fail').map((x) => x.failure?.message)).toEqual([]);
+    } finally {
+      await impl.close();
+    }
+  }, 30_000);
   it.skipIf(!torchPy)(`torch_adapter.py: torch refuses m = 1 (an error answer), and passes agreement${torchPy ? '' : ' [skipped: no python with torch]'}`, async () => {
     const impl = await createExecImplementation(`${torchPy} examples/torch_adapter.py`);
     try {
