@@ -63,6 +63,7 @@ describe('every door gives the same verdict on a synchronized implementation', (
   it('a shard modified in place is input-mutated directly and through --isolate', async () => {
     const { createIsolatedImplementation } = await import('../../src/harness/isolate.js');
     const path = new URL('../fixtures/hostile/sync-mutates.mjs', import.meta.url).pathname;
+    // @ts-expect-error plain JavaScript fixture
     const direct = (await import('../fixtures/hostile/sync-mutates.mjs')).default;
     const isolated = await createIsolatedImplementation(path);
     try {

@@ -15,6 +15,7 @@ import { momentum, type MomentumData } from '../../src/teach/topics/momentum.js'
 import { runningVariance, type RunningVarianceData, OBSERVED_RUNNING_VAR } from '../../src/teach/topics/running-variance.js';
 import { trainVsInfer, type TrainInferData } from '../../src/teach/topics/train-vs-infer.js';
 import { toleranceTopic, type ToleranceData } from '../../src/teach/topics/tolerance.js';
+import { syncBn, type SyncBnData } from '../../src/teach/topics/sync-bn.js';
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-300);
 
@@ -30,7 +31,7 @@ describe('topic list', () => {
     const text = topicList();
     for (const t of TOPICS) expect(text).toContain(`${t.id}  `);
     expect(text).toContain('ema-running-mean');
-    expect(TOPICS.map((t) => t.id)).toEqual(['one-batch', 'tiny-batches', 'eps', 'one-pass', 'momentum', 'running-variance', 'train-vs-infer', 'tolerance']);
+    expect(TOPICS.map((t) => t.id)).toEqual(['one-batch', 'tiny-batches', 'eps', 'one-pass', 'momentum', 'running-variance', 'train-vs-infer', 'tolerance', 'sync-bn']);
   });
   it('every topic names the checks that guard it', () => {
     for (const t of TOPICS) {
@@ -253,6 +254,32 @@ describe('tolerance', () => {
     expect(one!.over).toBeGreaterThan(one!.ratios.length / 10);
     for (let k = 0; k < 2; k++) expect(d.counts[k]!.reduce((a, b) => a + b, 0)).toBe(d.samples[k]!.ratios.length);
     expect(toleranceTopic.render(d)).toMatch(/teach-f32-two-pass +\d+ +0 /);
+  });
+});
+
+describe('sync-bn', () => {
+  let d: SyncBnData;
+  beforeAll(async () => {
+    d = await syncBn.compute();
+  });
+  it('synchronized statistics are those of the global batch; per-device ones are the shards\'', () => {
+    const all = d.example.shards.flat();
+    const mu = all.reduce((a, b) => a + b, 0) / all.length;
+    expect(rel(d.example.syncMean, mu)).toBeLessThan(1e-14);
+    expect(rel(d.example.syncVar, all.reduce((a, v) => a + (v - mu) ** 2, 0) / all.length)).toBeLessThan(1e-12);
+    d.example.shards.forEach((s, i) => expect(d.example.deviceMean[i]).toBeCloseTo((s[0]! + s[1]!) / 2, 12));
+  });
+  it('the noise falls as 1/sqrt(m): synchronizing 8 devices divides the mean\'s error by about sqrt(8)', () => {
+    for (const r of d.rows) {
+      // sampling error of an RMS over 400 (x 8) trials is a few percent: 15% is far outside it
+      expect(r.meanErrDevice * Math.sqrt(r.perDevice)).toBeGreaterThan(0.85);
+      expect(r.meanErrDevice * Math.sqrt(r.perDevice)).toBeLessThan(1.15);
+      expect(r.meanErrDevice / r.meanErrSync).toBeGreaterThan(Math.sqrt(8) * 0.8);
+      expect(r.meanErrDevice / r.meanErrSync).toBeLessThan(Math.sqrt(8) * 1.25);
+      expect(r.scaleErrSync).toBeLessThan(r.scaleErrDevice);
+    }
+    expect(d.yErrSync).toBeLessThan(d.yErrDevice / 3);
+    expect(syncBn.render(d)).toContain(num(d.rows[1]!.meanErrSync, 3));
   });
 });
 

@@ -10,6 +10,7 @@ import { momentum } from './topics/momentum.js';
 import { oneBatch } from './topics/one-batch.js';
 import { onePass } from './topics/one-pass.js';
 import { runningVariance } from './topics/running-variance.js';
+import { syncBn } from './topics/sync-bn.js';
 import { tinyBatches } from './topics/tiny-batches.js';
 import { toleranceTopic } from './topics/tolerance.js';
 import { trainVsInfer } from './topics/train-vs-infer.js';
@@ -20,7 +21,7 @@ export { sampleErrorRatios, errorRatioPlot, binRatios, RATIO_EDGES, type ErrorRa
 export { linePlot, histogram, type PlotSpec, type HistogramSpec, type Series } from './svg.js';
 export { formatHtml, type HtmlOptions } from './html.js';
 
-export const TOPICS: Topic<any>[] = [oneBatch, tinyBatches, eps, onePass, momentum, runningVariance, trainVsInfer, toleranceTopic];
+export const TOPICS: Topic<any>[] = [oneBatch, tinyBatches, eps, onePass, momentum, runningVariance, trainVsInfer, toleranceTopic, syncBn];
 
 export function findTopic(id: string): Topic<any> {
   const t = TOPICS.find((x) => x.id === id);
