@@ -24,6 +24,10 @@ export const BUILTINS: Record<string, Builtin> = {
     description: 'the optimized float32 CPU kernel, TypeScript engine',
     create: async (p) => createCpuF32(p, { engine: 'ts' }),
   },
+  'cpu-f32-sync': {
+    description: 'the float32 CPU kernel with its synchronized ops: each replica on a worker thread of its own, statistics all-reduced through shared memory',
+    create: async (p) => createCpuF32(p, { engine: 'ts', synchronized: true }),
+  },
   'cpu-f32-wasm': {
     description: 'the optimized float32 CPU kernel, WebAssembly SIMD engine',
     create: async (p) => createCpuF32(p, { engine: 'wasm' }),

@@ -18,8 +18,19 @@ export type {
   Op,
   Profile,
   ProfileName,
+  AnyOp,
+  SyncOp,
+  SyncShard,
+  ForwardTrainSyncRequest,
+  ForwardTrainSyncResult,
+  BackwardSyncRequest,
+  BackwardSyncResult,
 } from './contract.js';
-export { OPS } from './contract.js';
+export { OPS, SYNC_OPS } from './contract.js';
+export { validateSyncRequest, type SyncLayout, type ShardLayout } from './layout-sync.js';
+export { referenceForwardTrainSync, referenceBackwardSync, chanMerge, treeMerge, concatenatedStats, mergedStats } from './reference/sync.js';
+export { expectationForSync, checkSync } from './compare-sync.js';
+export { callSyncImplementation, validateSyncResult } from './harness/call-sync.js';
 export { effectiveEps, emaWeights, PROFILE_NAMES, profiles, resolveProfile, runningVarFactor } from './profiles.js';
 export {
   BatchNormInputError,
@@ -43,6 +54,7 @@ export {
   type GpuMode,
   type GpuOptions,
 } from './kernels/gpu/index.js';
+export { syncTolerance, allReduceDepth, type SyncFacts } from './tolerance.js';
 export { tolerance, reductionDepth, sumErrorFactor, finiteDifferenceStep, finiteDifferenceBound, type ChannelFacts, type ChannelBounds } from './tolerance.js';
 export { compareWithReference, expectationFor, checkAgainst, type Comparison, type Expectation, type ElementReport } from './compare.js';
 export { ulp, ulpDistanceF32, unitRoundoff } from './numerics/ulp.js';
