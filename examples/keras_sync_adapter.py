@@ -28,6 +28,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # the same kernels as the fixture exporters (reproducible outputs)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { AnyRequest, BatchNormImplementation, Op, Profile, ProfileName } from '../contract.js';
 import { OPS, SYNC_OPS } from '../contract.js';
 import { goldenCases } from '../checks/golden.js';
+import { syncGoldenCases, type SyncGoldenCase } from '../checks/golden-sync.js';
 import type { Fixture } from '../fixtures/load.js';
 import { accumulationFor } from '../compare.js';
 import { planCases, type PlannedCase } from '../checks/index.js';
@@ -100,7 +101,9 @@ export function selectCases(cases: PlannedCase[], options: Pick<ConformanceOptio
 /** One case per golden fixture that applies; each step goes through the guarded call. */
 function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number): PlannedCase[] {
   const call = (f: Fixture) => (op: Op, req: AnyRequest) => callImplementation(impl, op, req, f.dtype, { timeoutMs });
-  return goldenCases(impl, { profile, call }).map((g) => {
+  // synchronized fixtures (fixtures/keras-sync) join the same scheme, for implementations with the sync ops
+  const cases: Array<ReturnType<typeof goldenCases>[number] | SyncGoldenCase> = [...goldenCases(impl, { profile, call }), ...syncGoldenCases(impl, { profile, timeoutMs })];
+  return cases.map((g) => {
     const f = g.fixture;
     const axis = f.axis === 1 ? 'first' : f.axis === f.shape.length - 1 ? 'last' : 'other';
     const spec: CheckSpec = {
