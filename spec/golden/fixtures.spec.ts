@@ -2,6 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadSyncFixtures } from '../../src/fixtures/sync-fixtures.js';
 import type { BatchNormImplementation, ForwardTrainRequest } from '../../src/contract.js';
 import { FixtureError } from '../../src/errors.js';
 import { profiles } from '../../src/profiles.js';
@@ -30,7 +31,8 @@ describe('committed fixtures', () => {
     expect(tf.length).toBeGreaterThanOrEqual(60);
     expect(tfjs.length).toBeGreaterThanOrEqual(30);
     const manifest = JSON.parse(readFileSync(join(loaded.dir, 'manifest.json'), 'utf8')) as { files: Record<string, string> };
-    expect(Object.keys(manifest.files).length).toBe(all.length);
+    // synchronized cases (keras-sync/) are in the manifest too, parsed by loadSyncFixtures
+    expect(Object.keys(manifest.files).length).toBe(all.length + loadSyncFixtures(loaded.dir).length);
     for (const f of all) expect(f.sha256).toBe(manifest.files[f.file]);
   });
 
