@@ -43,7 +43,7 @@ describe('the synchronized gallery is rejected, each by the check that names its
 });
 
 describe('sync replay and shrinking', () => {
-  const id = 'bn:sync:split-invariance:dtype=float64;axis=first';
+  const id = 'bn:sync:concatenation:dtype=float64;axis=first';
   it('a failure replays alone to the same counterexample, shrunk to a small split', async () => {
     const impl = syncMutant(profiles.keras, 'mean-of-means');
     const first = await runConformance(impl, { seed: SEED, runs: 15, golden: false, only: [id] });

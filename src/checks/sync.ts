@@ -5,7 +5,8 @@
  * tolerance (syncTolerance in src/tolerance.ts, from the declared all-reduce structure).
  *
  *   concatenation      forwardTrainSync equals BN over the concatenation (1 to 16 replicas)
- *   split-invariance   the same data split three ways (whole, drawn, cut anew) gives the same answer
+ *   split-invariance   8 = 3+5 = 1+1+6 of the same examples, then the same data split three ways
+ *                      (whole, drawn, cut anew): the same answer
  *   uneven-shards      named splits: a replica with one example, one with none, 1+0, 7+1
  *   running-var-bessel the running variance's Bessel factor uses the global count, not a replica's
  *   backward           backwardSync with uneven counts equals the concatenated backward
@@ -144,8 +145,17 @@ export const syncChecks: CheckSpec[] = [
     needs: ['forwardTrainSync'],
     axes: 'one',
     dtypes: [...DTYPES],
-    run: (ctx) =>
-      runProperty(
+    run: async (ctx) => {
+      // the issue's own example first: the same 8 examples as 8, 3+5 and 1+1+6
+      const named = await runExamples(
+        ctx,
+        [[8], [3, 5], [1, 1, 6]].map((counts) => ({ name: splitName(counts), p: fixedProblem(ctx.dtype, namedData(8), counts) })),
+        async ({ name, p }, c) => {
+          await syncAgree(c, 'forwardTrainSync', syncTrainRequest(p), `${name} of the same 8 examples`);
+        },
+      );
+      if (named.status !== 'pass') return named;
+      return runProperty(
         ctx,
         fc.tuple(shardsArb({ dtype: ctx.dtype, axis: ctx.axis, maxReplicas: 6 }), fc.array(fc.nat({ max: 24 }), { minLength: 1, maxLength: 5 })),
         async ([p, cuts], c) => {
@@ -154,7 +164,8 @@ export const syncChecks: CheckSpec[] = [
             await syncAgree(c, 'forwardTrainSync', syncTrainRequest(p, counts), `${splitName(counts)} of the same ${M} examples`);
           }
         },
-      ),
+      );
+    },
   },
   {
     family: FAMILY,
