@@ -46,13 +46,13 @@ class Tracker {
   }
 }
 
-const expectation = (f: SyncFixture, step: SyncFixtureStep, profile: Profile, acc: AccumulationInfo): SyncExpectation =>
+const expectation = (step: SyncFixtureStep, profile: Profile, acc: AccumulationInfo): SyncExpectation =>
   expectationForSync(step.op, profile, step.request, { accumulation: acc });
 
 /** The framework's recorded outputs against the exact answer, under its own (least favourable) bound. */
 export function assessSyncFixture(f: SyncFixture): Tracker[] {
   return f.steps.map((step, s) => {
-    const e = expectation(f, step, f.profile, tensorflowAccumulation(f.dtype));
+    const e = expectation(step, f.profile, tensorflowAccumulation(f.dtype));
     const rec = flattenSyncResult(step.result as never);
     const t = new Tracker();
     for (const [k, exp] of Object.entries(e.expected)) for (let i = 0; i < exp.length; i++) t.check(s, step.op, k, i, exp[i]!, rec[k]![i]!, e.bounds[k]![i]!);
@@ -76,8 +76,8 @@ async function runSyncFixture(impl: BatchNormImplementation, f: SyncFixture, pro
     } catch (e) {
       return { ok: false, basis, unsupported: unsupported as never, message: `step ${s} ${step.op} failed: ${(e as Error)?.message ?? String(e)}` };
     }
-    const exact = expectation(f, step, profile, implAcc);
-    const fw = basis === 'tensorflow' ? expectation(f, step, profile, tensorflowAccumulation(f.dtype)) : undefined;
+    const exact = expectation(step, profile, implAcc);
+    const fw = basis === 'tensorflow' ? expectation(step, profile, tensorflowAccumulation(f.dtype)) : undefined;
     const recorded = flattenSyncResult(step.result as never);
     for (const [k, exp] of Object.entries(exact.expected)) {
       for (let i = 0; i < exp.length; i++) {

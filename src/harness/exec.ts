@@ -21,7 +21,7 @@
  * `events` say how often and why). Requests are sent one at a time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { AnyOp, AnyRequest, AnySyncRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName, SyncOp } from '../contract.js';
+import type { AnyOp, AnyRequest, AnySyncRequest, Arr, BatchNormImplementation, DType, Profile, ProfileName, SyncOp } from '../contract.js';
 import { OPS, SYNC_OPS } from '../contract.js';
 import { UsageError } from '../errors.js';
 import { ContractFault, type ExecFaultName } from './call.js';
