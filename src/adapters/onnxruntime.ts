@@ -7,7 +7,7 @@
  * ReduceMean nodes in the same model, run by ORT.
  */
 import { createRequire } from 'node:module';
-import type { BatchNormImplementation, ForwardInferRequest, ForwardTrainRequest, Profile, ProfileName } from '../contract.js';
+import type { Arr, BatchNormImplementation, ForwardInferRequest, ForwardTrainRequest, Profile, ProfileName } from '../contract.js';
 import { UsageError } from '../errors.js';
 import { batchNormModel } from './onnx-model.js';
 
@@ -43,12 +43,12 @@ export async function createOnnxRuntimeAdapter(profile: ProfileName | Profile = 
     }
     return s;
   };
-  const dtypeOf = (a: Float32Array | Float64Array) => (a instanceof Float32Array ? 'float32' : 'float64');
+  const dtypeOf = (a: Arr) => (a instanceof Float32Array ? 'float32' : 'float64');
   const feeds = (req: ForwardInferRequest | ForwardTrainRequest) => {
     const dt = dtypeOf(req.x);
     const C = req.shape[1]!;
     // ORT may read but never writes its inputs; copies keep the harness's arrays untouched regardless
-    const t = (a: Float32Array | Float64Array, dims: number[]) => new ort.Tensor(dt, a.slice(), dims);
+    const t = (a: Arr, dims: number[]) => new ort.Tensor(dt, (a as Float32Array | Float64Array).slice(), dims);
     return { X: t(req.x, req.shape), S: t(req.gamma, [C]), B: t(req.beta, [C]), M: t(req.runningMean, [C]), V: t(req.runningVar, [C]) };
   };
   const requireAxis1 = (axis: number) => {

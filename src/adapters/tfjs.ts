@@ -13,7 +13,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { BackwardRequest, BatchNormImplementation, ForwardInferRequest, ForwardTrainRequest, Profile, ProfileName } from '../contract.js';
+import type { Arr, BackwardRequest, BatchNormImplementation, ForwardInferRequest, ForwardTrainRequest, Profile, ProfileName } from '../contract.js';
 import { UsageError } from '../errors.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -64,11 +64,11 @@ export async function createTfjsAdapter(backend: TfjsBackend, profile: ProfileNa
   const requireLast = (shape: number[], axis: number) => {
     if (axis !== shape.length - 1) throw new Error(`the tfjs adapter supports the last channel axis only, got axis ${axis} of rank ${shape.length}`);
   };
-  const makeLayer = (req: { shape: number[]; eps: number; gamma: Float32Array | Float64Array; beta?: Float32Array | Float64Array; runningMean?: Float32Array | Float64Array; runningVar?: Float32Array | Float64Array }, momentum = 0.99): Layer => {
+  const makeLayer = (req: { shape: number[]; eps: number; gamma: Arr; beta?: Arr; runningMean?: Arr; runningVar?: Arr }, momentum = 0.99): Layer => {
     const C = req.shape[req.shape.length - 1]!;
     const layer = tf.layers.batchNormalization({ axis: -1, momentum, epsilon: req.eps });
     layer.build(req.shape);
-    const w = (a: Float32Array | Float64Array | undefined, fill: number) => (a ? tf.tensor1d(Float32Array.from(a)) : tf.fill([C], fill));
+    const w = (a: Arr | undefined, fill: number) => (a ? tf.tensor1d(Float32Array.from(a)) : tf.fill([C], fill));
     const ws = [w(req.gamma, 1), w(req.beta, 0), w(req.runningMean, 0), w(req.runningVar, 1)];
     layer.setWeights(ws);
     tf.dispose(ws);

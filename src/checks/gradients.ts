@@ -48,7 +48,7 @@ async function centralDifference(c: CheckContext, p: Problem, training: boolean,
 
 function gradientProperty(training: boolean) {
   return (ctx: CheckContext) =>
-    runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis, maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
+    runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
       const breq = backwardRequest(p, training);
       const got = await c.call('backward', breq);
       const e = expectation(c, 'backward', breq);
@@ -83,21 +83,21 @@ export const gradientChecks: CheckSpec[] = [
     name: 'analytic-training',
     title: 'training backward (through the batch statistics) agrees with the reference\'s analytic gradient',
     needs: ['backward'],
-    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, true), 'backward (training)'))),
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, true), 'backward (training)'))),
   },
   {
     family: 'gradients',
     name: 'analytic-inference',
     title: 'inference backward (statistics constant: dx = dy * gamma / sqrt(runningVar + eps)) agrees with the reference',
     needs: ['backward'],
-    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, false), 'backward (inference)'))),
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, false), 'backward (inference)'))),
   },
   {
     family: 'gradients',
     name: 'finite-difference-training',
     title: 'float64: training backward agrees with central differences of the implementation\'s own training forward',
     needs: ['forwardTrain', 'backward'],
-    skip: (ctx) => (ctx.dtype === 'float32' ? 'central differences need float64; float32 backward is held to the reference by analytic-training' : undefined),
+    skip: (ctx) => (ctx.dtype !== 'float64' || ctx.paramDtype !== 'float64' ? `central differences need float64; ${ctx.dtype} backward is held to the reference by analytic-training` : undefined),
     run: gradientProperty(true),
   },
   {
@@ -105,7 +105,7 @@ export const gradientChecks: CheckSpec[] = [
     name: 'finite-difference-inference',
     title: 'float64: inference backward agrees with central differences of the implementation\'s own inference forward',
     needs: ['forwardInfer', 'backward'],
-    skip: (ctx) => (ctx.dtype === 'float32' ? 'central differences need float64; float32 backward is held to the reference by analytic-inference' : undefined),
+    skip: (ctx) => (ctx.dtype !== 'float64' || ctx.paramDtype !== 'float64' ? `central differences need float64; ${ctx.dtype} backward is held to the reference by analytic-inference` : undefined),
     run: gradientProperty(false),
   },
   {
@@ -115,7 +115,7 @@ export const gradientChecks: CheckSpec[] = [
       'training: per channel sum dx = 0 and sum dx * x-hat = gamma/s * sum(dy * x-hat) * eps/(var + eps) (zero only when eps = 0); dbeta = sum dy; dgamma = sum dy * x-hat',
     needs: ['backward'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis }), async (p, c) => {
         const req = backwardRequest(p, true);
         const got = await c.call('backward', req);
         const e = expectation(c, 'backward', req);

@@ -5,7 +5,7 @@
  * replays alone with `--only <id> --seed <seed> --replay <path>`.
  */
 import { readFileSync } from 'node:fs';
-import type { AnyRequest, BatchNormImplementation, Op, Profile, ProfileName } from '../contract.js';
+import { DTYPES, type AnyRequest, type BatchNormImplementation, type Op, type Profile, type ProfileName } from '../contract.js';
 import { goldenCases } from '../checks/golden.js';
 import type { Fixture } from '../fixtures/load.js';
 import { accumulationFor } from '../compare.js';
@@ -74,8 +74,12 @@ function validateImplementation(impl: unknown): asserts impl is BatchNormImpleme
   const i = impl as Partial<BatchNormImplementation>;
   const problems: string[] = [];
   if (typeof i.name !== 'string' || !i.name) problems.push('name must be a non-empty string');
-  if (!Array.isArray(i.dtypes) || i.dtypes.length === 0 || i.dtypes.some((d) => d !== 'float32' && d !== 'float64')) {
-    problems.push(`dtypes must be a non-empty array of 'float32' | 'float64'`);
+  const known = (d: unknown) => typeof d === 'string' && (DTYPES as readonly string[]).includes(d);
+  if (!Array.isArray(i.dtypes) || i.dtypes.length === 0 || i.dtypes.some((d) => !known(d))) {
+    problems.push(`dtypes must be a non-empty array of ${DTYPES.map((d) => `'${d}'`).join(' | ')}`);
+  }
+  if (i.precisions !== undefined && (!Array.isArray(i.precisions) || i.precisions.some((p) => typeof p !== 'object' || p === null || !known(p.dtype) || !known(p.paramDtype)))) {
+    problems.push(`precisions must be an array of { dtype, paramDtype }, each one of ${DTYPES.join(', ')}`);
   }
   if (i.axes !== undefined && !['first', 'last', 'any'].includes(i.axes)) problems.push(`axes must be 'first', 'last' or 'any'`);
   if (!['forwardTrain', 'forwardInfer', 'backward'].some((op) => typeof (i as Record<string, unknown>)[op] === 'function')) {
@@ -123,7 +127,7 @@ function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: 
         };
       },
     };
-    return { spec, dtype: f.dtype, axis, def: { id: g.id, family: 'golden', title: g.description, needs: [], run: spec.run } } satisfies PlannedCase;
+    return { spec, dtype: f.dtype, paramDtype: f.paramDtype, axis, def: { id: g.id, family: 'golden', title: g.description, needs: [], run: spec.run } } satisfies PlannedCase;
   });
 }
 
@@ -142,7 +146,7 @@ export async function runConformance(impl: BatchNormImplementation, options: Con
   const results: CheckResult[] = [];
 
   for (const [index, planned] of cases.entries()) {
-    const { def, dtype, axis } = planned;
+    const { def, dtype, paramDtype, axis } = planned;
     options.onProgress?.({ index, total: cases.length, id: def.id });
     const t0 = Date.now();
     const caseSeed = checkSeed(seed, def.id);
@@ -150,13 +154,14 @@ export async function runConformance(impl: BatchNormImplementation, options: Con
       impl,
       profile,
       dtype,
+      paramDtype,
       axis,
       accumulation: accumulationFor(impl, dtype),
       runs,
       seed: caseSeed,
       timeoutMs,
       ...(options.replayPath ? { path: options.replayPath } : {}),
-      call: (op, req) => callImplementation(impl, op, req, dtype, { timeoutMs }) as never,
+      call: (op, req) => callImplementation(impl, op, req, { dtype, paramDtype }, { timeoutMs }) as never,
     };
     const base = { id: def.id, family: def.family, title: def.title };
     let result: CheckResult;

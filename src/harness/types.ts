@@ -24,6 +24,8 @@ export interface Counterexample {
   shape?: number[];
   axis?: number;
   dtype?: DType;
+  /** Mixed precision only: the per-channel arrays' dtype. */
+  paramDtype?: DType;
   request?: Record<string, unknown>;
   /** Free-form, for checks whose counterexample is a sequence (running statistics). */
   script?: string;
