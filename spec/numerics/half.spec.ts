@@ -107,7 +107,7 @@ describe('float16 / bfloat16 conversions', () => {
     expect(sent.x).toBeInstanceOf(Uint16Array);
     expect(Array.from(sent.x)).toEqual([0x3e00, 0xc000, 0x7bff]);
     expect(sent.runningVar).toBeInstanceOf(Float32Array);
-    expect(sent.dtype).toBe('float16');
+    expect((sent as { dtype?: string }).dtype).toBe('float16');
     // 0.1 is no float32 value, 1e5 no float16 value: a check that built them has a bug, never silently rounded
     expect(() => toContractRequest({ ...req, gamma: Float64Array.of(0.1) }, { dtype: 'float16', paramDtype: 'float32' })).toThrow(/gamma\[0\] = 0.1 is not a float32 value/);
     expect(() => toContractRequest(req, { dtype: 'float16', paramDtype: 'float16' })).toThrow(/runningVar\[0\] = 100000 is not a float16 value/);
