@@ -98,6 +98,7 @@ function edge(name: string, title: string, build: Build, mayRefuse?: string, dty
     ...(axes ? { axes } : {}),
     run: async (ctx) => {
       const examples = build(ctx.dtype, ctx.axis, ctx.paramDtype);
+      for (const ex of examples) if (ctx.paramDtype !== ctx.dtype) ex.problem.paramDtype = ctx.paramDtype;
       if (mayRefuse && supportedOps(ctx.impl).includes('forwardTrain')) {
         // an input the implementation may legitimately refuse (torch 2.13 refuses eps = 0 in
         // training): a refusal skips the check, with the implementation's words
