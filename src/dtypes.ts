@@ -41,10 +41,14 @@ export function toNumbers(a: Arr, dtype: DType): Float32Array | Float64Array {
   return a;
 }
 
-/** An implementation's supported precisions: `precisions`, or each dtype with paramDtype = dtype. */
+/**
+ * An implementation's supported precisions: `precisions` (those whose dtype `dtypes` lists, so
+ * narrowing `dtypes` narrows them), or each dtype with paramDtype = dtype.
+ */
 export function precisionsOf(impl: Pick<BatchNormImplementation, 'dtypes' | 'precisions'>): Precision[] {
-  if (Array.isArray(impl.precisions) && impl.precisions.length) return impl.precisions;
-  return (impl.dtypes ?? []).map((d) => ({ dtype: d, paramDtype: d }));
+  const dtypes = impl.dtypes ?? [];
+  if (Array.isArray(impl.precisions) && impl.precisions.length) return impl.precisions.filter((p) => dtypes.includes(p.dtype));
+  return dtypes.map((d) => ({ dtype: d, paramDtype: d }));
 }
 
 /** The request's precision: its fields, else read from its arrays (float32 / float64 only). */

@@ -101,7 +101,7 @@ export function selectCases(cases: PlannedCase[], options: Pick<ConformanceOptio
 
 /** One case per golden fixture that applies; each step goes through the guarded call. */
 function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number): PlannedCase[] {
-  const call = (f: Fixture) => (op: Op, req: AnyRequest) => callImplementation(impl, op, req, f.dtype, { timeoutMs });
+  const call = (f: Fixture) => (op: Op, req: AnyRequest) => callImplementation(impl, op, req, { dtype: f.dtype, paramDtype: f.paramDtype }, { timeoutMs });
   return goldenCases(impl, { profile, call }).map((g) => {
     const f = g.fixture;
     const axis = f.axis === 1 ? 'first' : f.axis === f.shape.length - 1 ? 'last' : 'other';
