@@ -4,7 +4,9 @@
  * the declared dtype, the right length). Each broken rule is a named fault.
  */
 import type { AnyRequest, Arr, BatchNormImplementation, DType, Op } from '../contract.js';
+import vm from 'node:vm';
 import { layoutOf } from '../layout.js';
+import { inputChanges, ownResult, snapshotInputs } from './guard.js';
 
 /** Faults of the contract's rules, checked on every call. */
 export type CallFault =
@@ -57,26 +59,6 @@ function outputLength(output: string, req: AnyRequest): number {
   return output === 'y' || output === 'dx' ? L.numel : L.channels;
 }
 
-function snapshot(req: AnyRequest): Array<[string, Uint8Array]> {
-  const out: Array<[string, Uint8Array]> = [];
-  for (const [k, v] of Object.entries(req)) {
-    if (ArrayBuffer.isView(v)) out.push([k, new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength))]);
-  }
-  out.push(['shape', new Uint8Array(Float64Array.from(req.shape).buffer)]);
-  return out;
-}
-
-function mutated(req: AnyRequest, before: Array<[string, Uint8Array]>): string | undefined {
-  for (const [k, bytes] of before) {
-    const v = k === 'shape' ? Float64Array.from(req.shape) : (req as unknown as Record<string, ArrayBufferView>)[k];
-    if (!v) return k;
-    const now = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-    if (now.length !== bytes.length) return k;
-    for (let i = 0; i < now.length; i++) if (now[i] !== bytes[i]) return `${k} (byte ${i})`;
-  }
-  return undefined;
-}
-
 function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return `a plain Array(${v.length})`;
@@ -106,8 +88,38 @@ export interface CallOptions {
 }
 
 /**
- * Call `impl[op](req)`. Resolves with the validated result; rejects with a ContractFault for any
- * broken rule; an error the implementation throws on purpose comes back as fault 'threw' or
+ * The in-process watchdog: an op's synchronous part runs as `fn.call(self, req)` inside a vm
+ * script with `timeout`, so V8 interrupts a synchronous busy loop (JavaScript or WebAssembly) in
+ * the implementation's own module when the limit passes, and the call fails with fault
+ * 'timeout' instead of hanging the run. Verified (spec/harness/watchdog.spec.ts): the loop is
+ * stopped even though the function was defined outside the context; the interruption cannot be
+ * caught by the implementation and its `finally` blocks do not run, so its own state may be left
+ * half-updated (the report says so). Not covered: code that runs after an `await` (a continuation
+ * runs from the microtask queue, outside any vm call) and native code (a native addon, a GL
+ * driver) until it returns to JavaScript; the isolation worker (a module path) covers those.
+ */
+const WATCHDOG = new vm.Script('fn.call(self, req)', { filename: 'bn-conformance-watchdog.js' });
+const watchdogContext = vm.createContext(Object.create(null) as Record<string, unknown>);
+
+function runWatched(fn: (r: AnyRequest) => unknown, self: unknown, req: AnyRequest, timeoutMs: number): unknown {
+  const c = watchdogContext as Record<string, unknown>;
+  const saved = [c.fn, c.self, c.req]; // a kernel that calls another guarded kernel re-enters
+  c.fn = fn;
+  c.self = self;
+  c.req = req;
+  try {
+    return WATCHDOG.runInContext(watchdogContext, { timeout: Math.max(1, Math.ceil(timeoutMs)) });
+  } finally {
+    [c.fn, c.self, c.req] = saved;
+  }
+}
+
+const isWatchdogTimeout = (e: unknown) => typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT';
+
+/**
+ * Call `impl[op](req)`. Resolves with the validated result, which the harness owns (every array
+ * copied: the implementation may reuse its buffers afterwards); rejects with a ContractFault for
+ * any broken rule; an error the implementation throws on purpose comes back as fault 'threw' or
  * 'rejected' with the original error as `cause`.
  */
 export async function callImplementation(
@@ -119,19 +131,28 @@ export async function callImplementation(
 ): Promise<Record<string, Arr>> {
   const fn = impl[op] as ((r: AnyRequest) => unknown) | undefined;
   if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
-  const before = snapshot(req);
+  const before = snapshotInputs(req);
   let result: unknown;
   let timer: NodeJS.Timeout | undefined;
+  const t0 = Date.now();
   try {
     let pending: unknown;
     try {
-      pending = fn.call(impl, req);
+      pending = runWatched(fn, impl, req, opts.timeoutMs);
     } catch (e) {
+      // (a kernel's own vm timeout, far shorter than ours, stays its own error)
+      if (isWatchdogTimeout(e) && Date.now() - t0 >= 0.9 * opts.timeoutMs) {
+        throw new ContractFault(
+          'timeout',
+          `${op} ran synchronously past ${opts.timeoutMs} ms (a busy loop?) and was interrupted; its finally blocks did not run, so its state may be inconsistent for later calls`,
+        );
+      }
       throw new ContractFault('threw', `${op} threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
     }
     if (pending && typeof (pending as Promise<unknown>).then === 'function') {
+      const left = Math.max(1, opts.timeoutMs - (Date.now() - t0));
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ContractFault('timeout', `${op} did not settle within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+        timer = setTimeout(() => reject(new ContractFault('timeout', `${op} did not settle within ${opts.timeoutMs} ms`)), left);
       });
       try {
         result = await Promise.race([pending as Promise<unknown>, timeout]);
@@ -142,11 +163,12 @@ export async function callImplementation(
     } else result = pending;
   } finally {
     if (timer) clearTimeout(timer);
-    const which = mutated(req, before);
+    const changed = inputChanges(req, before);
     // A mutation outranks whatever else happened: the user's data was changed.
-    if (which) throw new ContractFault('input-mutated', `${op} modified its input ${which}`);
+    if (changed.length) throw new ContractFault('input-mutated', `${op} modified its input ${changed.join(', ')}`);
   }
-  return validateResult(op, req, dtype, result);
+  // copied before anything reads it: the implementation keeps its buffers, the harness its result
+  return validateResult(op, req, dtype, ownResult(result));
 }
 
 export function supportedOps(impl: BatchNormImplementation): Op[] {

@@ -25,6 +25,7 @@ import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Profile, Prof
 import { OPS } from '../contract.js';
 import { UsageError } from '../errors.js';
 import { ContractFault, type ExecFaultName } from './call.js';
+import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
 export type { ExecFaultName };
 
@@ -41,7 +42,7 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Longest accepted line, in bytes. Default 16 MiB. */
   maxLineBytes?: number;
-  /** Restarts allowed before every later call fails with exec-gave-up. Default 5. */
+  /** Restarts allowed before every later call fails with exec-gave-up. Default DEFAULT_MAX_RESTARTS (5). */
   maxRestarts?: number;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
@@ -272,15 +273,14 @@ export async function createExecImplementation(command: string, options: ExecOpt
   if (!command.trim()) throw new UsageError('--exec needs a command');
   const opts = { ...options, maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE };
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const maxRestarts = options.maxRestarts ?? 5;
-  const events: string[] = [];
-  let restarts = 0;
+  const budget = new RestartBudget('child', options.maxRestarts ?? DEFAULT_MAX_RESTARTS, (m) => new ExecFault('exec-gave-up', m));
+  const events = budget.events;
   let nextId = 0;
   let child: Child | undefined;
   let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
 
-  const onFault = (f: ExecFault) => events.push(f.message);
+  const onFault = (f: ExecFault) => budget.note(f.message);
   const start = () => {
     child = new Child(command, opts, onFault);
     return child;
@@ -304,9 +304,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
       if (closed) throw new ExecFault('exec-died', 'the implementation was closed');
       let c = child!;
       if (c.dead && !c.poison) {
-        if (restarts >= maxRestarts) throw new ExecFault('exec-gave-up', `the child was restarted ${restarts} times; no more restarts (faults seen: ${[...new Set(events.map((e) => e.split(':')[0] ?? '').filter((n) => n.startsWith('exec-')))].join(', ')}; last: ${events.filter((e) => e.startsWith('exec-')).at(-1) ?? ''})`);
-        restarts++;
-        events.push(`restarted the child (restart ${restarts})`);
+        budget.restart();
         c = start();
       }
       const id = nextId++;
@@ -339,7 +337,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
     ...(desc.accumulation ? { accumulation: desc.accumulation } : {}),
     command,
     get restarts() {
-      return restarts;
+      return budget.restarts;
     },
     events,
     async close() {
