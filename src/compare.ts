@@ -13,6 +13,7 @@ import type {
   Op,
   Profile,
 } from './contract.js';
+import { accumulationOf } from './declaration.js';
 import { type Layout, layoutOf } from './layout.js';
 import { effectiveEps, emaWeights, runningVarFactor } from './profiles.js';
 import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from './reference/reference.js';
@@ -38,11 +39,9 @@ export interface Comparison {
   reason: string;
 }
 
+/** The accumulation the tolerance assumes for a dtype (src/declaration.ts: the declared one, or sequential sums in the dtype). */
 export function accumulationFor(impl: Pick<BatchNormImplementation, 'accumulation'>, dtype: DType): AccumulationInfo {
-  const a = impl.accumulation;
-  if (!a) return { dtype, order: 'sequential' };
-  if ('order' in a && typeof a.order === 'string') return a as AccumulationInfo;
-  return (a as Partial<Record<DType, AccumulationInfo>>)[dtype] ?? { dtype, order: 'sequential' };
+  return accumulationOf(impl, dtype).info;
 }
 
 export const toFloat64 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a);

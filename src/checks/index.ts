@@ -50,7 +50,7 @@ export function planCases(impl: BatchNormImplementation, specs: CheckSpec[] = AL
           spec,
           dtype,
           axis,
-          def: { id, family: spec.family, title: spec.title, needs: spec.needs, ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
+          def: { id, family: spec.family, title: spec.title, needs: spec.needs, ...(spec.uses ? { uses: spec.uses } : {}), ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
         });
       }
     }

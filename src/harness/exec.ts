@@ -24,6 +24,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName } from '../contract.js';
 import { OPS } from '../contract.js';
 import { UsageError } from '../errors.js';
+import { validateAccumulation } from '../declaration.js';
+import { resolveProfile } from '../profiles.js';
 import { ContractFault, type ExecFaultName } from './call.js';
 import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
@@ -263,8 +265,10 @@ function parseDescription(m: Json, command: string): Description {
   if (!Array.isArray(m.dtypes) || !m.dtypes.length || m.dtypes.some((d) => d !== 'float32' && d !== 'float64')) problems.push('"dtypes" must be a non-empty list of "float32" | "float64"');
   if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !OPS.includes(o as Op))) problems.push(`"ops" must be a non-empty list of ${OPS.join(', ')}`);
   if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
-  if (m.accumulation !== undefined && (typeof m.accumulation !== 'object' || m.accumulation === null)) problems.push('"accumulation" must be an object (see AccumulationInfo)');
   if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
+  // the same rules and named errors as a JS object's declaration (src/declaration.ts)
+  resolveProfile(m.profile as string);
+  validateAccumulation(m.accumulation, m.dtypes as string[], `--exec "${command}" (describe answer)`);
   return m as unknown as Description;
 }
 
