@@ -21,7 +21,7 @@ const cli = (...args: string[]) =>
       clearTimeout(killer);
       resolve({ status, stdout, stderr });
     });
-  }, 70_000);
+  });
 
 describe.concurrent('bn-conformance check (CLI)', () => {
   it('exits 0 when every selected check passes, and warns about skips-file entries that match nothing', async () => {

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { ConformanceReport } from '../../src/harness/types.js';
 import { main } from '../../src/cli/main.js';
 import { runConformance } from '../../src/harness/runner.js';
+// @ts-expect-error plain JavaScript
 import reusesBuffers from '../fixtures/hostile/reuses-buffers.mjs';
 
 const H = 'spec/fixtures/hostile';

@@ -5,6 +5,7 @@
  * op it did not declare is caught, and a failure record carries every request of its case.
  */
 import { describe, expect, it } from 'vitest';
+// @ts-expect-error plain JavaScript
 import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
 import type { BatchNormImplementation, Profile } from '../../src/contract.js';
 import { AccumulationError, NoMatchError, ProfileError } from '../../src/errors.js';

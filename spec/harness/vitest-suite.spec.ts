@@ -3,6 +3,7 @@
 // runs through the CLI and runConformance, which must all pass here too (same verdict).
 import { createReference } from '../../src/reference/reference.js';
 import { defineConformanceSuite } from '../../src/harness/vitest.js';
+// @ts-expect-error plain JavaScript
 import reusesBuffers from '../fixtures/hostile/reuses-buffers.mjs';
 
 defineConformanceSuite(createReference('keras'), { runs: 2, seed: 1, only: ['bn:agreement', 'bn:edge:m1'], golden: false, title: 'defineConformanceSuite: reference' });

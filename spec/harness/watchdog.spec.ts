@@ -4,6 +4,7 @@
  * spec until vitest's own timeout, which is the failure.
  */
 import { describe, expect, it } from 'vitest';
+// @ts-expect-error plain JavaScript
 import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
 import type { BatchNormImplementation, ForwardTrainRequest } from '../../src/contract.js';
 import { callImplementation, ContractFault } from '../../src/harness/call.js';
@@ -64,7 +65,8 @@ describe('in process: the watchdog interrupts synchronous busy loops', () => {
   it('a WebAssembly loop is interrupted too', async () => {
     // (module (func (export "f") (loop br 0)))
     const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 9, 1, 7, 0, 3, 64, 12, 0, 11, 11]);
-    const spin = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.f as () => void;
+    const W = (globalThis as unknown as { WebAssembly: { Instance: new (m: unknown) => { exports: Record<string, unknown> }; Module: new (b: Uint8Array) => unknown } }).WebAssembly;
+    const spin = new W.Instance(new W.Module(bytes)).exports.f as () => void;
     const impl: BatchNormImplementation = { ...ok, name: 'wasm-busy', forwardTrain: () => (spin(), ok.forwardTrain!(req())) };
     const err = await callImplementation(impl, 'forwardTrain', req(), 'float32', { timeoutMs: 200 }).catch((e: unknown) => e);
     expect((err as ContractFault).fault).toBe('timeout');
@@ -76,7 +78,7 @@ describe('in process: the watchdog interrupts synchronous busy loops', () => {
     expect((err as ContractFault).fault).toBe('threw');
     expect((err as ContractFault).cause).toBeInstanceOf(RangeError);
     const r = await callImplementation(ok, 'forwardTrain', req(), 'float32', { timeoutMs: 200 });
-    expect(Array.from(r.mean)).toEqual([2, 3]);
+    expect(Array.from(r.mean!)).toEqual([2, 3]);
   });
 
   it('runConformance on an object: a synchronous busy loop fails bn:hygiene:settles with timeout and the run ends', async () => {
