@@ -3,6 +3,7 @@
 // runs through the CLI and runConformance, which must all pass here too (same verdict).
 import { createReference } from '../../src/reference/reference.js';
 import { defineConformanceSuite } from '../../src/harness/vitest.js';
+import { createIsolatedImplementation } from '../../src/harness/isolate.js';
 // @ts-expect-error plain JavaScript
 import reusesBuffers from '../fixtures/hostile/reuses-buffers.mjs';
 
@@ -14,4 +15,13 @@ defineConformanceSuite(reusesBuffers, {
   only: ['bn:normalization:affine:dtype=float32', 'bn:invariance:batch-permutation:dtype=float32', 'bn:running-stats:closed-form:dtype=float32'],
   golden: false,
   title: 'defineConformanceSuite: a kernel that reuses its output buffers',
+});
+
+// the same kernel isolated in a worker, as the CLI runs it (closed by the suite's afterAll)
+defineConformanceSuite(await createIsolatedImplementation('spec/fixtures/hostile/reuses-buffers.mjs'), {
+  runs: 1,
+  seed: 1,
+  only: ['bn:normalization:affine:dtype=float32', 'bn:invariance:batch-permutation:dtype=float32', 'bn:running-stats:closed-form:dtype=float32'],
+  golden: false,
+  title: 'defineConformanceSuite: the buffer-reusing kernel in a worker',
 });

@@ -11,8 +11,7 @@ import { BUILTINS, createBuiltin } from '../builtins.js';
 import type { BatchNormImplementation, ProfileName } from '../contract.js';
 import { BnConformanceError, UsageError } from '../errors.js';
 import { type Format, formatJson, formatJunit, formatText } from '../harness/format.js';
-import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, packageVersion, runConformance } from '../harness/runner.js';
-import { planCases } from '../checks/index.js';
+import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, packageVersion, planRun, runConformance } from '../harness/runner.js';
 import { PROFILE_NAMES } from '../profiles.js';
 import { createExecImplementation } from '../harness/exec.js';
 import { createIsolatedImplementation } from '../harness/isolate.js';
@@ -240,7 +239,8 @@ export function buildProgram(): Command {
     .action(async (module: string | undefined, opts: { builtin?: string; exec?: string }) => {
       const impl = await resolveTarget(module, { ...opts, isolate: false });
       try {
-        for (const c of planCases(impl)) process.stdout.write(`${c.def.id}\t${c.def.title}\n`);
+        // the run's own plan (golden cases included): exactly the IDs --only / --skip can name
+        for (const c of planRun(impl).cases) process.stdout.write(`${c.def.id}\t${c.def.title}\n`);
       } finally {
         await impl.close?.();
       }
