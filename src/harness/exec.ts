@@ -23,7 +23,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName } from '../contract.js';
 import { OPS } from '../contract.js';
-import { UsageError } from '../errors.js';
+import { ProfileError, UsageError } from '../errors.js';
 import { validateAccumulation } from '../declaration.js';
 import { resolveProfile } from '../profiles.js';
 import { ContractFault, type ExecFaultName } from './call.js';
@@ -267,7 +267,11 @@ function parseDescription(m: Json, command: string): Description {
   if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
   if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
   // the same rules and named errors as a JS object's declaration (src/declaration.ts)
-  resolveProfile(m.profile as string);
+  try {
+    resolveProfile(m.profile as string);
+  } catch (e) {
+    throw e instanceof ProfileError ? new ProfileError(`--exec "${command}" (describe answer): ${e.message}`) : e;
+  }
   validateAccumulation(m.accumulation, m.dtypes as string[], `--exec "${command}" (describe answer)`);
   return m as unknown as Description;
 }
