@@ -89,6 +89,21 @@ describe('in process: the watchdog interrupts synchronous busy loops', () => {
   }, 30_000);
 });
 
+describe('in process: the same give-up rule as the worker and --exec', () => {
+  it('after 5 timed-out calls, later calls fail at once (in-process-gave-up): a kernel that hangs on every call cannot stretch the run to calls x the limit', async () => {
+    const busy: BatchNormImplementation = { ...ok, name: 'always-busy', dtypes: ['float32'], axes: 'first', forwardTrain: () => { for (;;); } };
+    const t0 = Date.now();
+    const r = await runConformance(busy, { runs: 3, seed: 1, golden: false, timeoutMs: 100, only: ['bn:normalization', 'bn:invariance'] });
+    const faults = r.results.map((x) => x.failure?.fault);
+    expect(r.results.length).toBeGreaterThanOrEqual(8);
+    expect(faults.filter((f) => f === 'timeout').length).toBeLessThanOrEqual(5);
+    expect(faults.filter((f) => f === 'in-process-gave-up').length).toBeGreaterThanOrEqual(3);
+    const gaveUp = r.results.find((x) => x.failure?.fault === 'in-process-gave-up')!;
+    expect(gaveUp.failure!.message).toMatch(/the in-process implementation was continued after a fault 5 times; no more restarts \(faults seen: timeout/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  }, 30_000);
+});
+
 describe('a module path: the isolation worker covers what the watchdog cannot', () => {
   it('runConformance(path) stops a busy loop that runs after an await (fault timeout) and closes its worker', async () => {
     const r = await runConformance('spec/fixtures/hostile/async-busy-loop.mjs', { runs: 1, seed: 1, golden: false, timeoutMs: 100, only: ['bn:hygiene:settles'] });

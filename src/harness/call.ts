@@ -7,6 +7,7 @@ import type { AnyRequest, Arr, BatchNormImplementation, DType, Op } from '../con
 import vm from 'node:vm';
 import { layoutOf } from '../layout.js';
 import { inputChanges, ownResult, snapshotInputs } from './guard.js';
+import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
 /** Faults of the contract's rules, checked on every call. */
 export type CallFault =
@@ -34,7 +35,10 @@ export type ExecFaultName =
 /** Faults of the worker that isolates a module (src/harness/isolate.ts). */
 export type IsolationFaultName = 'worker-died' | 'worker-gave-up' | 'not-cloneable';
 
-export type Fault = CallFault | ExecFaultName | IsolationFaultName;
+/** The in-process door's give-up (src/harness/restarts.ts): too many calls timed out. */
+export type InProcessFaultName = 'in-process-gave-up';
+
+export type Fault = CallFault | ExecFaultName | IsolationFaultName | InProcessFaultName;
 
 /** A contract violation by the implementation (not a numerical disagreement). */
 export class ContractFault extends Error {
@@ -85,6 +89,31 @@ export function validateResult(op: Op, req: AnyRequest, dtype: DType, result: un
 
 export interface CallOptions {
   timeoutMs: number;
+  /**
+   * The give-up rule for an object called in process (runConformance makes one per run): each
+   * timed-out call leaves the object in an unknown state and counts as a restart; past the
+   * limit, calls fail at once with 'in-process-gave-up'. Absent for the proxies of the worker
+   * and --exec doors, which apply the same rule to their own process.
+   */
+  budget?: RestartBudget;
+}
+
+/** Budgets with a pending restart: a call timed out, the next call spends it. */
+const needsRestart = new WeakSet<RestartBudget>();
+
+/** The in-process door's budget for one run: DEFAULT_MAX_RESTARTS timed-out calls, then in-process-gave-up. */
+export function inProcessBudget(): RestartBudget {
+  return new RestartBudget('in-process implementation', DEFAULT_MAX_RESTARTS, (m) => new ContractFault('in-process-gave-up', m), 'continued with');
+}
+
+/** A timeout fault, noted in the budget so the next call counts a restart. */
+function timedOut(budget: RestartBudget | undefined, message: string): ContractFault {
+  const f = new ContractFault('timeout', message);
+  if (budget) {
+    budget.note(f.message);
+    needsRestart.add(budget);
+  }
+  return f;
 }
 
 /**
@@ -131,6 +160,12 @@ export async function callImplementation(
 ): Promise<Record<string, Arr>> {
   const fn = impl[op] as ((r: AnyRequest) => unknown) | undefined;
   if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
+  const budget = opts.budget;
+  if (budget && needsRestart.has(budget)) {
+    // the last call timed out: this one goes on with the same object (nothing can be reloaded)
+    budget.restart(); // in-process-gave-up past the limit, and from then on for every call
+    needsRestart.delete(budget);
+  }
   const before = snapshotInputs(req);
   let result: unknown;
   let timer: NodeJS.Timeout | undefined;
@@ -142,8 +177,8 @@ export async function callImplementation(
     } catch (e) {
       // (a kernel's own vm timeout, far shorter than ours, stays its own error)
       if (isWatchdogTimeout(e) && Date.now() - t0 >= 0.9 * opts.timeoutMs) {
-        throw new ContractFault(
-          'timeout',
+        throw timedOut(
+          budget,
           `${op} ran synchronously past ${opts.timeoutMs} ms (a busy loop?) and was interrupted; its finally blocks did not run, so its state may be inconsistent for later calls`,
         );
       }
@@ -152,7 +187,7 @@ export async function callImplementation(
     if (pending && typeof (pending as Promise<unknown>).then === 'function') {
       const left = Math.max(1, opts.timeoutMs - (Date.now() - t0));
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ContractFault('timeout', `${op} did not settle within ${opts.timeoutMs} ms`)), left);
+        timer = setTimeout(() => reject(timedOut(budget, `${op} did not settle within ${opts.timeoutMs} ms`)), left);
       });
       try {
         result = await Promise.race([pending as Promise<unknown>, timeout]);

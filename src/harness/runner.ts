@@ -16,7 +16,8 @@ import { accumulationOf, describeAccumulation, validateImplementation } from '..
 import { idMatcher, requireMatches } from './filters.js';
 import { createIsolatedImplementation, type IsolatedImplementation } from './isolate.js';
 import { resolveProfile } from '../profiles.js';
-import { callImplementation, supportedOps } from './call.js';
+import { callImplementation, inProcessBudget, supportedOps } from './call.js';
+import type { RestartBudget } from './restarts.js';
 import { checkSeed, failureOf, type CheckContext } from './check.js';
 import { REPORT_SCHEMA_VERSION, type AccumulationRecord, type CheckResult, type ConformanceReport } from './types.js';
 
@@ -108,8 +109,8 @@ export function selectCases(
 }
 
 /** One case per golden fixture that applies; each step goes through the guarded call. */
-function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number): PlannedCase[] {
-  const call = (f: Fixture) => (op: Op, req: AnyRequest) => callImplementation(impl, op, req, f.dtype, { timeoutMs });
+function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number, budget?: RestartBudget): PlannedCase[] {
+  const call = (f: Fixture) => (op: Op, req: AnyRequest) => callImplementation(impl, op, req, f.dtype, { timeoutMs, ...(budget ? { budget } : {}) });
   return goldenCases(impl, { profile, call }).map((g) => {
     const f = g.fixture;
     const axis = f.axis === 1 ? 'first' : f.axis === f.shape.length - 1 ? 'last' : 'other';
@@ -144,11 +145,11 @@ function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: 
  * golden: false), then the selection (filters, shard). The vitest suite plans with this too, so
  * its tests are exactly the run's cases and a filter matching nothing fails the same way.
  */
-export function planRun(impl: BatchNormImplementation, options: ConformanceOptions = {}): { profile: Profile; cases: PlannedCase[] } {
+export function planRun(impl: BatchNormImplementation, options: ConformanceOptions = {}, budget?: RestartBudget): { profile: Profile; cases: PlannedCase[] } {
   validateImplementation(impl);
   const profile = resolveProfile(options.profile ?? impl.profile);
   const planned = planCases(impl, undefined, options.extraChecks ?? []);
-  if (options.golden !== false) planned.push(...goldenPlan(impl, profile, options.timeoutMs ?? DEFAULT_TIMEOUT_MS));
+  if (options.golden !== false) planned.push(...goldenPlan(impl, profile, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, budget));
   return { profile, cases: selectCases(planned, options, options.onWarning) };
 }
 
@@ -167,13 +168,17 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
       await isolated.close();
     }
   }
-  const { profile, cases } = planRun(impl, options);
+  // one give-up rule for the run when the object is called in this process; the worker and
+  // --exec proxies (they count `restarts` themselves) apply the same rule to their own process
+  const budget = typeof impl === 'object' && impl !== null && 'restarts' in impl ? undefined : inProcessBudget();
+  const { profile, cases } = planRun(impl, options, budget);
   const runs = options.runs ?? DEFAULT_RUNS;
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`runs must be a positive integer, got ${runs}`);
   const seed = options.seed ?? (Math.random() * 2 ** 31) | 0;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
   const ops = supportedOps(impl);
+  const callOpts = { timeoutMs, ...(budget ? { budget } : {}) };
   const results: CheckResult[] = [];
 
   for (const [index, planned] of cases.entries()) {
@@ -195,7 +200,7 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
       ...(options.replayPath ? { path: options.replayPath } : {}),
       call: (op, req) => {
         if (!declared.has(op)) return Promise.reject(new InternalError(`check ${def.id} called ${op}, which it does not declare (needs: [${def.needs.join(', ')}], uses: [${(def.uses ?? []).join(', ')}])`));
-        return callImplementation(impl, op, req, dtype, { timeoutMs }) as never;
+        return callImplementation(impl, op, req, dtype, callOpts) as never;
       },
     };
     const base = { id: def.id, family: def.family, title: def.title };
