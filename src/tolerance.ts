@@ -52,6 +52,7 @@
  * for float64 implementations.
  */
 import type { AccumulationInfo, DType } from './contract.js';
+import { twoSum } from './numerics/eft.js';
 import { unitRoundoff } from './numerics/ulp.js';
 
 export const LAMBDA = 10;
@@ -205,19 +206,57 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
 
 /**
  * Central differences, for checking a float64 implementation's backward against its own forward
- * (gradcheck style). The step balances truncation, h^2 |f'''| / 6, against rounding in the loss,
- * e_L / h: h = u^(1/3) * scale, scale the size of the perturbed value (or of the channel's
- * spread when that is larger).
+ * (gradcheck style). Derivation of the step:
+ * - Scale. The loss L = sum w y is a function of x_i through x-hat = (x - mu) / s, so its n-th
+ *   derivative in x_i is ~ |gamma| sum|w| / s^n: the natural length is s = sqrt(var + eps) of the
+ *   statistics the forward uses (batch in training, running in inference), not |x| (issue 11:
+ *   x = [-832.008, -832], s = 0.005 and a step of 4e-3 ~ s made D(h) meaningless).
+ *   In training, var + eps as a function of x_i + t is a quadratic with complex roots at
+ *   |t| = s m / sqrt(m - 1) >= 2s, so L's Taylor series in x_i converges for |t| < R >= 2s
+ *   (Cauchy: |L^(n) / n!| <= M / R^n); in inference L is linear in x_i, gamma and beta (training:
+ *   linear in gamma and beta), and any step has zero truncation.
+ * - Balance. Truncation ~ (h / s)^2 |L'| against rounding e_L / h, where the forward's y carries
+ *   a relative noise ~ u (1 + kappa), kappa = (|x| + |mu|) / s (the tolerance's u (|x| + |mu|) / s
+ *   term of x-hat): e_L / h ~ u (1 + kappa) s |L'| / h. Equal at h* = s cbrt(u (1 + kappa)).
+ *   Capped at s 2^-10 (so h / R <= 2^-11: each further Taylor term is 2^-22 of the one before),
+ *   and rounded down to a power of two.
+ * - Representable. The step actually taken is the perturbation fl(v + j h) - v; a check uses the
+ *   step only where it is exact for j = +-1, +-2 (exactStencil), otherwise it picks another
+ *   element. |v| matters only there (h must be a multiple of v's ulp, or v's bits would be lost).
  */
-export function finiteDifferenceStep(dtype: DType, scale: number): number {
-  return Math.cbrt(unitRoundoff(dtype)) * Math.max(scale, 2 ** -20);
+export function finiteDifferenceStep(dtype: DType, s: number, magnitude: number): number {
+  const u = unitRoundoff(dtype);
+  const kappa = magnitude / s;
+  const target = s * Math.min(Math.cbrt(u * (1 + kappa)), 2 ** -10);
+  return 2 ** Math.floor(Math.log2(target));
+}
+
+const ROUND: Record<DType, (v: number) => number> = { float32: Math.fround, float64: (v) => v };
+
+/** True when v + j h (j = -2, -1, 1, 2) are exact in dtype: the perturbations are exactly j h. */
+export function exactStencil(dtype: DType, v: number, h: number): boolean {
+  const pair = new Float64Array(2);
+  for (const j of [-2, -1, 1, 2]) {
+    const p = ROUND[dtype](v + j * h);
+    if (!Number.isFinite(p)) return false;
+    // p - v exactly, as an unevaluated pair: the perturbation is j h iff the pair is (j h, 0)
+    twoSum(p, -v, pair);
+    if (pair[0] !== j * h || pair[1] !== 0) return false;
+  }
+  return true;
 }
 
 /**
- * Bound on |D(h) - f'| for the central difference D(h) = (L(v + h) - L(v - h)) / 2h, from
- * Richardson: D(h) - D(2h) = -3 c h^2 + O(h^4) where c h^2 is D(h)'s truncation error, so
- * |truncation| ~ |D(h) - D(2h)| / 3; doubled for the O(h^4) remainder. Rounding: the loss is
- * known to lossError at each point, so the quotient to lossError / h (both points, / 2h).
+ * Bound on |D(h) - f'| for the central difference D(h) = (L(v + h) - L(v - h)) / 2h.
+ * Truncation: D(h) = f' + c2 h^2 + c4 h^4 + ..., so D(h) - D(2h) = -3 c2 h^2 - 15 c4 h^4 - ...;
+ * with h / R <= 2^-11 (finiteDifferenceStep) the series after c2 is below 2^-20 of it, and
+ * |c2 h^2| <= (|D(h) - D(2h)| + rounding of D(h) and D(2h)) / 3. Rounding: each loss is known
+ * to lossError (the largest of the four points), so D(h) to lossError / h and D(2h) to
+ * lossError / 2h. Sum: |D(h) - f'| <= 2 (|D(h) - D(2h)| + 1.5 e / h) / 3 + e / h, the factor 2
+ * on the truncation covering the O(h^4) remainder, = 2 |D(h) - D(2h)| / 3 + 2 e / h.
+ * Where c2 h^2 and the c4 term cancel in D(h) - D(2h) (|c2| ~ 5 |c4| h^2), the truncation left is
+ * ~ 4 |c4| h^4 <= (h / s)^4 |L'| ~ (u (1 + kappa))^(4/3) |L'|, below the rounding term
+ * 2 e / h >= ~ (u (1 + kappa))^(2/3) |L'| whenever u (1 + kappa) < 1: it is covered too.
  */
 export function finiteDifferenceBound(dh: number, d2h: number, h: number, lossError: number): number {
   return (2 * Math.abs(dh - d2h)) / 3 + (2 * lossError) / h;
