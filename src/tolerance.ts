@@ -10,11 +10,18 @@
  *   g   error factor of one m-term sum: |fl(sum) - sum| <= g * sum|terms|.
  *       depth k = the longest chain of additions a term goes through:
  *         sequential m - 1, pairwise ceil(log2 m), tiled (tile - 1) + ceil(log2 ceil(m / tile)).
- *       g = gamma(min(k, LAMBDA * sqrt(k))), gamma(j) = j ua / (1 - j ua).
- *       gamma(k) is Higham's deterministic bound (Accuracy and Stability, Thm 4.1/§4.2);
- *       LAMBDA * sqrt(k) is Higham & Mary's probabilistic bound (SIAM J. Sci. Comput. 2019,
- *       Thm 2.4): it holds with probability >= 1 - 2k exp(-LAMBDA^2 / 2), i.e. >= 1 - 1e-20 for
- *       LAMBDA = 10 at any k we can run. Either is a valid bound; we take the smaller.
+ *       g = gamma(k), gamma(j) = j ua / (1 - j ua): Higham's deterministic bound (Accuracy and
+ *       Stability, eq. 4.4 and §4.2: a term that goes through d additions carries at most
+ *       gamma(d) of relative error, whatever the data and whatever the order within the tree).
+ *       Not the probabilistic lambda sqrt(k) ua of Higham & Mary (SIAM J. Sci. Comput. 2019,
+ *       Thm 2.4): it assumes the rounding errors are independent with mean zero, which the data
+ *       decide, not the kernel. Same-sign data make a sequential sum stagnate and its errors
+ *       correlate (issue 11: float32 sequential two-pass at m = 2^20, x = 0.1 +- 0.001, errors
+ *       5.7x the probabilistic bound). Pairwise and tiled orders do not rescue it: each level of
+ *       the tree sums same-sign partial sums of similar size, the same correlation again, so the
+ *       deterministic bound is used on every level too (depth = the sum of the levels' depths).
+ *       No order we accept carries a proof of independence (stochastic rounding would), so the
+ *       probabilistic bound is never used. At k <= 100 both agreed anyway (min(k, 10 sqrt k) = k).
  *   mu, var (biased), s = sqrt(var + eps), A = mean|x|, D = max|x - mu|, xhat = (x - mu) / s.
  *
  * mean:      dmu  = g A + 2u|mu|                   (sum, divide by m, round to the dtype)
@@ -55,7 +62,6 @@ import type { AccumulationInfo, DType } from './contract.js';
 import { twoSum } from './numerics/eft.js';
 import { unitRoundoff } from './numerics/ulp.js';
 
-export const LAMBDA = 10;
 export const SAFETY = 2;
 /** The reference's proven error, in ulp(float64) of each output's scale (dx's bound, the largest). */
 const REF_ULPS = 8;
@@ -124,12 +130,11 @@ export function reductionDepth(n: number, acc: AccumulationInfo): number {
   return n - 1;
 }
 
-/** Error factor of an n-term sum: the smaller of the deterministic and probabilistic bounds. */
+/** Error factor of an n-term sum: Higham's deterministic gamma(depth) (see the derivation above). */
 export function sumErrorFactor(n: number, acc: AccumulationInfo): number {
   const k = reductionDepth(n, acc);
-  const j = Math.min(k, LAMBDA * Math.sqrt(k));
   const ua = unitRoundoff(acc.dtype);
-  return (j * ua) / (1 - j * ua);
+  return (k * ua) / (1 - k * ua);
 }
 
 /** Per-channel error bounds for every output; see the derivation above. */

@@ -61,7 +61,7 @@ function exactElement(dtype: DType, values: number[], start: number, stepOf: (i:
 
 function gradientProperty(training: boolean) {
   return (ctx: CheckContext) =>
-    runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis, maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
+    runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full', maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
       const breq = backwardRequest(p, training);
       const got = await c.call('backward', breq);
       const e = expectation(c, 'backward', breq);
@@ -100,14 +100,14 @@ export const gradientChecks: CheckSpec[] = [
     name: 'analytic-training',
     title: 'training backward (through the batch statistics) agrees with the reference\'s analytic gradient',
     needs: ['backward'],
-    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, true), 'backward (training)'))),
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, true), 'backward (training)'))),
   },
   {
     family: 'gradients',
     name: 'analytic-inference',
     title: 'inference backward (statistics constant: dx = dy * gamma / sqrt(runningVar + eps)) agrees with the reference',
     needs: ['backward'],
-    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, false), 'backward (inference)'))),
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, false), 'backward (inference)'))),
   },
   {
     family: 'gradients',
@@ -132,7 +132,7 @@ export const gradientChecks: CheckSpec[] = [
       'training: per channel sum dx = 0 and sum dx * x-hat = gamma/s * sum(dy * x-hat) * eps/(var + eps) (zero only when eps = 0); dbeta = sum dy; dgamma = sum dy * x-hat',
     needs: ['backward'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
         const req = backwardRequest(p, true);
         const got = await c.call('backward', req);
         const e = expectation(c, 'backward', req);
