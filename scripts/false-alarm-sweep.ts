@@ -17,7 +17,7 @@
  * - seeds: each implementation x each profile it claims x seeds, 1000 runs per property, every
  *   family but bn:scale (its own stratum below).
  * - reference-10k: the reference at 10,000 runs per property.
- * - large-m: bn:scale alone at --runs 1000 (10 runs per case, each up to m = 1056784).
+ * - large-m: bn:scale alone at --runs 1000 (4 runs per case, each up to m = 1056784).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -151,7 +151,7 @@ function plan(name: string, randomSeeds: number[]): Unit[] {
       units.push({ stratum: 'seeds', impl: impl.label, profile: impl.profiles[round % impl.profiles.length]!, seed: roundSeeds[round % roundSeeds.length]!, runs: slow ? 100 : 1000, skip: 'bn:scale' });
     }
     if (round === 0) {
-      // 4. large m: the scale family alone at --runs 1000 (10 runs per case, each up to m = 1056784)
+      // 4. large m: the scale family alone at --runs 1000 (4 runs per case, each up to m = 1056784)
       for (const impl of ['cpu-f32', 'cpu-f32-wasm', 'cpu-f32-auto', 'plain-js']) {
         if (has(impl)) units.push({ stratum: 'large-m', impl, profile: 'pytorch', seed: 200, runs: 1000, only: 'bn:scale' });
       }
