@@ -32,7 +32,9 @@
  *            not allowed: the one-pass E[x^2] - E[x]^2, whose error is ~ g mu^2: larger than
  *            this bound by ~ |mu| / D, i.e. by the offset-to-spread ratio.
  * xhat:      dxhat = alpha + beta |xhat| + u (|x| + |mu|) / s
- *            alpha = dmu / s, beta = dvar / (2 s^2) + 4u; the last term admits the folded form
+ *            alpha = dmu / s, beta = dvar / (2 s^2) + 4u (roundings of var + eps, sqrt, the
+ *            division or reciprocal, and the product or quotient with x - mu: one u each, s's
+ *            relative error halved by the root but its own rounding whole); the last term admits the folded form
  *            x * inv - mu * inv (tf.nn.batch_normalization, TF.js), which rounds x * inv.
  * y:         dy_out = |gamma| dxhat + u (3 |gamma xhat| + 2 |y| + |gamma mu| / s)
  *            gamma xhat + beta: u |gamma xhat| (product) + u |y| (sum). The folded form

@@ -69,6 +69,9 @@ function exactElement(dtype: DType, values: number[], start: number, stepOf: (i:
 
 function gradientProperty(training: boolean) {
   return (ctx: CheckContext) =>
+    // small problems (maxDim 3) and moderate offsets (|mean| / spread <= 2^6): each run makes 13
+    // calls; the step is derived from s for any offset (finiteDifferenceStep), and large offsets
+    // are the edge and agreement families' job
     runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full', maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
       const breq = backwardRequest(p, training);
       const got = await c.call('backward', breq);
