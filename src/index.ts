@@ -47,7 +47,7 @@ export {
   type GpuMode,
   type GpuOptions,
 } from './kernels/gpu/index.js';
-export { tolerance, reductionDepth, sumErrorFactor, finiteDifferenceStep, finiteDifferenceBound, type ChannelFacts, type ChannelBounds } from './tolerance.js';
+export { tolerance, reductionDepth, sumErrorFactor, finiteDifferenceStep, finiteDifferenceBound, exactStencil, type ChannelFacts, type ChannelBounds } from './tolerance.js';
 export { compareWithReference, expectationFor, checkAgainst, type Comparison, type Expectation, type ElementReport } from './compare.js';
 export { ulp, ulpDistanceF32, unitRoundoff } from './numerics/ulp.js';
 export { validateAccumulation, validateImplementation, describeAccumulation, KNOWN_DTYPES } from './declaration.js';

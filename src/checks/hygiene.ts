@@ -43,6 +43,7 @@ function faultCheck(name: string, title: string, faults: string[]): CheckSpec {
             }
           }
         },
+        // a quarter of the runs (at least 3): these faults show on any input, not rare ones
         Math.max(3, Math.ceil(ctx.runs / 4)),
       ),
   };
@@ -84,6 +85,7 @@ export const hygieneChecks: CheckSpec[] = [
             }
           }
         },
+        // a quarter of the runs (at least 3): these faults show on any input, not rare ones
         Math.max(3, Math.ceil(ctx.runs / 4)),
       ),
   },
