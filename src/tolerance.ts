@@ -46,6 +46,12 @@
  *            dRV = |take| b dvar + 3u (|keep RV| + |take b var|) + u |RV'| + u |momentum| (|RV| + |b var|)
  *            (b: Bessel factor). The last term: an implementation may hold momentum in its dtype;
  *            fl(0.99) in float32 moves 1 - momentum by u * 0.99, i.e. 99u relative to 0.01.
+ *            The difference form RM' = RM - take (RM - mu) (tf.compat.v1.assign_moving_average,
+ *            tf-keras, TF.js layers) rounds RM - mu, the product and the subtraction:
+ *            2u |take| (|RM| + |mu|) + u |RM'| (and one more u |take b var| for the Bessel product),
+ *            which exceeds the keep/take form's terms when keep is small: TF.js at momentum 0.1 was
+ *            9 ulp off with full-mantissa statistics (exactly this form's rounding, reproduced).
+ *            The rounding term is the larger of the two forms'.
  * backward (training), Q = mean(dy), P = mean(dy xhat):
  *            dQ = g mean|dy| + u|Q|;  dP = mean(|dy| dxhat) + (g + u) mean|dy xhat|
  *            inner = dy - Q - xhat P;  d(inner) = dQ + dxhat |P| + |xhat| dP + 3u(|dy| + |Q| + |xhat P|)
@@ -203,12 +209,14 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
     runningMean: (keep, take, momentum, old, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * f.mean);
       const heldMomentum = u * Math.abs(momentum) * (Math.abs(old) + Math.abs(f.mean));
-      return bound(Math.abs(take) * dmu + 2 * u * scale + u * Math.abs(result) + heldMomentum, scale);
+      const rounding = 2 * u * Math.max(scale, Math.abs(take) * (Math.abs(old) + Math.abs(f.mean)));
+      return bound(Math.abs(take) * dmu + rounding + u * Math.abs(result) + heldMomentum, scale);
     },
     runningVar: (keep, take, momentum, old, bessel, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * bessel * f.variance);
       const heldMomentum = u * Math.abs(momentum) * (Math.abs(old) + Math.abs(bessel * f.variance));
-      return bound(Math.abs(take) * bessel * dvar + 3 * u * scale + u * Math.abs(result) + heldMomentum, scale);
+      const rounding = 3 * u * Math.max(scale, Math.abs(take) * (Math.abs(old) + Math.abs(bessel * f.variance)));
+      return bound(Math.abs(take) * bessel * dvar + rounding + u * Math.abs(result) + heldMomentum, scale);
     },
     dx: (xhat, x, dy, Q, P, dx) => {
       const inner = dy - Q - xhat * P;
