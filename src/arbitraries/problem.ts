@@ -1,8 +1,14 @@
 /**
  * Arbitraries for BN problems with controlled conditioning, built so that counterexamples shrink
- * to a few small numbers: shapes shrink toward [2, 1], values are small integers z on a grid,
- * x = (offset + z) * 2^scale, so shifts by multiples of the grid and power-of-two scalings are
- * exact in float32 and float64 alike (the invariance checks rely on it).
+ * to a few small numbers: shapes shrink toward [2, 1].
+ * - values: 'grid' (the default): small integers z on a grid, x = (offset + z) * 2^scale, so
+ *   shifts by multiples of the grid and power-of-two scalings are exact in float32 and float64
+ *   alike (the invariance checks rely on it). But most sums of such values are exact too, so an
+ *   implementation with poor accumulation is rarely exercised on them.
+ * - values: 'full': the same plus a full-mantissa fraction, x = (offset + z + f) * 2^scale with
+ *   f a double in (-1, 1) rounded to the dtype (dy, gamma, beta likewise), so sums and products
+ *   round. f shrinks toward 0, so a counterexample still shrinks to the grid's small numbers
+ *   whenever the grid alone shows the bug, and keeps a fraction only where rounding is the bug.
  */
 import fc from 'fast-check';
 import type { AnyRequest, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest } from '../contract.js';
@@ -42,6 +48,8 @@ export interface ProblemOptions {
   /** eps values to draw from (positive unless the check handles 0). */
   eps?: number[];
   momentum?: number[];
+  /** 'grid' (exact sums, exact shifts and scalings) or 'full' (full-mantissa values); default grid. */
+  values?: 'grid' | 'full';
 }
 
 /** The axis a variant picks for a rank. */
@@ -51,12 +59,22 @@ export function axisFor(variant: AxisVariant, rank: number, seed: number): numbe
   return seed % rank;
 }
 
+/**
+ * A 52-bit fraction uniform in value on (-1, 1): hi and lo 26 bits each (fc.double would be
+ * uniform over bit patterns, mostly 1e-200 and the like, which vanish next to an integer).
+ * Shrinks toward 0.
+ */
+const fullFraction = fc
+  .tuple(fc.integer({ min: -(2 ** 26 - 1), max: 2 ** 26 - 1 }), fc.integer({ min: 0, max: 2 ** 26 - 1 }))
+  .map(([hi, lo]) => (hi * 2 ** 26 + (hi < 0 ? -lo : lo)) / 2 ** 52);
+
 const toDtype = (dtype: DType) => (v: number) => roundTo(dtype, v);
 
 /**
  * Half dtypes: the grid must stay exact and finite. |offset + z| <= 2^r + 8 fits the significand
  * (11 bits float16, 8 bfloat16) when r <= precision - 1; float16's range (65504) caps the grid
  * scale at 2^4 (|x| <= 1032 * 16, and a spread of 8 * 16 keeps even a pure-float16 variance finite).
+ * With full-mantissa values every value is rounded once to its dtype, so it is representable.
  */
 const HALF_GRID: Record<string, { maxLogRatio: number; maxScale: number }> = {
   float16: { maxLogRatio: 10, maxScale: 4 },
@@ -96,8 +114,16 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
       const C = L.channels;
       const n = L.numel;
       const small = fc.integer({ min: -8, max: 8 });
+      const full = opts.values === 'full';
+      // the fraction of a full-mantissa value; 0 on the grid (and what shrinking goes to)
+      const fraction = (max: number) => (full ? fullFraction.map((f) => f * max) : fc.constant(0));
+      const fractions = (len: number, max = 1) => fc.array(fraction(max), { minLength: len, maxLength: len });
       return fc
         .record({
+          fx: fractions(n),
+          fdy: fractions(n),
+          fgamma: fractions(C, 0.5),
+          fbeta: fractions(C),
           z: fc.array(small, { minLength: n, maxLength: n }),
           offsets: fc.array(fc.integer({ min: -(2 ** r.logRatio), max: 2 ** r.logRatio }), { minLength: C, maxLength: C }),
           dy: fc.array(small, { minLength: n, maxLength: n }),
@@ -116,7 +142,7 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
             for (let c = 0; c < C; c++) {
               for (let i = 0; i < L.inner; i++) {
                 const k = (o * C + c) * L.inner + i;
-                x[k] = f((v.offsets[c]! + v.z[k]!) * grid);
+                x[k] = f((v.offsets[c]! + v.z[k]! + v.fx[k]!) * grid);
               }
             }
           }
@@ -126,9 +152,12 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
             shape: r.dims,
             axis: r.axis,
             x,
-            dy: v.dy.map((d) => d / 4),
-            gamma: v.gamma.map((g) => g / 4),
-            beta: v.beta.map((b) => b / 4),
+            // |gamma| >= 1/8: g is a nonzero integer and its fraction is at most 1/2
+            // (per-channel values rounded to the activations' dtype: representable in paramDtype too,
+            // which is the same dtype or float32)
+            dy: v.dy.map((d, i) => f((d + v.fdy[i]!) / 4)),
+            gamma: v.gamma.map((g, i) => f((g + v.fgamma[i]!) / 4)),
+            beta: v.beta.map((b, i) => f((b + v.fbeta[i]!) / 4)),
             eps: fEps(r.eps),
             momentum: r.momentum,
             runningMean: v.runningMean.map((m) => m / 2),

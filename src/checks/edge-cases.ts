@@ -4,6 +4,7 @@
  */
 import { axisFor, backwardRequest, inferRequest, trainRequest, type Problem } from '../arbitraries/problem.js';
 import type { DType } from '../contract.js';
+import { OPS } from '../contract.js';
 import { rounder } from '../dtypes.js';
 import { isHalf } from '../numerics/half.js';
 import { runExamples, type CheckContext } from '../harness/check.js';
@@ -94,6 +95,7 @@ function edge(name: string, title: string, build: Build, mayRefuse?: string, dty
     name,
     title,
     needs: [],
+    uses: [...OPS], // each example runs through every op the implementation has
     ...(dtypes ? { dtypes } : {}),
     ...(axes ? { axes } : {}),
     run: async (ctx) => {

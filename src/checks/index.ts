@@ -15,6 +15,7 @@ import { hygieneChecks } from './hygiene.js';
 import { invarianceChecks } from './invariance.js';
 import { normalizationChecks } from './normalization.js';
 import { runningStatsChecks } from './running-stats.js';
+import { scaleChecks } from './scale.js';
 import type { CheckSpec } from './spec.js';
 
 export const ALL_CHECK_SPECS: CheckSpec[] = [
@@ -26,6 +27,7 @@ export const ALL_CHECK_SPECS: CheckSpec[] = [
   ...agreementChecks,
   ...edgeChecks,
   ...hygieneChecks,
+  ...scaleChecks,
 ];
 
 export const AXIS_VARIANTS: AxisVariant[] = ['first', 'last', 'other'];
@@ -56,7 +58,7 @@ export function planCases(impl: BatchNormImplementation, specs: CheckSpec[] = AL
           dtype,
           paramDtype,
           axis,
-          def: { id, family: spec.family, title: spec.title, needs: spec.needs, ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
+          def: { id, family: spec.family, title: spec.title, needs: spec.needs, ...(spec.uses ? { uses: spec.uses } : {}), ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
         });
       }
     }
