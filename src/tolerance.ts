@@ -249,7 +249,7 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
 //   c = float32, unless the declared accumulation is narrower (float16 / bfloat16: an
 //       implementation that computes in half says so, and is held to half arithmetic); sums use
 //       the declared accumulation as above (default for half dtypes: float32 sequential,
-//       src/compare.ts accumulationFor).
+//       src/declaration.ts accumulationOf).
 //   b_c = the float32/float64 bound above with dtype := c (elementwise ops at u_c, sums at u_a).
 //   One final rounding of a value v~ with |v~ - v| <= b_c to the output dtype (unit roundoff
 //   u_o = 2^-11 float16, 2^-8 bfloat16, 2^-24 float32; absolute tiny_o = the smallest subnormal
