@@ -111,7 +111,8 @@ export function syncGoldenCases(impl: BatchNormImplementation, options: SyncGold
   const profile = options.profile ?? resolveProfile(impl.profile);
   const all = options.fixtures ?? loadSyncFixtures();
   return all
-    .filter((f) => profilesEquivalent(profile, f.profile) && fixtureApplies(impl, { ...f, shape: f.shape, axis: f.axis } as never, profile))
+    // sync fixtures are pure precision (paramDtype = dtype), which fixtureApplies now asks about
+    .filter((f) => profilesEquivalent(profile, f.profile) && fixtureApplies(impl, { ...f, shape: f.shape, axis: f.axis, paramDtype: f.dtype } as never, profile))
     .map((f) => ({
       id: `bn:golden:${f.name}`,
       description: `${f.description} [keras-sync ${f.generator.packages.keras ?? ''}, ${f.profileName}, ${f.dtype}, ${f.layout} ${JSON.stringify(f.shape)}, replicas ${f.counts.join('+')}]`,

@@ -72,7 +72,9 @@ async function withCounterexample<T>(op: SyncOp, req: AnySyncRequest, fn: () => 
   }
 }
 
-const callSync = (ctx: CheckContext, op: SyncOp, req: AnySyncRequest) => callSyncImplementation(ctx.impl, op, req, { timeoutMs: ctx.timeoutMs });
+// through the context (which refuses an op the check does not declare); directly when a hand-built context has no callSync
+const callSync = (ctx: CheckContext, op: SyncOp, req: AnySyncRequest) =>
+  ctx.callSync ? ctx.callSync(op, req) : callSyncImplementation(ctx.impl, op, req, { timeoutMs: ctx.timeoutMs });
 
 /** The profile refuses m = 1 in training: any thrown or rejected error passes. */
 async function expectSyncRefusal(ctx: CheckContext, op: SyncOp, req: AnySyncRequest): Promise<void> {

@@ -4,13 +4,14 @@
  * (every shard included), and the nested result validated: an object, `replicas` an array with
  * one entry per shard in replica order, each output present, of its dtype (y, dx: dtype; the
  * statistics and parameter gradients: paramDtype) and its length (a replica's y / dx: its
- * shard's numel; the rest: C). Validated arrays are copied, so an implementation may reuse its
- * output buffers between calls. Kept apart from call.ts so each door's additions merge cleanly.
+ * shard's numel; the rest: C). The input snapshot and the result copy are guard.ts's (shards and
+ * replicas included), so an implementation may reuse its output buffers between calls. Kept apart from call.ts so each door's additions merge cleanly.
  */
 import type { AnySyncRequest, Arr, BatchNormImplementation, SyncOp } from '../contract.js';
 import { SYNC_OPS } from '../contract.js';
 import { shardLayout, typedArrayClassFor } from '../layout-sync.js';
 import { ContractFault, type CallOptions } from './call.js';
+import { inputChanges, ownResult, snapshotInputs } from './guard.js';
 
 /** Per replica, then global, outputs of each synchronized op. */
 export const SYNC_OUTPUTS: Record<SyncOp, { replica: readonly string[]; global: readonly string[] }> = {
@@ -32,11 +33,6 @@ function describeValue(v: unknown): string {
   return typeof v;
 }
 
-function copyArray(v: ArrayBufferView): Arr {
-  const Ctor = v.constructor as new (a: ArrayLike<number>) => Arr;
-  return new Ctor(v as unknown as ArrayLike<number>);
-}
-
 function validateArray(op: SyncOp, where: string, v: unknown, dtype: string, length: number): Arr {
   const ctor = typedArrayClassFor(dtype) as (new (n: number) => ArrayBufferView) | undefined;
   if (v === undefined) throw new ContractFault('missing-output', `${op} result has no ${where}`);
@@ -44,7 +40,7 @@ function validateArray(op: SyncOp, where: string, v: unknown, dtype: string, len
   if (!ctor || !(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result ${where} is ${v.constructor.name}, expected ${ctor?.name ?? dtype} (${dtype})`);
   const n = (v as unknown as ArrayLike<number>).length;
   if (n !== length) throw new ContractFault('wrong-length', `${op} result ${where} has length ${n}, expected ${length}`);
-  return copyArray(v);
+  return v as unknown as Arr;
 }
 
 /** Validate (and copy) a synchronized op's result; throws a ContractFault naming what is wrong. */
@@ -74,43 +70,11 @@ export function validateSyncResult(op: SyncOp, req: AnySyncRequest, result: unkn
   return validated;
 }
 
-/** Every typed array reachable from the request (shards included), as bytes, and the shapes. */
-function snapshot(req: AnySyncRequest): Array<[string, ArrayBufferView | undefined, Uint8Array]> {
-  const out: Array<[string, ArrayBufferView | undefined, Uint8Array]> = [];
-  const add = (name: string, v: unknown) => {
-    if (ArrayBuffer.isView(v)) out.push([name, v, new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength))]);
-  };
-  for (const [k, v] of Object.entries(req)) add(k, v);
-  req.shards.forEach((s, r) => {
-    for (const [k, v] of Object.entries(s)) add(`shards[${r}].${k}`, v);
-    out.push([`shards[${r}].shape`, undefined, new Uint8Array(Float64Array.from(s.shape).buffer)]);
-  });
-  return out;
-}
-
-function mutated(req: AnySyncRequest, before: ReturnType<typeof snapshot>, shardCount: number): string | undefined {
-  if (req.shards.length !== shardCount) return 'shards';
-  for (const [name, view, bytes] of before) {
-    let now: Uint8Array;
-    if (view) now = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-    else {
-      const r = Number(/\[(\d+)\]/.exec(name)![1]);
-      const shape = req.shards[r]?.shape;
-      if (!Array.isArray(shape)) return name;
-      now = new Uint8Array(Float64Array.from(shape).buffer);
-    }
-    if (now.length !== bytes.length) return name;
-    for (let i = 0; i < now.length; i++) if (now[i] !== bytes[i]) return `${name} (byte ${i})`;
-  }
-  return undefined;
-}
-
 /** Call `impl[op](req)` for a synchronized op: the same rules and faults as callImplementation. */
 export async function callSyncImplementation(impl: BatchNormImplementation, op: SyncOp, req: AnySyncRequest, opts: CallOptions): Promise<SyncResultArrays> {
   const fn = impl[op] as ((r: AnySyncRequest) => unknown) | undefined;
   if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
-  const before = snapshot(req);
-  const shardCount = req.shards.length;
+  const before = snapshotInputs(req);
   let result: unknown;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -133,10 +97,10 @@ export async function callSyncImplementation(impl: BatchNormImplementation, op: 
     } else result = pending;
   } finally {
     if (timer) clearTimeout(timer);
-    const which = mutated(req, before, shardCount);
-    if (which) throw new ContractFault('input-mutated', `${op} modified its input ${which}`);
+    const changed = inputChanges(req, before);
+    if (changed.length) throw new ContractFault('input-mutated', `${op} modified its input ${changed.join(', ')}`);
   }
-  return validateSyncResult(op, req, result);
+  return validateSyncResult(op, req, ownResult(result));
 }
 
 export function supportedSyncOps(impl: BatchNormImplementation): SyncOp[] {

@@ -121,12 +121,18 @@ function rounded(dtype: DType, v: Float64Array): Arr {
   throw new UnsupportedDTypeError(dtype, ['float32', 'float64']);
 }
 
+/** The synchronized reference is float32 / float64 only (so is syncTolerance): half dtypes are refused by name, before any work. */
+function rejectHalf(req: { dtype: DType; paramDtype: DType }): void {
+  for (const d of [req.dtype, req.paramDtype]) if (d !== 'float32' && d !== 'float64') throw new UnsupportedDTypeError(d, ['float32', 'float64']);
+}
+
 function forEachChannelValue(L: ShardLayout, fn: (i: number, c: number) => void): void {
   for (let o = 0; o < L.outer; o++) for (let c = 0; c < L.channels; c++) for (let i = 0; i < L.inner; i++) fn((o * L.channels + c) * L.inner + i, c);
 }
 
 export function referenceForwardTrainSync(profile: Profile, req: ForwardTrainSyncRequest): ForwardTrainSyncResult {
   const layout = validateSyncRequest('forwardTrainSync', req);
+  rejectHalf(req);
   if (layout.m === 1 && profile.singleValue === 'error') throw new SingleValuePerChannelError(1, req.shards[0]!.shape, req.axis);
   const C = layout.channels;
   const eps = effectiveEps(profile, req.eps);
@@ -157,6 +163,7 @@ export function referenceForwardTrainSync(profile: Profile, req: ForwardTrainSyn
 
 export function referenceBackwardSync(profile: Profile, req: BackwardSyncRequest): BackwardSyncResult {
   const layout = validateSyncRequest('backwardSync', req);
+  rejectHalf(req);
   if (layout.m === 1 && profile.singleValue === 'error') throw new SingleValuePerChannelError(1, req.shards[0]!.shape, req.axis);
   const C = layout.channels;
   const m = layout.m;

@@ -26,6 +26,7 @@ import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../.
 import * as ts from './ts-engine.js';
 import * as wasm from './wasm-engine.js';
 import { backwardSyncThreads, forwardTrainSyncThreads } from './sync.js';
+import { withHalfActivations } from './half.js';
 import { TINY_NUMEL, tinyAffine, tinyDx, tinyForwardTrain, tinyGradSums, tinyStats } from './tiny.js';
 
 export type CpuEngineName = 'ts' | 'wasm';
@@ -181,7 +182,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     return { dx, dgamma, dbeta };
   }
 
-  return {
+  // float16 / bfloat16 activations with float32 parameters: converted at the boundary (./half.ts)
+  return withHalfActivations({
     name: 'cpu-f32',
     profile: resolved,
     dtypes: ['float32'],
@@ -190,8 +192,9 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     forwardTrain,
     forwardInfer,
     backward,
+    // synchronized mode (issue 13): float32 only; the half wrapper passes these through as they are
     ...(options.synchronized
       ? { forwardTrainSync: (req) => forwardTrainSyncThreads(resolved, req), backwardSync: (req) => backwardSyncThreads(resolved, req) }
       : {}),
-  };
+  });
 }
