@@ -75,7 +75,7 @@ export function accumulationOf(impl: Pick<BatchNormImplementation, 'accumulation
 /** One line: `float64 sequential sums` / `float32 tiled (tile 64) sums, subnormals flushed`. */
 export function describeAccumulation(info: AccumulationInfo): string {
   const order = info.order === 'tiled' ? `tiled (tile ${info.tile})` : info.order;
-  return `${info.dtype} ${order} sums${info.subnormals === 'flush-to-zero' ? ', subnormals flushed to zero' : ''}${info.allReduce ? `, ${info.allReduce} all-reduce across replicas` : ''}`;
+  return `${info.dtype} ${order} sums${info.subnormals === 'flush-to-zero' ? ', subnormals flushed to zero' : ''}`;
 }
 
 /** Validate the whole declaration (every door). Throws a UsageError subclass naming each problem. */

@@ -12,6 +12,7 @@ import { AccumulationError, NoMatchError, ProfileError } from '../../src/errors.
 import { formatJunit, formatText } from '../../src/harness/format.js';
 import { closestIds, idMatcher } from '../../src/harness/filters.js';
 import { runConformance } from '../../src/harness/runner.js';
+import { createReference } from '../../src/reference/reference.js';
 import { formatHtml } from '../../src/teach/html.js';
 import type { CheckSpec } from '../../src/checks/spec.js';
 import { trainRequest, problemArb } from '../../src/arbitraries/problem.js';
@@ -32,6 +33,7 @@ describe('the declaration is validated with named errors, at every door', () => 
     ['a map with an unknown key', { float32: { dtype: 'float64', order: 'sequential' }, f64: {} }, /unknown key "f64"/],
     ['a map entry for an undeclared dtype', { float64: { dtype: 'float64', order: 'sequential' } }, /accumulation\.float64 is given, but dtypes \[float32\] does not declare float64/],
     ['a map entry with a bad order', { float32: { dtype: 'float64', order: 'random' } }, /accumulation\.float32\.order must be one of/],
+    ['an unknown all-reduce (sync)', { dtype: 'float32', order: 'sequential', allReduce: 'star' }, /accumulation\.allReduce must be one of tree, ring, sequential, got "star"/],
   ];
   for (const [what, accumulation, message] of bad) {
     it(`accumulation with ${what}: AccumulationError`, async () => {
@@ -41,7 +43,11 @@ describe('the declaration is validated with named errors, at every door', () => 
     });
   }
   it('valid forms pass: one AccumulationInfo, a per-dtype map, tiled with a tile', async () => {
-    for (const accumulation of [{ dtype: 'float64', order: 'sequential' }, { float32: { dtype: 'float32', order: 'tiled', tile: 64, subnormals: 'flush-to-zero' } }]) {
+    for (const accumulation of [
+      { dtype: 'float64', order: 'sequential' },
+      { float32: { dtype: 'float32', order: 'tiled', tile: 64, subnormals: 'flush-to-zero' } },
+      { dtype: 'float64', order: 'pairwise', allReduce: 'tree' }, // sync's field (issue 13)
+    ]) {
       const r = await runConformance(plain({ accumulation }), quick);
       expect(r.ok).toBe(true);
     }
@@ -103,6 +109,25 @@ describe('"not supported" whenever any op a case needs is missing', () => {
     expect(r.results).toHaveLength(1);
     expect(r.results[0]!.status).toBe('fail');
     expect(r.results[0]!.failure?.message).toMatch(/internal error \(a bug in bn-conformance.*called forwardInfer, which it does not declare \(needs: \[forwardTrain\]/);
+  });
+  it('a check that calls a synchronized op it did not declare fails with an internal error too', async () => {
+    const sneaky: CheckSpec = {
+      family: 'selftest',
+      name: 'undeclared-sync-op',
+      title: 'declares forwardTrain, calls backwardSync',
+      needs: ['forwardTrain'],
+      axes: 'one',
+      run: async (ctx) => {
+        await ctx.callSync!('backwardSync', { shards: [], axis: 1, gamma: new Float32Array(1), eps: 1e-3, dtype: 'float32', paramDtype: 'float32' } as never);
+        return { status: 'pass' };
+      },
+    };
+    const r = await runConformance(createReference('keras'), { runs: 1, seed: 1, golden: false, only: ['bn:selftest'], extraChecks: [sneaky] });
+    expect(r.results.length).toBeGreaterThan(0);
+    for (const x of r.results) {
+      expect(x.status).toBe('fail');
+      expect(x.failure?.message).toMatch(/called backwardSync, which it does not declare \(needs: \[forwardTrain\]/);
+    }
   });
 });
 
