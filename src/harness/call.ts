@@ -32,7 +32,16 @@ export type ExecFaultName =
 /** Faults of the worker that isolates a module (src/harness/isolate.ts). */
 export type IsolationFaultName = 'worker-died' | 'worker-gave-up' | 'not-cloneable';
 
-export type Fault = CallFault | ExecFaultName | IsolationFaultName;
+/** Faults of the browser door (src/harness/browser/door.ts); a call past its limit is 'timeout'. */
+export type BrowserFaultName =
+  | 'browser-crashed'
+  | 'browser-navigated'
+  | 'browser-uncaught-error'
+  | 'browser-console-error'
+  | 'browser-bad-result'
+  | 'browser-gave-up';
+
+export type Fault = CallFault | ExecFaultName | IsolationFaultName | BrowserFaultName;
 
 /** A contract violation by the implementation (not a numerical disagreement). */
 export class ContractFault extends Error {

@@ -123,7 +123,7 @@ interface Description {
 }
 
 /** Write the worker's view of modified inputs back into the harness's request. */
-function applyChanges(req: AnyRequest, changed: Record<string, Uint8Array | number[] | null> | undefined): void {
+export function applyChanges(req: AnyRequest, changed: Record<string, Uint8Array | number[] | null> | undefined): void {
   if (!changed) return;
   const r = req as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(changed)) {
