@@ -69,3 +69,18 @@ export const CHROMIUM_ARGS: readonly string[] = [
   '--enable-unsafe-swiftshader',
   '--enable-unsafe-webgpu',
 ];
+
+/** Extra Chromium flags from BN_CHROMIUM_ARGS (a JSON array, or flags separated by spaces). */
+export function chromiumArgsFromEnv(): string[] {
+  const v = process.env.BN_CHROMIUM_ARGS?.trim();
+  if (!v) return [];
+  if (v.startsWith('[')) {
+    try {
+      const a = JSON.parse(v) as unknown;
+      if (Array.isArray(a)) return a.map(String);
+    } catch {
+      // fall through: space separated
+    }
+  }
+  return v.split(/\s+/);
+}

@@ -41,7 +41,7 @@ import type { AnyRequest, BatchNormImplementation } from '../../contract.js';
 import { UsageError } from '../../errors.js';
 import { ContractFault, type BrowserFaultName } from '../call.js';
 import { applyChanges } from '../isolate.js';
-import { CHROMIUM_ARGS, chromiumExecutable, loadEsbuild, loadPlaywright, type Esbuild } from './chromium.js';
+import { CHROMIUM_ARGS, chromiumArgsFromEnv, chromiumExecutable, loadEsbuild, loadPlaywright, type Esbuild } from './chromium.js';
 import { decodeMessage, encodeMessage, WireError } from './wire.js';
 
 type Browser = import('playwright-core').Browser;
@@ -55,7 +55,7 @@ export interface BrowserOptions {
   loadTimeoutMs?: number;
   /** Chromium to launch; default BN_CHROMIUM, else /usr/bin/chromium. */
   executablePath?: string;
-  /** Extra Chromium flags, after the door's own (chromium.ts). */
+  /** Extra Chromium flags, after the door's own (chromium.ts); default BN_CHROMIUM_ARGS. */
   args?: string[];
   /** Reloads allowed before later calls fail at once (browser-gave-up). Default 10. */
   maxReloads?: number;
@@ -293,7 +293,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
 
   const server = new DoorServer(
     {
-      'index.html': { body: '<!doctype html><html><head><meta charset="utf-8"><title>bn-conformance</title><script src="runtime.js"></script></head><body></body></html>', type: CONTENT_TYPES['.html']! },
+      'index.html': { body: '<!doctype html><html><head><meta charset="utf-8"><title>bn-conformance</title><link rel="icon" href="data:,"><script src="runtime.js"></script></head><body></body></html>', type: CONTENT_TYPES['.html']! },
       'runtime.js': { body: runtimeJs, type: CONTENT_TYPES['.js']! },
       'impl.mjs': { body: implJs, type: CONTENT_TYPES['.mjs']! },
     },
@@ -315,7 +315,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
       const b = await pw.chromium.launch({
         executablePath,
         headless: true,
-        args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
+        args: [...CHROMIUM_ARGS, ...(options.args ?? chromiumArgsFromEnv())],
         // the door closes its browsers on these signals itself (register), then lets the signal act
         handleSIGINT: false,
         handleSIGTERM: false,
@@ -421,6 +421,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
     closed = true;
     const b = browser;
     browser = undefined;
+    if (current) current.closing = true; // our own close is no fault
     current = undefined;
     await Promise.allSettled([b?.close(), server.close()]);
   };
@@ -511,9 +512,15 @@ export async function createBrowserImplementation(modulePath: string, options: B
                 else fail(new ContractFault('browser-bad-result', `${op}: ${msg.message ?? `unknown answer kind ${msg.kind}`}`));
               }),
             (e) => {
-              // a navigation or crash reports itself by event, usually first; otherwise the runtime failed
+              // a navigation or crash also reports itself by event, sometimes after this rejection
+              const text = errText(e).split('\n')[0]!;
+              const name: BrowserFaultName = /context was destroyed|navigat/i.test(text)
+                ? 'browser-navigated'
+                : /crash|closed|disconnected/i.test(text)
+                  ? 'browser-crashed'
+                  : 'browser-bad-result';
               setTimeout(() => {
-                if (pending === p) fault(g, 'browser-bad-result', `${op}: the page's runtime failed to run the call: ${errText(e).split('\n')[0]}`);
+                if (pending === p) fault(g, name, `${op}: the page's runtime failed to run the call: ${text}`);
               }, 100);
             },
           );
