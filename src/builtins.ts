@@ -50,6 +50,22 @@ export const BUILTINS: Record<string, Builtin> = {
     description: 'TensorFlow.js tf.layers.batchNormalization on the WASM backend (keras profile, float32, channels last; needs @tensorflow/tfjs-backend-wasm)',
     create: async (p) => (await import('./adapters/tfjs.js')).createTfjsAdapter('wasm', p),
   },
+  'tfjs-webgl': {
+    description: 'TF.js tf.layers.batchNormalization on the WebGL backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs, playwright-core, esbuild, Chromium)',
+    create: async (p) => (await import('./adapters/browser/index.js')).createTfjsWebBuiltin('webgl', p),
+  },
+  'tfjs-webgpu': {
+    description: 'TF.js tf.layers.batchNormalization on the WebGPU backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs-backend-webgpu too)',
+    create: async (p) => (await import('./adapters/browser/index.js')).createTfjsWebBuiltin('webgpu', p),
+  },
+  'ort-web': {
+    description: 'onnxruntime-web, one-node BatchNormalization, wasm execution provider, in headless Chromium (onnx profile, axis 1, no backward; needs onnxruntime-web)',
+    create: async (p) => (await import('./adapters/browser/index.js')).createOrtWebBuiltin('wasm', p),
+  },
+  'ort-webgpu': {
+    description: 'onnxruntime-web, one-node BatchNormalization, webgpu execution provider, in headless Chromium (SwiftShader WebGPU; onnx profile, axis 1, float32)',
+    create: async (p) => (await import('./adapters/browser/index.js')).createOrtWebBuiltin('webgpu', p),
+  },
   onnxruntime: {
     description: 'onnxruntime-node, a one-node ONNX BatchNormalization, opset 15 (onnx profile, axis 1, no backward; needs onnxruntime-node)',
     create: async (p) => (await import('./adapters/onnxruntime.js')).createOnnxRuntimeAdapter(p),

@@ -1,0 +1,112 @@
+/**
+ * TensorFlow.js's own Batch Normalization layer, `tf.layers.batchNormalization`, as a contract
+ * implementation, given a loaded `tf` on any backend: the Node built-ins (tfjs-cpu, tfjs-wasm:
+ * ./tfjs.ts) and the browser built-ins (tfjs-webgl, tfjs-webgpu: ./browser/) share this code.
+ *
+ * Training and inference go through `layer.apply(x, {training})` with the weights set to the
+ * request's gamma, beta and running statistics; the running statistics after a step are the
+ * layer's moving weights; the batch mean and variance are `tf.moments` over the same axes (what
+ * the layer itself uses). Gradients: `tf.variableGrads` of sum(dy * layer(x)) over x, gamma and
+ * beta. The layer's `axis` is the request's channel axis; float32 only (TF.js has no float64).
+ *
+ * No Node imports: this file is bundled into the browser built-ins.
+ */
+import type { AccumulationInfo, BackwardRequest, BatchNormImplementation, ForwardInferRequest, ForwardTrainRequest, Profile, ProfileName } from '../contract.js';
+
+type Tf = typeof import('@tensorflow/tfjs');
+type Tensor = import('@tensorflow/tfjs').Tensor;
+type Variable = import('@tensorflow/tfjs').Variable;
+type Layer = ReturnType<Tf['layers']['batchNormalization']>;
+type F = Float32Array | Float64Array;
+
+export interface TfjsLayerOptions {
+  name: string;
+  profile: ProfileName | Profile;
+  /**
+   * 'last': refuse any other channel axis (the Node built-ins, which stay on the layer's default
+   * axis -1, see ./tfjs.ts); 'any': hand every axis to the layer and let the judge report.
+   */
+  axes: 'last' | 'any';
+  accumulation?: AccumulationInfo;
+  /** Called before every op (e.g. to make sure the right backend is active). */
+  before?: () => Promise<void>;
+}
+
+export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImplementation {
+  const checkAxis = (shape: number[], axis: number) => {
+    if (opts.axes === 'last' && axis !== shape.length - 1) throw new Error(`the tfjs adapter supports the last channel axis only, got axis ${axis} of rank ${shape.length}`);
+  };
+  const makeLayer = (req: { shape: number[]; axis: number; eps: number; gamma: F; beta?: F; runningMean?: F; runningVar?: F }, momentum = 0.99): Layer => {
+    const C = req.shape[req.axis]!;
+    const axis = req.axis === req.shape.length - 1 ? -1 : req.axis;
+    const layer = tf.layers.batchNormalization({ axis, momentum, epsilon: req.eps });
+    layer.build(req.shape);
+    const w = (a: F | undefined, fill: number) => (a ? tf.tensor1d(Float32Array.from(a)) : tf.fill([C], fill));
+    const ws = [w(req.gamma, 1), w(req.beta, 0), w(req.runningMean, 0), w(req.runningVar, 1)];
+    layer.setWeights(ws);
+    tf.dispose(ws);
+    return layer;
+  };
+  // layer.dispose() refuses a layer only ever applied to concrete tensors; free its variables
+  const release = (layer: Layer) => {
+    for (const w of layer.weights) w.dispose();
+  };
+  const f32 = (t: Tensor) => Float32Array.from(t.dataSync() as Float32Array);
+  const before = opts.before ?? (async () => undefined);
+
+  return {
+    name: opts.name,
+    profile: opts.profile,
+    dtypes: ['float32'],
+    axes: opts.axes,
+    ...(opts.accumulation ? { accumulation: opts.accumulation } : {}),
+    async forwardTrain(req: ForwardTrainRequest) {
+      await before();
+      checkAxis(req.shape, req.axis);
+      const layer = makeLayer(req, req.momentum);
+      try {
+        return tf.tidy(() => {
+          const x = tf.tensor(Float32Array.from(req.x), req.shape);
+          const y = layer.apply(x, { training: true }) as Tensor;
+          const axes = req.shape.map((_, k) => k).filter((k) => k !== req.axis);
+          const { mean, variance } = tf.moments(x, axes);
+          const w = layer.getWeights();
+          return { y: f32(y), mean: f32(mean), variance: f32(variance), runningMean: f32(w[2]!), runningVar: f32(w[3]!) };
+        });
+      } finally {
+        release(layer);
+      }
+    },
+    async forwardInfer(req: ForwardInferRequest) {
+      await before();
+      checkAxis(req.shape, req.axis);
+      const layer = makeLayer(req);
+      try {
+        return tf.tidy(() => ({ y: f32(layer.apply(tf.tensor(Float32Array.from(req.x), req.shape), { training: false }) as Tensor) }));
+      } finally {
+        release(layer);
+      }
+    },
+    async backward(req: BackwardRequest) {
+      await before();
+      checkAxis(req.shape, req.axis);
+      const layer = makeLayer(req);
+      const xv = tf.variable(tf.tensor(Float32Array.from(req.x), req.shape), true);
+      try {
+        return tf.tidy(() => {
+          const dy = tf.tensor(Float32Array.from(req.dy), req.shape);
+          const [gammaVar, betaVar] = layer.trainableWeights.map((v) => v.read() as Variable);
+          const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(xv, { training: req.training }) as Tensor, dy)) as import('@tensorflow/tfjs').Scalar, [
+            xv,
+            gammaVar!,
+            betaVar!,
+          ]);
+          return { dx: f32(grads[xv.name]!), dgamma: f32(grads[gammaVar!.name]!), dbeta: f32(grads[betaVar!.name]!) };
+        });
+      } finally {
+        xv.dispose();
+        release(layer);
+      }
+    },
+  };
+}
