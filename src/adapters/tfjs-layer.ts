@@ -51,7 +51,19 @@ export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImple
   const release = (layer: Layer) => {
     for (const w of layer.weights) w.dispose();
   };
-  const f32 = (t: Tensor) => Float32Array.from(t.dataSync() as Float32Array);
+  /**
+   * Read tensors back asynchronously and free them: data(), never dataSync(), which on the WebGPU
+   * backend in headless Chromium (SwiftShader) returns zeros and loses the device (docs/browser.md).
+   */
+  const read = async <K extends string>(ts: Record<K, Tensor>): Promise<Record<K, Float32Array>> => {
+    try {
+      const out = {} as Record<K, Float32Array>;
+      for (const k of Object.keys(ts) as K[]) out[k] = Float32Array.from((await ts[k].data()) as Float32Array);
+      return out;
+    } finally {
+      tf.dispose(Object.values(ts) as Tensor[]);
+    }
+  };
   const before = opts.before ?? (async () => undefined);
 
   return {
@@ -65,14 +77,15 @@ export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImple
       checkAxis(req.shape, req.axis);
       const layer = makeLayer(req, req.momentum);
       try {
-        return tf.tidy(() => {
+        const outs = tf.tidy(() => {
           const x = tf.tensor(Float32Array.from(req.x), req.shape);
           const y = layer.apply(x, { training: true }) as Tensor;
           const axes = req.shape.map((_, k) => k).filter((k) => k !== req.axis);
           const { mean, variance } = tf.moments(x, axes);
           const w = layer.getWeights();
-          return { y: f32(y), mean: f32(mean), variance: f32(variance), runningMean: f32(w[2]!), runningVar: f32(w[3]!) };
+          return { y, mean, variance, runningMean: tf.clone(w[2]!), runningVar: tf.clone(w[3]!) };
         });
+        return await read(outs);
       } finally {
         release(layer);
       }
@@ -82,7 +95,7 @@ export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImple
       checkAxis(req.shape, req.axis);
       const layer = makeLayer(req);
       try {
-        return tf.tidy(() => ({ y: f32(layer.apply(tf.tensor(Float32Array.from(req.x), req.shape), { training: false }) as Tensor) }));
+        return await read(tf.tidy(() => ({ y: layer.apply(tf.tensor(Float32Array.from(req.x), req.shape), { training: false }) as Tensor })));
       } finally {
         release(layer);
       }
@@ -93,7 +106,7 @@ export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImple
       const layer = makeLayer(req);
       const xv = tf.variable(tf.tensor(Float32Array.from(req.x), req.shape), true);
       try {
-        return tf.tidy(() => {
+        const outs = tf.tidy(() => {
           const dy = tf.tensor(Float32Array.from(req.dy), req.shape);
           const [gammaVar, betaVar] = layer.trainableWeights.map((v) => v.read() as Variable);
           const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(xv, { training: req.training }) as Tensor, dy)) as import('@tensorflow/tfjs').Scalar, [
@@ -101,8 +114,9 @@ export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImple
             gammaVar!,
             betaVar!,
           ]);
-          return { dx: f32(grads[xv.name]!), dgamma: f32(grads[gammaVar!.name]!), dbeta: f32(grads[betaVar!.name]!) };
+          return { dx: grads[xv.name]!, dgamma: grads[gammaVar!.name]!, dbeta: grads[betaVar!.name]! };
         });
+        return await read(outs);
       } finally {
         xv.dispose();
         release(layer);

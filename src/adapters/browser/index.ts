@@ -24,12 +24,12 @@ function pageFile(stem: string): string {
   return f;
 }
 
+/** The package's folder, found as Node would (its exports may hide package.json). */
 function requirePackage(pkg: string, builtin: string): string {
-  try {
-    return dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`));
-  } catch {
-    throw new UsageError(`the ${builtin} built-in needs the ${pkg} package: npm i -D ${pkg}`);
-  }
+  const req = createRequire(import.meta.url);
+  const dir = (req.resolve.paths(pkg) ?? []).map((d) => join(d, pkg)).find((d) => existsSync(join(d, 'package.json')));
+  if (!dir) throw new UsageError(`the ${builtin} built-in needs the ${pkg} package: npm i -D ${pkg}`);
+  return dir;
 }
 
 async function open(builtin: string, contents: string, profile: ProfileName | Profile | undefined, assets?: Record<string, string>): Promise<BrowserImplementation> {

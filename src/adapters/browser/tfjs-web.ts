@@ -32,10 +32,17 @@ import { tfjsLayerAdapter } from '../tfjs-layer.js';
 export type TfjsWebBackend = 'webgl' | 'webgpu';
 
 /** Does the backend's arithmetic flush subnormals? Two probes through real kernels. */
-function flushesSubnormals(): { flushes: boolean; detail: string } {
+async function flushesSubnormals(): Promise<{ flushes: boolean; detail: string }> {
   const tiny = 1e-40; // subnormal in float32 (smallest normal 1.18e-38)
-  const a = tf.tidy(() => tf.mul(tf.tensor1d([tiny, tiny, tiny, tiny]), tf.scalar(1)).dataSync()[0]!);
-  const b = tf.tidy(() => tf.div(tf.tensor1d([2 ** -126, 2 ** -126, 2 ** -126, 2 ** -126]), tf.scalar(4)).dataSync()[0]!);
+  const first = async (t: import('@tensorflow/tfjs').Tensor) => {
+    try {
+      return ((await t.data()) as Float32Array)[0]!;
+    } finally {
+      t.dispose();
+    }
+  };
+  const a = await first(tf.tidy(() => tf.mul(tf.tensor1d([tiny, tiny, tiny, tiny]), tf.scalar(1))));
+  const b = await first(tf.tidy(() => tf.div(tf.tensor1d([2 ** -126, 2 ** -126, 2 ** -126, 2 ** -126]), tf.scalar(4))));
   const flushes = a === 0 || b === 0;
   return { flushes, detail: `1e-40*1 = ${a}, 2^-126/4 = ${b}` };
 }
@@ -53,7 +60,7 @@ export async function createTfjsWebAdapter(backend: TfjsWebBackend, profile: 'ke
     facts.push(env.getBool('WEBGL_RENDER_FLOAT32_ENABLED') ? 'float32 textures' : 'FLOAT16 TEXTURES');
     facts.push(env.getBool('WEBGL_PACK') ? 'packed' : 'unpacked');
   }
-  const probe = flushesSubnormals();
+  const probe = await flushesSubnormals();
   facts.push(probe.flushes ? `flushes subnormals (${probe.detail})` : `gradual underflow (${probe.detail})`);
   const accumulation: AccumulationInfo = { dtype: 'float32', order: 'sequential', ...(probe.flushes ? { subnormals: 'flush-to-zero' as const } : {}) };
   return tfjsLayerAdapter(tf, {
