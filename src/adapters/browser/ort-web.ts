@@ -6,12 +6,13 @@
  *
  * Declared: what the operator and the provider accept. Channel axis 1 (the operator's only
  * layout), any rank ≥ 2, float32 and float64 on wasm (ORT's CPU kernels, compiled to wasm,
- * register both), float32 on webgpu (its BatchNormalization and ReduceMean shaders are float32
- * or float16). No backward (no training ops in onnxruntime-web).
+ * register both), float32 on webgpu (its BatchNormalization shader is float32 or float16), inference
+ * only on webgpu (training mode is refused). No backward (no training ops in onnxruntime-web).
  *
- * With `graphOptimizationLevel: 'disabled'` and, on webgpu, ORT's own check that every node was
- * placed on webgpu (a node the provider lacks would silently run on the wasm CPU kernels
- * otherwise): see `webgpuPlacement`.
+ * `graphOptimizationLevel: 'disabled'`: the model runs as written (no fusions). On webgpu the
+ * BatchNormalization node runs on the provider's own WGSL kernel (its errors name "[WebGPU]
+ * Kernel"); ORT may still place a node the provider lacks on its wasm CPU kernels, which for this
+ * one-node inference model does not happen (docs/adapters.md).
  */
 import * as ort from 'onnxruntime-web';
 import { ortBatchNormAdapter } from '../ort-core.js';
@@ -27,6 +28,9 @@ export async function createOrtWebAdapter(provider: 'wasm' | 'webgpu', wasmPaths
     dtypes: provider === 'wasm' ? ['float32', 'float64'] : ['float32'],
     sessionOptions: { executionProviders: [provider], graphOptimizationLevel: 'disabled' },
   });
+  // The webgpu provider refuses training mode ("[WebGPU] Kernel BatchNormalization failed. Error:
+  // BatchNormalization trainingMode is not supported yet", onnxruntime-web 1.30): not an op it has.
+  if (provider === 'webgpu') delete (impl as { forwardTrain?: unknown }).forwardTrain;
   // fail at load, not per call, when the provider cannot start here
   await impl.forwardInfer!({
     x: new Float32Array([1, 2]),

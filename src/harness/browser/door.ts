@@ -15,7 +15,9 @@
  *   browser-crashed         the page's renderer or the browser died, or the page was closed
  *   browser-navigated       the page navigated away (or reloaded itself): the module is gone
  *   browser-uncaught-error  an uncaught exception or unhandled rejection in the page
- *   browser-console-error   console.error while a call runs (off with consoleErrors: 'ignore')
+ *   browser-console-error   console.error while a call runs that then returns normally (a call
+ *                           that throws or rejects is reported as such; off with
+ *                           consoleErrors: 'ignore'; the lines are listed in events either way)
  *   browser-bad-result      the page could not send the result back (it cannot be encoded, or
  *                           the runtime's own transfer failed)
  *   browser-gave-up         the page was reloaded maxReloads times; later calls fail at once
@@ -267,6 +269,8 @@ interface Generation {
 interface Pending {
   gen: Generation;
   reject(e: Error): void;
+  /** console.error lines while the call ran: a fault only if the call then returns normally. */
+  consoleErrors: string[];
 }
 
 interface Description {
@@ -401,7 +405,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
       if (m.type() !== 'error') return;
       const text = m.text().slice(0, 500);
       if (gen.ourNavigation) loadErrors.push(`console.error: ${text}`);
-      else if (consoleFault && pending?.gen === gen) fault(gen, 'browser-console-error', `console.error while the call ran: ${text}`);
+      else if (consoleFault && pending?.gen === gen) pending.consoleErrors.push(text);
       else events.push(`console.error in the page (no call running${consoleFault ? '' : ', ignored'}): ${text}`);
     });
     try {
@@ -423,7 +427,8 @@ export async function createBrowserImplementation(modulePath: string, options: B
     browser = undefined;
     if (current) current.closing = true; // our own close is no fault
     current = undefined;
-    await Promise.allSettled([b?.close(), server.close()]);
+    await b?.close().catch(() => undefined); // the browser first: a page must not see the server go
+    await server.close().catch(() => undefined);
   };
   register(closeAll);
   const close = async () => {
@@ -484,6 +489,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
               clearTimeout(timer);
               fail(e);
             },
+            consoleErrors: [],
           };
           pending = p;
           const settle = (f: () => void) => {
@@ -506,7 +512,12 @@ export async function createBrowserImplementation(modulePath: string, options: B
                 (msg.changed ?? []).forEach((c, i) => {
                   if (typeof args[i] === 'object' && args[i] !== null) applyChanges(args[i] as AnyRequest, c);
                 });
-                if (msg.kind === 'ok') ok(msg.result);
+                if (msg.kind === 'ok' && p.consoleErrors.length) {
+                  // the call returned as if all was well, but said otherwise on the console
+                  fault(g, 'browser-console-error', `${op} returned, but wrote console.error while it ran: ${p.consoleErrors.slice(0, 3).join(' | ')}`);
+                  g.poison = undefined; // delivered here, not to the next call
+                  fail(g.dead!);
+                } else if (msg.kind === 'ok') ok(msg.result);
                 else if (msg.kind === 'threw') fail(new ContractFault('threw', `${op} threw ${msg.message}`));
                 else if (msg.kind === 'rejected') fail(new Error(msg.message));
                 else fail(new ContractFault('browser-bad-result', `${op}: ${msg.message ?? `unknown answer kind ${msg.kind}`}`));
