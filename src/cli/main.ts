@@ -226,7 +226,7 @@ export function buildProgram(): Command {
     .option('--exec <command>', 'check a child process that speaks the NDJSON protocol (any language; see CONTRACT.md)')
     .option('--no-isolate', 'load a module in this process instead of a worker thread (a busy loop then blocks the run)')
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the checks (for CI matrices; join with `merge`)', shardSpec)
-    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgpu', 'cpu']))
+    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgl', 'webgpu', 'cpu']))
     .option('--browser', 'run the module in headless Chromium (bundled with esbuild, served from 127.0.0.1); the judge stays here')
     .option('--browser-executable <path>', 'the Chromium for --browser and the browser built-ins (also BN_CHROMIUM; default /usr/bin/chromium)')
     .option('--browser-arg <flag>', 'an extra Chromium flag for --browser and the browser built-ins (repeatable)', (v: string, prev: string[] = []) => [...prev, v])

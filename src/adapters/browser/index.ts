@@ -7,6 +7,8 @@
  *   tfjs-webgpu   the same on the WebGPU backend (@tensorflow/tfjs-backend-webgpu)
  *   ort-web       onnxruntime-web 1.30, one-node BatchNormalization, wasm execution provider (./ort-web.ts)
  *   ort-webgpu    the same on its webgpu execution provider
+ *   gpu --gpu-mode webgl2 | webgl | webgpu: our gpu.js kernel (src/kernels/gpu) in the page, with
+ *                 gpu.js's browser build
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Profile, ProfileName } from '../../contract.js';
 import { UsageError } from '../../errors.js';
-import { createBrowserImplementation, type BrowserImplementation } from '../../harness/browser/door.js';
+import { createBrowserImplementation, type BrowserImplementation, type BrowserOptions } from '../../harness/browser/door.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** This folder's page-side file, compiled (.js) or from source (.ts, under tsx). */
@@ -32,8 +34,8 @@ function requirePackage(pkg: string, builtin: string): string {
   return dir;
 }
 
-async function open(builtin: string, contents: string, profile: ProfileName | Profile | undefined, assets?: Record<string, string>): Promise<BrowserImplementation> {
-  const impl = await createBrowserImplementation(`--builtin ${builtin}`, { entry: { contents, resolveDir: here }, ...(assets ? { assets } : {}) });
+async function open(builtin: string, contents: string, profile: ProfileName | Profile | undefined, more: Partial<BrowserOptions> = {}): Promise<BrowserImplementation> {
+  const impl = await createBrowserImplementation(`--builtin ${builtin}`, { entry: { contents, resolveDir: here }, ...more });
   if (profile) (impl as { profile: ProfileName | Profile }).profile = profile;
   return impl;
 }
@@ -50,5 +52,36 @@ export async function createOrtWebBuiltin(provider: 'wasm' | 'webgpu', profile?:
   const root = requirePackage('onnxruntime-web', name);
   const src = `import { createOrtWebAdapter } from ${JSON.stringify(pageFile('ort-web'))};\nexport default await createOrtWebAdapter(${JSON.stringify(provider)}, new URL('assets/ort/', location.href).href);\n`;
   // ORT fetches its .wasm (and the .mjs glue) at run time: served from the package's dist/
-  return open(name, src, profile, { ort: join(root, 'dist') });
+  return open(name, src, profile, { assets: { ort: join(root, 'dist') } });
+}
+
+/**
+ * Our gpu.js kernel in the page, in a browser mode. The kernel's Node-only imports (used only to
+ * explain a missing headless-gl build) are stubbed, and `import('gpu.js')` resolves to gpu.js's
+ * browser build. The kernel checks the class that ran after every pass, so a fallback to
+ * gpu.js's CPU kernels fails instead of passing; the probe (gpuAvailability) must pass first.
+ */
+export async function createGpuBrowserBuiltin(mode: 'webgl2' | 'webgl' | 'webgpu', profile?: ProfileName | Profile): Promise<BrowserImplementation> {
+  const gpuJs = join(requirePackage('gpu.js', 'gpu'), 'dist', 'gpu-browser.min.js');
+  const kernel = ['js', 'ts'].map((e) => join(here, '..', '..', 'kernels', 'gpu', `index.${e}`)).find((f) => existsSync(f));
+  if (!kernel) throw new UsageError('the gpu kernel source is missing');
+  const src = [
+    `import { createGpu, gpuAvailability } from ${JSON.stringify(kernel)};`,
+    `const probe = await gpuAvailability(${JSON.stringify(mode)});`,
+    `if (!probe.available) throw new Error('gpu.js mode ${mode} is not available in this page: ' + probe.reason);`,
+    `export default await createGpu(${profile ? JSON.stringify(profile) : 'undefined'}, { mode: ${JSON.stringify(mode)} });`,
+  ].join('\n');
+  const nodeStubs: import('esbuild').Plugin = {
+    name: 'node-stubs',
+    setup(b) {
+      b.onResolve({ filter: /^node:/ }, (a) => ({ path: a.path, namespace: 'node-stub' }));
+      b.onLoad({ filter: /.*/, namespace: 'node-stub' }, () => ({
+        contents:
+          'export const createRequire = () => () => { throw new Error("no require in a browser"); };' +
+          'export const existsSync = () => false; export const dirname = (p) => p; export const join = (...p) => p.join("/");',
+        loader: 'js',
+      }));
+    },
+  };
+  return open(`gpu --gpu-mode ${mode}`, src, undefined, { bundle: { alias: { 'gpu.js': gpuJs }, plugins: [nodeStubs] } });
 }

@@ -67,6 +67,8 @@ export interface BrowserOptions {
   assets?: Record<string, string>;
   /** Bundle this source instead of reading the path (the built-in adapters' entries). */
   entry?: { contents: string; resolveDir: string };
+  /** esbuild aliases and plugins for the module's bundle (e.g. stubs for Node-only imports). */
+  bundle?: { alias?: Record<string, string>; plugins?: import('esbuild').Plugin[] };
 }
 
 /** What the page offered, as the page saw it. */
@@ -117,7 +119,7 @@ function formatBuildError(e: unknown): string {
     .join('; ');
 }
 
-async function bundleModule(es: Esbuild, label: string, path: string | undefined, entry: BrowserOptions['entry']): Promise<string> {
+async function bundleModule(es: Esbuild, label: string, path: string | undefined, entry: BrowserOptions['entry'], extra: BrowserOptions['bundle'] = {}): Promise<string> {
   try {
     const r = await es.build({
       ...(entry ? { stdin: { contents: entry.contents, resolveDir: entry.resolveDir, sourcefile: label, loader: 'ts' } } : { entryPoints: [path!] }),
@@ -128,6 +130,8 @@ async function bundleModule(es: Esbuild, label: string, path: string | undefined
       write: false,
       logLevel: 'silent',
       define: { 'process.env.NODE_ENV': '"production"' },
+      ...(extra.alias ? { alias: extra.alias } : {}),
+      ...(extra.plugins ? { plugins: extra.plugins } : {}),
     });
     return r.outputFiles[0]!.text;
   } catch (e) {
@@ -289,7 +293,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
   const abs = resolve(process.cwd(), modulePath);
   if (!options.entry && !existsSync(abs)) throw new UsageError(`cannot load ${modulePath}: no such file`);
   const [pw, es] = await Promise.all([loadPlaywright(), loadEsbuild()]);
-  const [implJs, runtimeJs] = await Promise.all([bundleModule(es, modulePath, abs, options.entry), bundleRuntime(es)]);
+  const [implJs, runtimeJs] = await Promise.all([bundleModule(es, modulePath, abs, options.entry, options.bundle), bundleRuntime(es)]);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const loadTimeoutMs = options.loadTimeoutMs ?? Math.max(60_000, timeoutMs);
   const maxReloads = options.maxReloads ?? 10;
