@@ -67,6 +67,11 @@ export interface BrowserOptions {
   assets?: Record<string, string>;
   /** Bundle this source instead of reading the path (the built-in adapters' entries). */
   entry?: { contents: string; resolveDir: string };
+  /**
+   * A browser launched by the caller (playwright-core), shared between doors: each door then
+   * opens its own contexts in it and close() leaves it running. Used by the spec to launch once.
+   */
+  browser?: Browser;
   /** esbuild aliases and plugins for the module's bundle (e.g. stubs for Node-only imports). */
   bundle?: { alias?: Record<string, string>; plugins?: import('esbuild').Plugin[] };
 }
@@ -233,6 +238,11 @@ class DoorServer {
   }
 }
 
+/** The door's Chromium flags, then the caller's (or BN_CHROMIUM_ARGS): for a shared browser too. */
+export function chromiumArgs(extra?: string[]): string[] {
+  return [...CHROMIUM_ARGS, ...(extra ?? chromiumArgsFromEnv())];
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Nothing outlives the run: signals close every open door first
  * ---------------------------------------------------------------------------------------------- */
@@ -318,22 +328,25 @@ export async function createBrowserImplementation(modulePath: string, options: B
   let nextId = 1;
   let closed = false;
 
+  const onDisconnect = (b: Browser) => () => {
+    if (browser === b) browser = undefined;
+    if (current && !current.closing) fault(current, 'browser-crashed', 'the browser exited');
+  };
+  const sharedListener = options.browser ? onDisconnect(options.browser) : undefined;
+  if (sharedListener) options.browser!.on('disconnected', sharedListener);
   const launch = async (): Promise<Browser> => {
     try {
       const b = await pw.chromium.launch({
         executablePath,
         headless: true,
-        args: [...CHROMIUM_ARGS, ...(options.args ?? chromiumArgsFromEnv())],
+        args: chromiumArgs(options.args),
         // the door closes its browsers on these signals itself (register), then lets the signal act
         handleSIGINT: false,
         handleSIGTERM: false,
         handleSIGHUP: false,
         timeout: loadTimeoutMs,
       });
-      b.on('disconnected', () => {
-        if (browser === b) browser = undefined;
-        if (current && !current.closing) fault(current, 'browser-crashed', 'the browser exited');
-      });
+      b.on('disconnected', onDisconnect(b));
       return b;
     } catch (e) {
       throw new UsageError(`cannot launch Chromium at ${executablePath}: ${errText(e).split('\n')[0]}`);
@@ -364,7 +377,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
       ),
       new Promise<boolean>((ok) => setTimeout(() => ok(false), CLOSE_GRACE_MS).unref()),
     ]);
-    if (!closedInTime && browser) {
+    if (!closedInTime && browser && browser !== options.browser) {
       events.push(`the page did not close within ${CLOSE_GRACE_MS} ms: restarted the browser`);
       const b = browser;
       browser = undefined;
@@ -389,7 +402,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
 
   /** A fresh context and page with the module loaded; throws a plain Error when it cannot. */
   const openPage = async (): Promise<{ gen: Generation; desc: Description }> => {
-    browser ??= await launch();
+    browser ??= options.browser?.isConnected() ? options.browser : await launch();
     const context = await browser.newContext();
     const page = await context.newPage();
     const gen: Generation = { context, page, ourNavigation: true, closing: false };
@@ -427,11 +440,15 @@ export async function createBrowserImplementation(modulePath: string, options: B
 
   const closeAll = async () => {
     closed = true;
+    if (sharedListener) options.browser!.off('disconnected', sharedListener);
     const b = browser;
     browser = undefined;
-    if (current) current.closing = true; // our own close is no fault
+    const gen = current;
+    if (gen) gen.closing = true; // our own close is no fault
     current = undefined;
-    await b?.close().catch(() => undefined); // the browser first: a page must not see the server go
+    // the browser first (a page must not see the server go); a shared one keeps running
+    if (b && b === options.browser) await gen?.context.close().catch(() => undefined);
+    else await b?.close().catch(() => undefined);
     await server.close().catch(() => undefined);
   };
   register(closeAll);
