@@ -500,9 +500,11 @@ export async function createBrowserImplementation(modulePath: string, options: B
       const g = gen;
       try {
         return await new Promise<unknown>((ok, fail) => {
+          // a little under the harness's own limit, so the door closes the page and names it
+          const limit = Math.max(1, Math.floor(timeoutMs * 0.9));
           const timer = setTimeout(
-            () => fault(g, 'timeout', `${op} did not return within ${timeoutMs} ms (a busy loop or a promise that never settles?); the page was closed and is reloaded for the next call`),
-            timeoutMs,
+            () => fault(g, 'timeout', `${op} did not return within ${limit} ms (a busy loop or a promise that never settles?); the page was closed and is reloaded for the next call`),
+            limit,
           );
           const p: Pending = {
             gen: g,
@@ -585,6 +587,10 @@ export async function createBrowserImplementation(modulePath: string, options: B
 /** One line for the terminal: which browser, which WebGL renderer, which WebGPU adapter. */
 export function describeEnvironment(env: BrowserEnvironment): string {
   const chrome = /(?:Headless)?Chrom(?:e|ium)\/[\d.]+/.exec(env.userAgent)?.[0] ?? env.userAgent;
-  const gpu = typeof env.webgpu === 'string' ? `none (${env.webgpu})` : Object.values(env.webgpu).filter((v) => v !== '' && v !== undefined).join(' ') || 'an adapter';
+  const w = env.webgpu;
+  const gpu =
+    typeof w === 'string'
+      ? `none (${w})`
+      : `${[w.vendor, w.architecture, w.device, w.description].filter((v) => typeof v === 'string' && v !== '').join(' ') || 'an adapter'}${w.isFallbackAdapter ? ' (fallback adapter)' : ''}`;
   return `${chrome} (${env.executablePath}); WebGL: ${env.webgl ?? 'none'}; WebGPU: ${gpu}`;
 }
