@@ -93,6 +93,17 @@ describe('browser door wire (no browser)', () => {
   });
 });
 
+describe('browser door: what it needs, named when missing (no browser)', () => {
+  it('names a missing Chromium and how to get or name one', async () => {
+    await expect(createBrowserImplementation('examples/plain-bn.mjs', { executablePath: '/nonexistent/chromium' })).rejects.toThrow(
+      /no Chromium at \/nonexistent\/chromium: install one \(Debian: apt-get install -y chromium\) or name it with --browser-executable PATH or BN_CHROMIUM=PATH/,
+    );
+  });
+  it('names a module that does not exist', async () => {
+    await expect(createBrowserImplementation('no/such/module.mjs', { executablePath: process.execPath })).rejects.toThrow(/cannot load no\/such\/module.mjs: no such file/);
+  });
+});
+
 describe.skipIf(!!reason)(`browser door in headless Chromium${reason ? ` (skipped: ${reason})` : ''}`, () => {
   let browser: import('playwright-core').Browser;
   const open = (path: string, more: Parameters<typeof createBrowserImplementation>[1] = {}) =>
