@@ -85,6 +85,7 @@ interface CheckOptions {
   browser?: boolean;
   browserExecutable?: string;
   browserArg?: string[];
+  browserConsoleErrors?: 'fault' | 'ignore';
 }
 
 interface TargetOptions extends BrowserCliOptions {
@@ -230,6 +231,7 @@ export function buildProgram(): Command {
     .option('--browser', 'run the module in headless Chromium (bundled with esbuild, served from 127.0.0.1); the judge stays here')
     .option('--browser-executable <path>', 'the Chromium for --browser and the browser built-ins (also BN_CHROMIUM; default /usr/bin/chromium)')
     .option('--browser-arg <flag>', 'an extra Chromium flag for --browser and the browser built-ins (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(new Option('--browser-console-errors <what>', 'console.error during a --browser call that returns normally: a fault, or ignored (listed after the report)').choices(['fault', 'ignore']))
     .action(async (module: string | undefined, opts: CheckOptions) => {
       process.exitCode = await check(module, opts);
     });

@@ -8,6 +8,7 @@ export interface BrowserCliOptions {
   browser?: boolean;
   browserExecutable?: string;
   browserArg?: string[];
+  browserConsoleErrors?: 'fault' | 'ignore';
   timeoutMs?: number;
 }
 
@@ -25,6 +26,7 @@ export async function browserTarget(module: string, opts: BrowserCliOptions): Pr
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.browserExecutable ? { executablePath: opts.browserExecutable } : {}),
     ...(opts.browserArg ? { args: opts.browserArg } : {}),
+    ...(opts.browserConsoleErrors ? { consoleErrors: opts.browserConsoleErrors } : {}),
   });
   return impl;
 }

@@ -108,6 +108,8 @@ const CONTENT_TYPES: Record<string, string> = {
 const MAX_BODY = 512 * 1024 * 1024;
 /** How long closing a page's context may take before the whole browser is restarted. */
 const CLOSE_GRACE_MS = 5_000;
+/** console.error lines listed in events (a chatty library must not flood the report's footer). */
+const MAX_CONSOLE_EVENTS = 20;
 
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -325,6 +327,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
   let current: Generation | undefined;
   let pending: Pending | undefined;
   let reloads = 0;
+  let consoleLines = 0;
   let nextId = 1;
   let closed = false;
 
@@ -423,7 +426,8 @@ export async function createBrowserImplementation(modulePath: string, options: B
       const text = m.text().slice(0, 500);
       if (gen.ourNavigation) loadErrors.push(`console.error: ${text}`);
       else if (consoleFault && pending?.gen === gen) pending.consoleErrors.push(text);
-      else events.push(`console.error in the page (no call running${consoleFault ? '' : ', ignored'}): ${text}`);
+      else if (consoleLines++ < MAX_CONSOLE_EVENTS) events.push(`console.error in the page (${pending?.gen === gen ? 'during a call' : 'no call running'}${consoleFault ? '' : ', ignored'}): ${text}`);
+      else if (consoleLines === MAX_CONSOLE_EVENTS + 1) events.push('console.error in the page: further lines not listed');
     });
     try {
       await page.goto(indexUrl, { timeout: loadTimeoutMs });
