@@ -45,11 +45,11 @@ export const BUILTINS: Record<string, Builtin> = {
     },
   },
   'tfjs-cpu': {
-    description: 'TensorFlow.js tf.layers.batchNormalization on the CPU backend (keras profile, float32, channels last; needs @tensorflow/tfjs)',
+    description: 'TensorFlow.js tf.layers.batchNormalization on the CPU backend (keras profile, float32, any axis as the layer accepts; needs @tensorflow/tfjs)',
     create: async (p) => (await import('./adapters/tfjs.js')).createTfjsAdapter('cpu', p),
   },
   'tfjs-wasm': {
-    description: 'TensorFlow.js tf.layers.batchNormalization on the WASM backend (keras profile, float32, channels last; needs @tensorflow/tfjs-backend-wasm)',
+    description: 'TensorFlow.js tf.layers.batchNormalization on the WASM backend (keras profile, float32, any axis as the layer accepts; needs @tensorflow/tfjs-backend-wasm)',
     create: async (p) => (await import('./adapters/tfjs.js')).createTfjsAdapter('wasm', p),
   },
   'tfjs-webgl': {

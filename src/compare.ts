@@ -13,6 +13,7 @@ import type {
   Op,
   Profile,
 } from './contract.js';
+import { accumulationOf } from './declaration.js';
 import { type Layout, layoutOf } from './layout.js';
 import { effectiveEps, emaWeights, runningVarFactor } from './profiles.js';
 import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from './reference/reference.js';
@@ -38,14 +39,23 @@ export interface Comparison {
   reason: string;
 }
 
+/** The accumulation the tolerance assumes for a dtype (src/declaration.ts: the declared one, or sequential sums in the dtype). */
 export function accumulationFor(impl: Pick<BatchNormImplementation, 'accumulation'>, dtype: DType): AccumulationInfo {
-  const a = impl.accumulation;
-  if (!a) return { dtype, order: 'sequential' };
-  if ('order' in a && typeof a.order === 'string') return a as AccumulationInfo;
-  return (a as Partial<Record<DType, AccumulationInfo>>)[dtype] ?? { dtype, order: 'sequential' };
+  return accumulationOf(impl, dtype).info;
 }
 
-export const toFloat64 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a);
+export const toFloat64 = (a: ArrayLike<number>): Float64Array => {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]!;
+  return out;
+};
+
+/** Float64Array.from({ length: n }, fn) without the iterator protocol (5-10x faster at m = 2^20). */
+function build(n: number, fn: (i: number) => number): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = fn(i);
+  return out;
+}
 
 const channelOf = (L: Layout, i: number) => Math.floor(i / L.inner) % L.channels;
 
@@ -174,11 +184,11 @@ export function expectationFor(
     return {
       expected: { y: exp.y, mean: exp.mean, variance: exp.variance, runningMean: exp.runningMean, runningVar: exp.runningVar } as Record<string, Float64Array>,
       bounds: {
-        y: Float64Array.from({ length: L.numel }, (_, i) => b[channelOf(L, i)]!.y(xhat[i]!, r.x[i]!, exp.y[i]!)),
-        mean: Float64Array.from({ length: C }, (_, c) => b[c]!.mean),
-        variance: Float64Array.from({ length: C }, (_, c) => b[c]!.variance),
-        runningMean: Float64Array.from({ length: C }, (_, c) => b[c]!.runningMean(keep, take, r.momentum, r.runningMean[c]!, exp.runningMean[c]!)),
-        runningVar: Float64Array.from({ length: C }, (_, c) => b[c]!.runningVar(keep, take, r.momentum, r.runningVar[c]!, bessel, exp.runningVar[c]!)),
+        y: build(L.numel, (i) => b[channelOf(L, i)]!.y(xhat[i]!, r.x[i]!, exp.y[i]!)),
+        mean: build(C, (c) => b[c]!.mean),
+        variance: build(C, (c) => b[c]!.variance),
+        runningMean: build(C, (c) => b[c]!.runningMean(keep, take, r.momentum, r.runningMean[c]!, exp.runningMean[c]!)),
+        runningVar: build(C, (c) => b[c]!.runningVar(keep, take, r.momentum, r.runningVar[c]!, bessel, exp.runningVar[c]!)),
       },
       channelOf: channelOfOutput,
       reasons: b.map((x) => x.reason),
@@ -191,7 +201,7 @@ export function expectationFor(
     const b = tol(perChannel);
     return {
       expected: { y: exp.y as Float64Array },
-      bounds: { y: Float64Array.from({ length: L.numel }, (_, i) => b[channelOf(L, i)]!.y(xhat[i]!, r.x[i]!, exp.y[i]!)) },
+      bounds: { y: build(L.numel, (i) => b[channelOf(L, i)]!.y(xhat[i]!, r.x[i]!, exp.y[i]!)) },
       channelOf: channelOfOutput,
       reasons: b.map((x) => x.reason),
     };
@@ -210,12 +220,12 @@ export function expectationFor(
   return {
     expected: { dx: exp.dx as Float64Array, dgamma: exp.dgamma as Float64Array, dbeta: exp.dbeta as Float64Array },
     bounds: {
-      dx: Float64Array.from({ length: L.numel }, (_, i) => {
+      dx: build(L.numel, (i) => {
         const c = channelOf(L, i);
         return b[c]!.dx(xhat[i]!, x[i]!, r.dy[i]!, exp.dbeta[c]! / L.m, exp.dgamma[c]! / L.m, exp.dx[i]!);
       }),
-      dgamma: Float64Array.from({ length: L.channels }, (_, c) => b[c]!.dgamma(exp.dgamma[c]!)),
-      dbeta: Float64Array.from({ length: L.channels }, (_, c) => b[c]!.dbeta(perChannel[c]!.meanAbsDy! * L.m, exp.dbeta[c]!)),
+      dgamma: build(L.channels, (c) => b[c]!.dgamma(exp.dgamma[c]!)),
+      dbeta: build(L.channels, (c) => b[c]!.dbeta(perChannel[c]!.meanAbsDy! * L.m, exp.dbeta[c]!)),
     },
     channelOf: channelOfOutput,
     reasons: b.map((x) => x.reason),

@@ -159,7 +159,7 @@ describe.skipIf(!!reason)(`browser door in headless Chromium${reason ? ` (skippe
           const y = await callImplementation(impl, 'forwardInfer', inferReq(), 'float32', { timeoutMs: 10_000 });
           expect(y.y, m).toBeInstanceOf(Float32Array);
           expect(impl.reloads, m).toBe(reloads ? 1 : 0);
-          if (reloads) expect(impl.events.join('\n'), m).toMatch(new RegExp(`^${fault}: [\\s\\S]*^reloaded the page \\(reload 1\\)$`, 'm'));
+          if (reloads) expect(impl.events.join('\n'), m).toMatch(new RegExp(`^${fault}: [\\s\\S]*^reloaded the page \\(restart 1\\)$`, 'm'));
         }),
       );
     } finally {

@@ -7,7 +7,8 @@
  * request's gamma, beta and running statistics; the running statistics after a step are the
  * layer's moving weights; the batch mean and variance are `tf.moments` over the same axes (what
  * the layer itself uses). Gradients: `tf.variableGrads` of sum(dy * layer(x)) over x, gamma and
- * beta. The layer's `axis` is the request's channel axis; float32 only (TF.js has no float64).
+ * beta. Declared: what the layer's API accepts, so the judge says what goes wrong: any channel
+ * axis (the layer's `axis` is the request's), any rank, float32 (TF.js has no float64).
  *
  * No Node imports: this file is bundled into the browser built-ins.
  */
@@ -22,24 +23,16 @@ type F = Float32Array | Float64Array;
 export interface TfjsLayerOptions {
   name: string;
   profile: ProfileName | Profile;
-  /**
-   * 'last': refuse any other channel axis (the Node built-ins, which stay on the layer's default
-   * axis -1, see ./tfjs.ts); 'any': hand every axis to the layer and let the judge report.
-   */
-  axes: 'last' | 'any';
   accumulation?: AccumulationInfo;
   /** Called before every op (e.g. to make sure the right backend is active). */
   before?: () => Promise<void>;
 }
 
 export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImplementation {
-  const checkAxis = (shape: number[], axis: number) => {
-    if (opts.axes === 'last' && axis !== shape.length - 1) throw new Error(`the tfjs adapter supports the last channel axis only, got axis ${axis} of rank ${shape.length}`);
-  };
   const makeLayer = (req: { shape: number[]; axis: number; eps: number; gamma: F; beta?: F; runningMean?: F; runningVar?: F }, momentum = 0.99): Layer => {
     const C = req.shape[req.axis]!;
-    const axis = req.axis === req.shape.length - 1 ? -1 : req.axis;
-    const layer = tf.layers.batchNormalization({ axis, momentum, epsilon: req.eps });
+    // the request's channel axis, as a user of the layer would pass it
+    const layer = tf.layers.batchNormalization({ axis: req.axis, momentum, epsilon: req.eps });
     layer.build(req.shape);
     const w = (a: F | undefined, fill: number) => (a ? tf.tensor1d(Float32Array.from(a)) : tf.fill([C], fill));
     const ws = [w(req.gamma, 1), w(req.beta, 0), w(req.runningMean, 0), w(req.runningVar, 1)];
@@ -70,11 +63,10 @@ export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImple
     name: opts.name,
     profile: opts.profile,
     dtypes: ['float32'],
-    axes: opts.axes,
+    axes: 'any',
     ...(opts.accumulation ? { accumulation: opts.accumulation } : {}),
     async forwardTrain(req: ForwardTrainRequest) {
       await before();
-      checkAxis(req.shape, req.axis);
       const layer = makeLayer(req, req.momentum);
       try {
         const outs = tf.tidy(() => {
@@ -92,7 +84,6 @@ export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImple
     },
     async forwardInfer(req: ForwardInferRequest) {
       await before();
-      checkAxis(req.shape, req.axis);
       const layer = makeLayer(req);
       try {
         return await read(tf.tidy(() => ({ y: layer.apply(tf.tensor(Float32Array.from(req.x), req.shape), { training: false }) as Tensor })));
@@ -102,7 +93,6 @@ export function tfjsLayerAdapter(tf: Tf, opts: TfjsLayerOptions): BatchNormImple
     },
     async backward(req: BackwardRequest) {
       await before();
-      checkAxis(req.shape, req.axis);
       const layer = makeLayer(req);
       const xv = tf.variable(tf.tensor(Float32Array.from(req.x), req.shape), true);
       try {

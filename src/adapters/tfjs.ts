@@ -4,9 +4,13 @@
  * with the browser built-ins: ./tfjs-layer.ts).
  *
  * Profile keras (TF.js layers: decay momentum, biased variance, m = 1 allowed), float32 only
- * (TF.js has no float64), channel axis last only: `tf.batchNorm` applies rank-1 parameters by
- * flat index modulo C, so a channels-first layout is normalized with the wrong channel's
- * parameters (tensorflow/tfjs#1106); the layer is only trusted on its default axis -1.
+ * (TF.js has no float64). Every channel axis, as the layer's API does (`axis` is any integer;
+ * tfjs-layers normalization.ts), and every rank: the door declares what the framework accepts
+ * and lets the judge say what goes wrong, never narrowing to hide a bug. What goes wrong
+ * (docs/adapters.md): with a channel axis other than the last, the layer's training and
+ * inference paths end in `tf.batchNorm`, which broadcasts the rank-1 gamma, beta, mean and
+ * variance along the LAST axis (tensorflow/tfjs#1106), so a channels-first tensor is normalized
+ * with the wrong channel's parameters; rank 5 is refused by the layer itself.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -56,7 +60,6 @@ export async function createTfjsAdapter(backend: TfjsBackend, profile: ProfileNa
   return tfjsLayerAdapter(tf, {
     name: `TF.js ${tf.version.tfjs} ${backend} backend, tf.layers.batchNormalization`,
     profile,
-    axes: 'last',
     before: async () => {
       if (tf.getBackend() !== backend) await tf.setBackend(backend);
     },

@@ -1,8 +1,14 @@
 /**
  * Arbitraries for BN problems with controlled conditioning, built so that counterexamples shrink
- * to a few small numbers: shapes shrink toward [2, 1], values are small integers z on a grid,
- * x = (offset + z) * 2^scale, so shifts by multiples of the grid and power-of-two scalings are
- * exact in float32 and float64 alike (the invariance checks rely on it).
+ * to a few small numbers: shapes shrink toward [2, 1].
+ * - values: 'grid' (the default): small integers z on a grid, x = (offset + z) * 2^scale, so
+ *   shifts by multiples of the grid and power-of-two scalings are exact in float32 and float64
+ *   alike (the invariance checks rely on it). But most sums of such values are exact too, so an
+ *   implementation with poor accumulation is rarely exercised on them.
+ * - values: 'full': the same plus a full-mantissa fraction, x = (offset + z + f) * 2^scale with
+ *   f a double in (-1, 1) rounded to the dtype (dy, gamma, beta likewise), so sums and products
+ *   round. f shrinks toward 0, so a counterexample still shrinks to the grid's small numbers
+ *   whenever the grid alone shows the bug, and keeps a fraction only where rounding is the bug.
  */
 import fc from 'fast-check';
 import type { AnyRequest, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest } from '../contract.js';
@@ -36,6 +42,8 @@ export interface ProblemOptions {
   /** eps values to draw from (positive unless the check handles 0). */
   eps?: number[];
   momentum?: number[];
+  /** 'grid' (exact sums, exact shifts and scalings) or 'full' (full-mantissa values); default grid. */
+  values?: 'grid' | 'full';
 }
 
 /** The axis a variant picks for a rank. */
@@ -44,6 +52,15 @@ export function axisFor(variant: AxisVariant, rank: number, seed: number): numbe
   if (variant === 'last') return rank - 1;
   return seed % rank;
 }
+
+/**
+ * A 52-bit fraction uniform in value on (-1, 1): hi and lo 26 bits each (fc.double would be
+ * uniform over bit patterns, mostly 1e-200 and the like, which vanish next to an integer).
+ * Shrinks toward 0.
+ */
+const fullFraction = fc
+  .tuple(fc.integer({ min: -(2 ** 26 - 1), max: 2 ** 26 - 1 }), fc.integer({ min: 0, max: 2 ** 26 - 1 }))
+  .map(([hi, lo]) => (hi * 2 ** 26 + (hi < 0 ? -lo : lo)) / 2 ** 52);
 
 const toDtype = (dtype: DType) => (v: number) => (dtype === 'float32' ? Math.fround(v) : v);
 
@@ -79,8 +96,16 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
       const C = L.channels;
       const n = L.numel;
       const small = fc.integer({ min: -8, max: 8 });
+      const full = opts.values === 'full';
+      // the fraction of a full-mantissa value; 0 on the grid (and what shrinking goes to)
+      const fraction = (max: number) => (full ? fullFraction.map((f) => f * max) : fc.constant(0));
+      const fractions = (len: number, max = 1) => fc.array(fraction(max), { minLength: len, maxLength: len });
       return fc
         .record({
+          fx: fractions(n),
+          fdy: fractions(n),
+          fgamma: fractions(C, 0.5),
+          fbeta: fractions(C),
           z: fc.array(small, { minLength: n, maxLength: n }),
           offsets: fc.array(fc.integer({ min: -(2 ** r.logRatio), max: 2 ** r.logRatio }), { minLength: C, maxLength: C }),
           dy: fc.array(small, { minLength: n, maxLength: n }),
@@ -97,7 +122,7 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
             for (let c = 0; c < C; c++) {
               for (let i = 0; i < L.inner; i++) {
                 const k = (o * C + c) * L.inner + i;
-                x[k] = f((v.offsets[c]! + v.z[k]!) * grid);
+                x[k] = f((v.offsets[c]! + v.z[k]! + v.fx[k]!) * grid);
               }
             }
           }
@@ -106,9 +131,10 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
             shape: r.dims,
             axis: r.axis,
             x,
-            dy: v.dy.map((d) => d / 4),
-            gamma: v.gamma.map((g) => g / 4),
-            beta: v.beta.map((b) => b / 4),
+            // |gamma| >= 1/8: g is a nonzero integer and its fraction is at most 1/2
+            dy: v.dy.map((d, i) => f((d + v.fdy[i]!) / 4)),
+            gamma: v.gamma.map((g, i) => f((g + v.fgamma[i]!) / 4)),
+            beta: v.beta.map((b, i) => f((b + v.fbeta[i]!) / 4)),
             eps: f(r.eps),
             momentum: r.momentum,
             runningMean: v.runningMean.map((m) => m / 2),

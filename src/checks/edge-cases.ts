@@ -4,6 +4,7 @@
  */
 import { axisFor, backwardRequest, inferRequest, trainRequest, type Problem } from '../arbitraries/problem.js';
 import type { DType } from '../contract.js';
+import { OPS } from '../contract.js';
 import { runExamples, type CheckContext } from '../harness/check.js';
 import { ContractFault } from '../harness/call.js';
 import type { AxisVariant } from '../harness/types.js';
@@ -90,6 +91,7 @@ function edge(name: string, title: string, build: Build, mayRefuse?: string): Ch
     name,
     title,
     needs: [],
+    uses: [...OPS], // each example runs through every op the implementation has
     run: async (ctx) => {
       const examples = build(ctx.dtype, ctx.axis);
       if (mayRefuse && supportedOps(ctx.impl).includes('forwardTrain')) {

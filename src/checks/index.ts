@@ -14,6 +14,7 @@ import { hygieneChecks } from './hygiene.js';
 import { invarianceChecks } from './invariance.js';
 import { normalizationChecks } from './normalization.js';
 import { runningStatsChecks } from './running-stats.js';
+import { scaleChecks } from './scale.js';
 import type { CheckSpec } from './spec.js';
 
 export const ALL_CHECK_SPECS: CheckSpec[] = [
@@ -25,6 +26,7 @@ export const ALL_CHECK_SPECS: CheckSpec[] = [
   ...agreementChecks,
   ...edgeChecks,
   ...hygieneChecks,
+  ...scaleChecks,
 ];
 
 export const AXIS_VARIANTS: AxisVariant[] = ['first', 'last', 'other'];
@@ -50,7 +52,7 @@ export function planCases(impl: BatchNormImplementation, specs: CheckSpec[] = AL
           spec,
           dtype,
           axis,
-          def: { id, family: spec.family, title: spec.title, needs: spec.needs, ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
+          def: { id, family: spec.family, title: spec.title, needs: spec.needs, ...(spec.uses ? { uses: spec.uses } : {}), ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
         });
       }
     }

@@ -39,8 +39,13 @@ export interface CheckDef {
   id: string;
   family: string;
   title: string;
-  /** Ops the check calls; absent ones make it "not supported". */
+  /** Ops the check requires; any absent one makes it "not supported". */
   needs: Op[];
+  /**
+   * Ops the check also calls when the implementation has them (edge and hygiene cases run every
+   * op present). ctx.call refuses any op in neither list with an InternalError.
+   */
+  uses?: Op[];
   /** A reason to skip for this implementation, or undefined to run. */
   skip?(ctx: CheckContext): string | undefined;
   run(ctx: CheckContext): Promise<Omit<CheckResult, 'id' | 'family' | 'title' | 'durationMs'>>;
@@ -114,22 +119,36 @@ export function failureOf(err: unknown): CheckFailure {
   return { message: String(err) };
 }
 
-/** Records the last request a property sent, so the shrunk counterexample can be shown. */
+/** Records every request one run of a property (or one example) sent, so the counterexample shows them all. */
 export class Recorder {
-  last?: { op: Op; req: AnyRequest };
+  calls: Array<{ op: Op; req: AnyRequest }> = [];
+  get last(): { op: Op; req: AnyRequest } | undefined {
+    return this.calls.at(-1);
+  }
+  reset(): void {
+    this.calls = [];
+  }
   wrap(ctx: CheckContext): CheckContext {
     return {
       ...ctx,
       call: <O extends Op>(op: O, req: AnyRequest) => {
-        this.last = { op, req };
+        this.calls.push({ op, req });
         return ctx.call(op, req);
       },
     };
   }
   counterexample(dtype: DType): Counterexample | undefined {
-    if (!this.last) return undefined;
-    const { op, req } = this.last;
-    return { op, shape: req.shape, axis: req.axis, dtype, request: plainRequest(req) };
+    const last = this.last;
+    if (!last) return undefined;
+    const { op, req } = last;
+    return {
+      op,
+      shape: req.shape,
+      axis: req.axis,
+      dtype,
+      request: plainRequest(req),
+      ...(this.calls.length > 1 ? { requests: this.calls.map((c) => ({ op: c.op, request: plainRequest(c.req) })) } : {}),
+    };
   }
 }
 
@@ -147,7 +166,7 @@ export async function runProperty<T>(
   const inner = recorder.wrap(ctx);
   let lastError: unknown;
   const prop = fc.asyncProperty(arb, async (v) => {
-    recorder.last = undefined;
+    recorder.reset();
     try {
       await predicate(v, inner);
     } catch (e) {
@@ -165,7 +184,7 @@ export async function runProperty<T>(
   // Re-run the shrunk counterexample once so the recorder holds its request.
   if (details.counterexample) {
     try {
-      recorder.last = undefined;
+      recorder.reset();
       await predicate(details.counterexample[0] as T, inner);
     } catch (e) {
       lastError = e;
@@ -196,6 +215,7 @@ export async function runExamples<T extends { name: string }>(
   const recorder = new Recorder();
   const inner = recorder.wrap(ctx);
   for (const ex of examples) {
+    recorder.reset();
     try {
       await predicate(ex, inner);
     } catch (e) {

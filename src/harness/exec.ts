@@ -23,8 +23,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName } from '../contract.js';
 import { OPS } from '../contract.js';
-import { UsageError } from '../errors.js';
+import { ProfileError, UsageError } from '../errors.js';
+import { validateAccumulation } from '../declaration.js';
+import { resolveProfile } from '../profiles.js';
 import { ContractFault, type ExecFaultName } from './call.js';
+import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
 export type { ExecFaultName };
 
@@ -41,7 +44,7 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Longest accepted line, in bytes. Default 16 MiB. */
   maxLineBytes?: number;
-  /** Restarts allowed before every later call fails with exec-gave-up. Default 5. */
+  /** Restarts allowed before every later call fails with exec-gave-up. Default DEFAULT_MAX_RESTARTS (5). */
   maxRestarts?: number;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
@@ -262,8 +265,14 @@ function parseDescription(m: Json, command: string): Description {
   if (!Array.isArray(m.dtypes) || !m.dtypes.length || m.dtypes.some((d) => d !== 'float32' && d !== 'float64')) problems.push('"dtypes" must be a non-empty list of "float32" | "float64"');
   if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !OPS.includes(o as Op))) problems.push(`"ops" must be a non-empty list of ${OPS.join(', ')}`);
   if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
-  if (m.accumulation !== undefined && (typeof m.accumulation !== 'object' || m.accumulation === null)) problems.push('"accumulation" must be an object (see AccumulationInfo)');
   if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
+  // the same rules and named errors as a JS object's declaration (src/declaration.ts)
+  try {
+    resolveProfile(m.profile as string);
+  } catch (e) {
+    throw e instanceof ProfileError ? new ProfileError(`--exec "${command}" (describe answer): ${e.message}`) : e;
+  }
+  validateAccumulation(m.accumulation, m.dtypes as string[], `--exec "${command}" (describe answer)`);
   return m as unknown as Description;
 }
 
@@ -272,15 +281,14 @@ export async function createExecImplementation(command: string, options: ExecOpt
   if (!command.trim()) throw new UsageError('--exec needs a command');
   const opts = { ...options, maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE };
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const maxRestarts = options.maxRestarts ?? 5;
-  const events: string[] = [];
-  let restarts = 0;
+  const budget = new RestartBudget('child', options.maxRestarts ?? DEFAULT_MAX_RESTARTS, (m) => new ExecFault('exec-gave-up', m));
+  const events = budget.events;
   let nextId = 0;
   let child: Child | undefined;
   let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
 
-  const onFault = (f: ExecFault) => events.push(f.message);
+  const onFault = (f: ExecFault) => budget.note(f.message);
   const start = () => {
     child = new Child(command, opts, onFault);
     return child;
@@ -304,9 +312,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
       if (closed) throw new ExecFault('exec-died', 'the implementation was closed');
       let c = child!;
       if (c.dead && !c.poison) {
-        if (restarts >= maxRestarts) throw new ExecFault('exec-gave-up', `the child was restarted ${restarts} times; no more restarts (faults seen: ${[...new Set(events.map((e) => e.split(':')[0] ?? '').filter((n) => n.startsWith('exec-')))].join(', ')}; last: ${events.filter((e) => e.startsWith('exec-')).at(-1) ?? ''})`);
-        restarts++;
-        events.push(`restarted the child (restart ${restarts})`);
+        budget.restart();
         c = start();
       }
       const id = nextId++;
@@ -339,7 +345,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
     ...(desc.accumulation ? { accumulation: desc.accumulation } : {}),
     command,
     get restarts() {
-      return restarts;
+      return budget.restarts;
     },
     events,
     async close() {

@@ -66,7 +66,6 @@ export async function createTfjsWebAdapter(backend: TfjsWebBackend, profile: 'ke
   return tfjsLayerAdapter(tf, {
     name: `TF.js ${tf.version.tfjs} ${backend} backend, tf.layers.batchNormalization [${facts.join(', ')}]`,
     profile,
-    axes: 'any',
     accumulation,
     before: async () => {
       if (tf.getBackend() !== backend) throw new Error(`TF.js left the ${backend} backend (now ${tf.getBackend()})`);

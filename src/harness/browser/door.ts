@@ -39,10 +39,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AnyRequest, BatchNormImplementation } from '../../contract.js';
+import type { BatchNormImplementation } from '../../contract.js';
 import { UsageError } from '../../errors.js';
 import { ContractFault, type BrowserFaultName } from '../call.js';
-import { applyChanges } from '../isolate.js';
+import { DEFAULT_MAX_RESTARTS, RestartBudget } from '../restarts.js';
 import { CHROMIUM_ARGS, chromiumArgsFromEnv, chromiumExecutable, loadEsbuild, loadPlaywright, type Esbuild } from './chromium.js';
 import { decodeMessage, encodeMessage, WireError } from './wire.js';
 
@@ -59,7 +59,7 @@ export interface BrowserOptions {
   executablePath?: string;
   /** Extra Chromium flags, after the door's own (chromium.ts); default BN_CHROMIUM_ARGS. */
   args?: string[];
-  /** Reloads allowed before later calls fail at once (browser-gave-up). Default 10. */
+  /** Reloads allowed before later calls fail at once (browser-gave-up). Default 5, the rule of every door (../restarts.ts). */
   maxReloads?: number;
   /** console.error while a call runs: a fault (default) or ignored (still listed in events). */
   consoleErrors?: 'fault' | 'ignore';
@@ -308,7 +308,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
   const [implJs, runtimeJs] = await Promise.all([bundleModule(es, modulePath, abs, options.entry, options.bundle), bundleRuntime(es)]);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const loadTimeoutMs = options.loadTimeoutMs ?? Math.max(60_000, timeoutMs);
-  const maxReloads = options.maxReloads ?? 10;
+  const maxReloads = options.maxReloads ?? DEFAULT_MAX_RESTARTS;
   const consoleFault = (options.consoleErrors ?? 'fault') === 'fault';
 
   const server = new DoorServer(
@@ -322,11 +322,13 @@ export async function createBrowserImplementation(modulePath: string, options: B
   await server.start();
   const indexUrl = `${server.base}index.html`;
 
+  // the restart and give-up rule shared by every door; a page is reloaded, so it says so
+  const budget = new RestartBudget('page', maxReloads, (m) => new ContractFault('browser-gave-up', m), 'reloaded');
+  /** Faults and reloads (also counted by the budget) and console lines, in order, for the report's footer. */
   const events: string[] = [];
   let browser: Browser | undefined;
   let current: Generation | undefined;
   let pending: Pending | undefined;
-  let reloads = 0;
   let consoleLines = 0;
   let nextId = 1;
   let closed = false;
@@ -362,6 +364,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
     const f = new ContractFault(name, message);
     gen.dead = f;
     events.push(f.message);
+    budget.note(f.message);
     const p = pending;
     if (p && p.gen === gen) {
       pending = undefined;
@@ -473,12 +476,8 @@ export async function createBrowserImplementation(modulePath: string, options: B
   }
 
   const reload = async (): Promise<Generation> => {
-    if (reloads >= maxReloads) {
-      const seen = [...new Set(events.map((e) => e.split(':')[0] ?? '').filter((n) => n.startsWith('browser-') || n === 'timeout'))];
-      throw new ContractFault('browser-gave-up', `the page was reloaded ${reloads} times; no more reloads (faults seen: ${seen.join(', ')})`);
-    }
-    reloads++;
-    events.push(`reloaded the page (reload ${reloads})`);
+    budget.restart(); // or throws browser-gave-up, naming the faults seen
+    events.push(budget.events.at(-1)!);
     try {
       const { gen } = await openPage();
       current = gen;
@@ -530,16 +529,16 @@ export async function createBrowserImplementation(modulePath: string, options: B
               settle(() => {
                 const bytes = server.io.get(id)?.res;
                 if (!bytes) return fail(new ContractFault('browser-bad-result', `${op}: the page finished the call but posted no result`));
-                let msg: { kind: string; result?: unknown; message?: string; changed?: Array<Record<string, Uint8Array | number[] | null>> };
+                let msg: { kind: string; result?: unknown; message?: string; changed?: string[][] };
                 try {
                   msg = decodeMessage(bytes) as typeof msg;
                 } catch (e) {
                   return fail(new ContractFault('browser-bad-result', `${op}: the page's answer cannot be decoded: ${errText(e)}`, e instanceof WireError ? undefined : e));
                 }
-                (msg.changed ?? []).forEach((c, i) => {
-                  if (typeof args[i] === 'object' && args[i] !== null) applyChanges(args[i] as AnyRequest, c);
-                });
-                if (msg.kind === 'ok' && p.consoleErrors.length) {
+                // a mutation outranks every other outcome, as in every door
+                const changed = (msg.changed ?? []).flat();
+                if (changed.length) fail(new ContractFault('input-mutated', `${op} modified its input ${changed.join(', ')}`));
+                else if (msg.kind === 'ok' && p.consoleErrors.length) {
                   // the call returned as if all was well, but said otherwise on the console
                   fault(g, 'browser-console-error', `${op} returned, but wrote console.error while it ran: ${p.consoleErrors.slice(0, 3).join(' | ')}`);
                   g.poison = undefined; // delivered here, not to the next call
@@ -576,7 +575,7 @@ export async function createBrowserImplementation(modulePath: string, options: B
   const impl = {
     ...(desc.fields as unknown as BatchNormImplementation),
     get reloads() {
-      return reloads;
+      return budget.restarts;
     },
     events,
     environment,

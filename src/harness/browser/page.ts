@@ -8,13 +8,14 @@
  *   __bn.call(id)    GET io/<id> (a wire message: { op, args }), call impl[op](...args), POST
  *                    io/<id> with { kind: ok | threw | rejected, result | message, changed }
  *
- * Arrays cross as their bytes (wire.ts), both ways. The request's arrays are decoded as copies,
- * so the bytes received stay pristine: after the call every typed-array field and the shape are
- * compared with them and the changes sent back, so the judge in Node names an input mutation
- * exactly as it does for a module in Node (input-mutated).
+ * Arrays cross as their bytes (wire.ts), both ways. Every object argument is snapshot before the
+ * call and compared after it with ../guard.ts (the one input-ownership check of every door); the
+ * list of changes goes back, so the judge names an input mutation with the same words as for a
+ * module in Node (input-mutated).
  *
- * No imports beyond wire.ts: no Node, no framework.
+ * No imports beyond wire.ts and guard.ts (neither imports anything): no Node, no framework.
  */
+import { inputChanges, snapshotInputs, type InputSnapshot } from '../guard.js';
 import { decodeMessage, encodeMessage } from './wire.js';
 
 interface Page {
@@ -89,50 +90,15 @@ function location(): string {
   return (globalThis as unknown as { location: { href: string } }).location.href;
 }
 
-type Snapshot = Array<{ fields: Record<string, Uint8Array>; shape?: string }>;
-
-function snapshot(args: unknown[]): Snapshot {
-  return args.map((a) => {
-    const fields: Record<string, Uint8Array> = {};
-    if (typeof a !== 'object' || a === null) return { fields };
-    const r = a as Record<string, unknown>;
-    for (const [k, v] of Object.entries(r)) if (ArrayBuffer.isView(v)) fields[k] = new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
-    return { fields, ...(Array.isArray(r.shape) ? { shape: JSON.stringify(r.shape) } : {}) };
-  });
-}
-
-/** What the call changed, per argument: field -> its bytes now (null when replaced or resized). */
-function changes(args: unknown[], before: Snapshot): Array<Record<string, unknown>> {
-  return args.map((a, i) => {
-    const out: Record<string, unknown> = {};
-    const b = before[i]!;
-    if (typeof a !== 'object' || a === null) return out;
-    const r = a as Record<string, unknown>;
-    for (const [k, bytes] of Object.entries(b.fields)) {
-      const v = r[k];
-      if (!ArrayBuffer.isView(v) || v.byteLength !== bytes.length) {
-        out[k] = null;
-        continue;
-      }
-      const now = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-      for (let j = 0; j < now.length; j++)
-        if (now[j] !== bytes[j]) {
-          out[k] = now.slice();
-          break;
-        }
-    }
-    if (b.shape !== undefined && JSON.stringify(r.shape) !== b.shape) out.shape = Array.isArray(r.shape) ? (r.shape as unknown[]).slice() : null;
-    return out;
-  });
-}
-
 async function call(id: number): Promise<string> {
   const io = new URL(`io/${id}`, location()).href;
   const got = await g.fetch(io);
   if (!got.ok) throw new Error(`GET ${io}: HTTP ${got.status}`);
   const msg = decodeMessage(new Uint8Array(await got.arrayBuffer())) as { op: string; args: unknown[] };
   let answer: Record<string, unknown>;
-  const before = snapshot(msg.args);
+  // the same ownership check as every door (../guard.ts), per object argument
+  const before = msg.args.map((a) => (typeof a === 'object' && a !== null ? snapshotInputs(a) : undefined));
+  const changes = (): string[][] => msg.args.map((a, i) => (before[i] ? inputChanges(a as object, before[i] as InputSnapshot) : []));
   if (!impl) answer = { kind: 'threw', message: 'the module is not loaded', changed: [] };
   else {
     let pending: unknown;
@@ -150,7 +116,7 @@ async function call(id: number): Promise<string> {
         answer = { kind: 'rejected', message: errText(e) };
       }
     }
-    answer!.changed = changes(msg.args, before);
+    answer!.changed = changes();
   }
   let body: Uint8Array;
   try {
