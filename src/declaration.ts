@@ -5,12 +5,12 @@
  * typo in it must be an error, never a silent fallback to other bounds.
  */
 import type { AccumulationInfo, BatchNormImplementation, DType } from './contract.js';
-import { OPS } from './contract.js';
+import { DTYPES, OPS } from './contract.js';
 import { AccumulationError, UsageError } from './errors.js';
 import { resolveProfile } from './profiles.js';
 
 /** Every dtype the contract knows (the precisions a request or a running sum may have). */
-export const KNOWN_DTYPES: readonly DType[] = ['float32', 'float64'];
+export const KNOWN_DTYPES: readonly DType[] = DTYPES;
 export const ACCUMULATION_ORDERS: readonly AccumulationInfo['order'][] = ['sequential', 'pairwise', 'tiled'];
 export const SUBNORMAL_MODES: readonly NonNullable<AccumulationInfo['subnormals']>[] = ['gradual', 'flush-to-zero'];
 const INFO_FIELDS = new Set(['dtype', 'order', 'tile', 'subnormals']);
@@ -56,12 +56,17 @@ export function validateAccumulation(acc: unknown, dtypes: readonly string[], wh
   if (problems.length) throw new AccumulationError(`invalid accumulation of ${who}: ${problems.join('; ')}`);
 }
 
-/** The accumulation the tolerance uses for a dtype: the declared one, or sequential sums in the dtype. */
+/**
+ * The accumulation the tolerance uses for a dtype: the declared one, or sequential sums in the
+ * dtype, except for half dtypes: sequential float32 sums, what every framework does (summing in
+ * half is the bug class the half checks exist for; an implementation that really does declares it).
+ */
 export function accumulationOf(impl: Pick<BatchNormImplementation, 'accumulation'>, dtype: DType): { info: AccumulationInfo; declared: boolean } {
   const a = impl.accumulation;
   if (a && typeof (a as AccumulationInfo).order === 'string') return { info: a as AccumulationInfo, declared: true };
   const per = (a as Partial<Record<DType, AccumulationInfo>> | undefined)?.[dtype];
-  return per ? { info: per, declared: true } : { info: { dtype, order: 'sequential' }, declared: false };
+  const half = dtype === 'float16' || dtype === 'bfloat16';
+  return per ? { info: per, declared: true } : { info: { dtype: half ? 'float32' : dtype, order: 'sequential' }, declared: false };
 }
 
 /** One line: `float64 sequential sums` / `float32 tiled (tile 64) sums, subnormals flushed`. */
@@ -78,6 +83,10 @@ export function validateImplementation(impl: unknown): asserts impl is BatchNorm
   if (typeof i.name !== 'string' || !i.name) problems.push('name must be a non-empty string');
   if (!Array.isArray(i.dtypes) || i.dtypes.length === 0 || i.dtypes.some((d) => !KNOWN_DTYPES.includes(d))) {
     problems.push(`dtypes must be a non-empty array of ${KNOWN_DTYPES.map((d) => `'${d}'`).join(' | ')}`);
+  }
+  const known = (d: unknown) => KNOWN_DTYPES.includes(d as DType);
+  if (i.precisions !== undefined && (!Array.isArray(i.precisions) || i.precisions.some((p) => typeof p !== 'object' || p === null || !known(p.dtype) || !known(p.paramDtype)))) {
+    problems.push(`precisions must be an array of { dtype, paramDtype }, each one of ${KNOWN_DTYPES.join(', ')}`);
   }
   if (i.axes !== undefined && !['first', 'last', 'any'].includes(i.axes)) problems.push(`axes must be 'first', 'last' or 'any'`);
   if (!OPS.some((op) => typeof (i as Record<string, unknown>)[op] === 'function')) problems.push(`it implements none of ${OPS.join(', ')}`);

@@ -1,12 +1,14 @@
 /**
  * Built-in adapter `onnxruntime`: onnxruntime-node running a one-node ONNX BatchNormalization
- * (./ort-core.ts, shared with the browser built-in ort-web). Profile onnx, channel axis 1,
- * float32 and float64, no backward.
+ * (./ort-core.ts, shared with the browser built-ins ort-web and ort-webgpu). Profile onnx,
+ * channel axis 1 (the operator's only layout), float32 and float64, and float16 (contract 0.2.0)
+ * with float32 or float16 parameters (ORT's CPU provider has no bfloat16 BatchNormalization).
+ * No backward (BatchNormalizationGrad exists only in ORT training builds).
  */
 import { createRequire } from 'node:module';
 import type { BatchNormImplementation, Profile, ProfileName } from '../contract.js';
 import { UsageError } from '../errors.js';
-import { ortBatchNormAdapter } from './ort-core.js';
+import { ORT_CPU_PRECISIONS, ortBatchNormAdapter } from './ort-core.js';
 
 type Ort = typeof import('onnxruntime-node');
 
@@ -24,7 +26,8 @@ export async function createOnnxRuntimeAdapter(profile: ProfileName | Profile = 
   return ortBatchNormAdapter(ort as unknown as Parameters<typeof ortBatchNormAdapter>[0], {
     name: `onnxruntime-node ${ort.env.versions?.common ?? ''} BatchNormalization (opset 15)`.replace('  ', ' '),
     profile,
-    dtypes: ['float32', 'float64'],
+    precisions: ORT_CPU_PRECISIONS,
+    provider: "onnxruntime's CPU BatchNormalization",
     sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
   });
 }

@@ -12,13 +12,13 @@
  *
  * No Node imports: this file is bundled into the browser built-ins.
  */
-import type { AccumulationInfo, BackwardRequest, BatchNormImplementation, ForwardInferRequest, ForwardTrainRequest, Profile, ProfileName } from '../contract.js';
+import type { AccumulationInfo, Arr, BackwardRequest, BatchNormImplementation, ForwardInferRequest, ForwardTrainRequest, Profile, ProfileName } from '../contract.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 type Tensor = import('@tensorflow/tfjs').Tensor;
 type Variable = import('@tensorflow/tfjs').Variable;
 type Layer = ReturnType<Tf['layers']['batchNormalization']>;
-type F = Float32Array | Float64Array;
+type F = Arr;
 
 export interface TfjsLayerOptions {
   name: string;

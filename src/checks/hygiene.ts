@@ -31,7 +31,7 @@ function faultCheck(name: string, title: string, faults: string[]): CheckSpec {
     run: (ctx: CheckContext) =>
       runProperty(
         ctx,
-        problemArb({ dtype: ctx.dtype, axis: ctx.axis }),
+        problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis }),
         async (p, c) => {
           for (const [op, req] of requests(p, supportedOps(c.impl))) {
             try {
@@ -68,7 +68,7 @@ export const hygieneChecks: CheckSpec[] = [
     run: (ctx) =>
       runProperty(
         ctx,
-        problemArb({ dtype: ctx.dtype, axis: ctx.axis }),
+        problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis }),
         async (p, c) => {
           for (const [op, req] of requests(p, supportedOps(c.impl))) {
             let got: Record<string, ArrayLike<number>>;

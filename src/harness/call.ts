@@ -3,7 +3,8 @@
  * checked byte for byte afterwards, and its result is validated (object, every output present,
  * the declared dtype, the right length). Each broken rule is a named fault.
  */
-import type { AnyRequest, Arr, BatchNormImplementation, DType, Op } from '../contract.js';
+import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Precision } from '../contract.js';
+import { fieldDtype, storageOf, toContractRequest, toNumbers } from '../dtypes.js';
 import vm from 'node:vm';
 import { layoutOf } from '../layout.js';
 import { inputChanges, ownResult, snapshotInputs } from './guard.js';
@@ -79,21 +80,33 @@ function describeValue(v: unknown): string {
   return typeof v;
 }
 
-export function validateResult(op: Op, req: AnyRequest, dtype: DType, result: unknown): Record<string, Arr> {
+const asPrecision = (p: DType | Precision): Precision => (typeof p === 'string' ? { dtype: p, paramDtype: p } : p);
+
+/**
+ * Validate a result: an object with every output, each a typed array of its dtype (y, dx: the
+ * request's dtype; the per-channel outputs: its paramDtype; half dtypes as Uint16Array) and the
+ * right length. Half outputs come back decoded to float64 numbers, so checks read numbers only.
+ */
+export function validateResult(op: Op, req: AnyRequest, precision: DType | Precision, result: unknown): Record<string, Arr> {
   if (typeof result !== 'object' || result === null) throw new ContractFault('not-an-object', `${op} returned ${describeValue(result)}, expected an object`);
+  const p = asPrecision(precision);
   const r = result as Record<string, unknown>;
-  const ctor = dtype === 'float32' ? Float32Array : Float64Array;
+  const out: Record<string, Arr> = { ...(r as Record<string, Arr>) };
   for (const name of OUTPUTS[op]) {
+    const dtype = fieldDtype(name, p);
+    const ctor = storageOf(dtype);
+    const what = `${ctor.name}${ctor === Uint16Array ? ` of ${dtype} bit patterns` : ''}`;
     const v = r[name];
     if (v === undefined) throw new ContractFault('missing-output', `${op} result has no "${name}"`);
-    if (!(v instanceof Float32Array || v instanceof Float64Array)) {
-      throw new ContractFault('not-a-typed-array', `${op} result "${name}" is ${describeValue(v)}, expected ${ctor.name}`);
+    if (!(v instanceof Float32Array || v instanceof Float64Array || v instanceof Uint16Array)) {
+      throw new ContractFault('not-a-typed-array', `${op} result "${name}" is ${describeValue(v)}, expected ${what}`);
     }
-    if (!(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result "${name}" is ${v.constructor.name}, expected ${ctor.name} (the request's dtype)`);
+    if (!(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result "${name}" is ${v.constructor.name}, expected ${what} (the request's ${name === 'y' || name === 'dx' ? 'dtype' : 'paramDtype'})`);
     const n = outputLength(name, req);
     if (v.length !== n) throw new ContractFault('wrong-length', `${op} result "${name}" has length ${v.length}, expected ${n}`);
+    if (v instanceof Uint16Array) out[name] = toNumbers(v, dtype);
   }
-  return r as Record<string, Arr>;
+  return out;
 }
 
 export interface CallOptions {
@@ -155,19 +168,24 @@ function runWatched(fn: (r: AnyRequest) => unknown, self: unknown, req: AnyReque
 const isWatchdogTimeout = (e: unknown) => typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT';
 
 /**
- * Call `impl[op](req)`. Resolves with the validated result, which the harness owns (every array
- * copied: the implementation may reuse its buffers afterwards); rejects with a ContractFault for
+ * Call `impl[op](req)`, `req` given as numbers and sent in `precision` (src/dtypes.ts
+ * toContractRequest: half arrays as bit patterns, dtype and paramDtype named; a float32 or
+ * float64 request travels as it is). Resolves with the validated result, which the harness owns
+ * (every array copied: the implementation may reuse its buffers afterwards; half outputs decoded); rejects with a ContractFault for
  * any broken rule; an error the implementation throws on purpose comes back as fault 'threw' or
  * 'rejected' with the original error as `cause`.
  */
 export async function callImplementation(
   impl: BatchNormImplementation,
   op: Op,
-  req: AnyRequest,
-  dtype: DType,
+  numericReq: AnyRequest,
+  precision: DType | Precision,
   opts: CallOptions,
 ): Promise<Record<string, Arr>> {
   const fn = impl[op] as ((r: AnyRequest) => unknown) | undefined;
+  const dtype = asPrecision(precision);
+  // the request in the implementation's dtypes (half as bit patterns), dtype and paramDtype named
+  const req = toContractRequest(numericReq, dtype);
   if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
   const budget = opts.budget;
   if (budget && needsRestart.has(budget)) {

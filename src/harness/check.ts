@@ -15,7 +15,10 @@ import type { AccumulationInfo } from '../contract.js';
 export interface CheckContext {
   impl: BatchNormImplementation;
   profile: Profile;
+  /** Activations' dtype (x, dy, y, dx). */
   dtype: DType;
+  /** Per-channel arrays' dtype (gamma, beta, statistics, dgamma, dbeta); = dtype unless mixed. */
+  paramDtype: DType;
   axis: AxisVariant;
   accumulation: AccumulationInfo;
   runs: number;
@@ -23,7 +26,11 @@ export interface CheckContext {
   timeoutMs: number;
   /** Replay coordinates, when replaying one failure. */
   path?: string;
-  /** Call an op under the contract's rules (timeouts, mutation, validation). */
+  /**
+   * Call an op under the contract's rules (timeouts, mutation, validation). The request holds
+   * numbers exactly representable in each field's dtype; the call sends them in (dtype,
+   * paramDtype) and hands back numbers (half outputs decoded).
+   */
   call<O extends Op>(op: O, req: AnyRequest): Promise<ResultOf[O]>;
 }
 
@@ -137,7 +144,7 @@ export class Recorder {
       },
     };
   }
-  counterexample(dtype: DType): Counterexample | undefined {
+  counterexample(dtype: DType, paramDtype: DType = dtype): Counterexample | undefined {
     const last = this.last;
     if (!last) return undefined;
     const { op, req } = last;
@@ -146,6 +153,7 @@ export class Recorder {
       shape: req.shape,
       axis: req.axis,
       dtype,
+      ...(paramDtype !== dtype ? { paramDtype } : {}),
       request: plainRequest(req),
       ...(this.calls.length > 1 ? { requests: this.calls.map((c) => ({ op: c.op, request: plainRequest(c.req) })) } : {}),
     };
@@ -191,7 +199,7 @@ export async function runProperty<T>(
     }
   }
   const failure = failureOf(lastError ?? details.errorInstance);
-  const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype);
+  const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype, ctx.paramDtype);
   return {
     status: 'fail',
     numRuns: details.numRuns,
@@ -220,7 +228,7 @@ export async function runExamples<T extends { name: string }>(
       await predicate(ex, inner);
     } catch (e) {
       const failure = failureOf(e);
-      const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype);
+      const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype, ctx.paramDtype);
       return {
         status: 'fail',
         numRuns: examples.length,
@@ -231,8 +239,12 @@ export async function runExamples<T extends { name: string }>(
   return { status: 'pass', numRuns: examples.length };
 }
 
-/** The ID suffix shared by every case: dtype and axis variant. */
-export const caseSuffix = (dtype: DType, axis: AxisVariant) => `dtype=${dtype};axis=${axis}`;
+/**
+ * The ID suffix shared by every case: dtype (and paramDtype when it differs: mixed precision) and
+ * axis variant. Same-dtype IDs are unchanged from 0.1: dtype=float32;axis=first.
+ */
+export const caseSuffix = (dtype: DType, axis: AxisVariant, paramDtype: DType = dtype) =>
+  paramDtype === dtype ? `dtype=${dtype};axis=${axis}` : `dtype=${dtype};params=${paramDtype};axis=${axis}`;
 
 /** Whether the implementation's declared axes cover a variant. */
 export function axisSupported(impl: BatchNormImplementation, variant: AxisVariant): boolean {

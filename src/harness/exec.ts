@@ -21,8 +21,9 @@
  * `events` say how often and why). Requests are sent one at a time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName } from '../contract.js';
-import { OPS } from '../contract.js';
+import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Precision, Profile, ProfileName } from '../contract.js';
+import { DTYPES, OPS } from '../contract.js';
+import { fieldDtype, precisionOfRequest } from '../dtypes.js';
 import { ProfileError, UsageError } from '../errors.js';
 import { validateAccumulation } from '../declaration.js';
 import { resolveProfile } from '../profiles.js';
@@ -69,15 +70,18 @@ export function encodeArray(a: ArrayBufferView): { b64: string } {
   return { b64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64') };
 }
 
-/** Decode {"b64"} to a typed array of dtype (or of the value's own "dtype" tag, if it has one). */
+/**
+ * Decode {"b64"} to a typed array of dtype (or of the value's own "dtype" tag, if it has one);
+ * float16 / bfloat16 arrive as the little-endian 16-bit patterns, into a Uint16Array.
+ */
 export function decodeArray(v: { b64: string; dtype?: unknown }, dtype: DType, field: string): Arr {
-  const dt = v.dtype === 'float32' || v.dtype === 'float64' ? v.dtype : dtype;
+  const dt = (DTYPES as readonly unknown[]).includes(v.dtype) ? (v.dtype as DType) : dtype;
   const bytes = Buffer.from(v.b64, 'base64');
-  const size = dt === 'float32' ? 4 : 8;
+  const size = dt === 'float32' ? 4 : dt === 'float64' ? 8 : 2;
   if (bytes.length % size !== 0) throw new ExecFault('exec-bad-array', `"${field}" has ${bytes.length} bytes, not a whole number of ${dt} elements`);
   const buf = new ArrayBuffer(bytes.length);
   new Uint8Array(buf).set(bytes);
-  return dt === 'float32' ? new Float32Array(buf) : new Float64Array(buf);
+  return dt === 'float32' ? new Float32Array(buf) : dt === 'float64' ? new Float64Array(buf) : new Uint16Array(buf);
 }
 
 function encodeRequest(id: number, op: string, dtype: DType | undefined, req?: AnyRequest): string {
@@ -251,6 +255,8 @@ interface Description {
   name: string;
   profile: ProfileName | Profile;
   dtypes: DType[];
+  /** Extension (0.2.0): supported (dtype, paramDtype) pairs. */
+  precisions?: Precision[];
   ops: Op[];
   axes?: 'first' | 'last' | 'any';
   /** The contract extension: how the child's sums run (see AccumulationInfo). */
@@ -262,7 +268,11 @@ function parseDescription(m: Json, command: string): Description {
   if (typeof m.error === 'string') throw new UsageError(`--exec "${command}" refused describe: ${m.error}`);
   if (typeof m.name !== 'string' || !m.name) problems.push('"name" must be a non-empty string');
   if (!(typeof m.profile === 'string' || (typeof m.profile === 'object' && m.profile !== null))) problems.push('"profile" must be a profile name or object');
-  if (!Array.isArray(m.dtypes) || !m.dtypes.length || m.dtypes.some((d) => d !== 'float32' && d !== 'float64')) problems.push('"dtypes" must be a non-empty list of "float32" | "float64"');
+  const known = (d: unknown) => (DTYPES as readonly unknown[]).includes(d);
+  if (!Array.isArray(m.dtypes) || !m.dtypes.length || m.dtypes.some((d) => !known(d))) problems.push(`"dtypes" must be a non-empty list of ${DTYPES.map((d) => `"${d}"`).join(' | ')}`);
+  if (m.precisions !== undefined && (!Array.isArray(m.precisions) || m.precisions.some((p) => typeof p !== 'object' || p === null || !known(p.dtype) || !known(p.paramDtype)))) {
+    problems.push('"precisions" must be a list of {"dtype", "paramDtype"}');
+  }
   if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !OPS.includes(o as Op))) problems.push(`"ops" must be a non-empty list of ${OPS.join(', ')}`);
   if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
   if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
@@ -307,7 +317,8 @@ export async function createExecImplementation(command: string, options: ExecOpt
   }
 
   const request = (op: Op, req: AnyRequest): Promise<Record<string, unknown>> => {
-    const dtype: DType = req.x instanceof Float32Array ? 'float32' : 'float64';
+    const precision = precisionOfRequest(req);
+    const dtype = precision.dtype;
     const run = async () => {
       if (closed) throw new ExecFault('exec-died', 'the implementation was closed');
       let c = child!;
@@ -325,7 +336,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
         const out: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(answer)) {
           if (k === 'id') continue;
-          out[k] = isB64(v) ? decodeArray(v as { b64: string; dtype?: unknown }, dtype, k) : v;
+          out[k] = isB64(v) ? decodeArray(v as { b64: string; dtype?: unknown }, fieldDtype(k, precision), k) : v;
         }
         return out;
       } finally {
@@ -341,6 +352,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
     name: desc.name,
     profile: desc.profile,
     dtypes: desc.dtypes,
+    ...(desc.precisions ? { precisions: desc.precisions } : {}),
     ...(desc.axes ? { axes: desc.axes } : {}),
     ...(desc.accumulation ? { accumulation: desc.accumulation } : {}),
     command,

@@ -66,7 +66,7 @@ ${inputChanges.toString()}
   }
   let desc;
   try {
-    desc = { name: impl.name, profile: impl.profile, dtypes: impl.dtypes, axes: impl.axes, accumulation: impl.accumulation,
+    desc = { name: impl.name, profile: impl.profile, dtypes: impl.dtypes, precisions: impl.precisions, axes: impl.axes, accumulation: impl.accumulation,
       ops: OPS.filter((op) => typeof impl[op] === 'function') };
     parentPort.postMessage({ type: 'ready', desc });
   } catch (e) {
@@ -112,6 +112,7 @@ interface Description {
   name: string;
   profile: BatchNormImplementation['profile'];
   dtypes: BatchNormImplementation['dtypes'];
+  precisions?: BatchNormImplementation['precisions'];
   axes?: BatchNormImplementation['axes'];
   accumulation?: BatchNormImplementation['accumulation'];
   ops: Op[];
@@ -227,6 +228,7 @@ export async function createIsolatedImplementation(modulePath: string, options: 
     name: desc.name,
     profile: desc.profile,
     dtypes: desc.dtypes,
+    ...(desc.precisions !== undefined ? { precisions: desc.precisions } : {}),
     ...(desc.axes !== undefined ? { axes: desc.axes } : {}),
     ...(desc.accumulation !== undefined ? { accumulation: desc.accumulation } : {}),
     get restarts() {

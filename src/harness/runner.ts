@@ -110,7 +110,8 @@ export function selectCases(
 
 /** One case per golden fixture that applies; each step goes through the guarded call. */
 function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number, budget?: RestartBudget): PlannedCase[] {
-  const call = (f: Fixture) => (op: Op, req: AnyRequest) => callImplementation(impl, op, req, f.dtype, { timeoutMs, ...(budget ? { budget } : {}) });
+  const call = (f: Fixture) => (op: Op, req: AnyRequest) =>
+    callImplementation(impl, op, req, { dtype: f.dtype, paramDtype: f.paramDtype }, { timeoutMs, ...(budget ? { budget } : {}) });
   return goldenCases(impl, { profile, call }).map((g) => {
     const f = g.fixture;
     const axis = f.axis === 1 ? 'first' : f.axis === f.shape.length - 1 ? 'last' : 'other';
@@ -136,7 +137,7 @@ function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: 
         };
       },
     };
-    return { spec, dtype: f.dtype, axis, def: { id: g.id, family: 'golden', title: g.description, needs: spec.needs, run: spec.run } } satisfies PlannedCase;
+    return { spec, dtype: f.dtype, paramDtype: f.paramDtype, axis, def: { id: g.id, family: 'golden', title: g.description, needs: spec.needs, run: spec.run } } satisfies PlannedCase;
   });
 }
 
@@ -182,7 +183,7 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
   const results: CheckResult[] = [];
 
   for (const [index, planned] of cases.entries()) {
-    const { def, dtype, axis } = planned;
+    const { def, dtype, paramDtype, axis } = planned;
     options.onProgress?.({ index, total: cases.length, id: def.id });
     const t0 = Date.now();
     const caseSeed = checkSeed(seed, def.id);
@@ -192,6 +193,7 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
       impl,
       profile,
       dtype,
+      paramDtype,
       axis,
       accumulation: accumulationFor(impl, dtype),
       runs,
@@ -200,7 +202,7 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
       ...(options.replayPath ? { path: options.replayPath } : {}),
       call: (op, req) => {
         if (!declared.has(op)) return Promise.reject(new InternalError(`check ${def.id} called ${op}, which it does not declare (needs: [${def.needs.join(', ')}], uses: [${(def.uses ?? []).join(', ')}])`));
-        return callImplementation(impl, op, req, dtype, callOpts) as never;
+        return callImplementation(impl, op, req, { dtype, paramDtype }, callOpts) as never;
       },
     };
     const base = { id: def.id, family: def.family, title: def.title };

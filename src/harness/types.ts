@@ -24,6 +24,8 @@ export interface Counterexample {
   shape?: number[];
   axis?: number;
   dtype?: DType;
+  /** Mixed precision only: the per-channel arrays' dtype. */
+  paramDtype?: DType;
   request?: Record<string, unknown>;
   /**
    * Every request the case sent, in order, when it sent more than one (a two-call check shows

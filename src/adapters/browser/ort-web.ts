@@ -5,8 +5,8 @@
  * core count) or the webgpu one.
  *
  * Declared: what the operator and the provider accept. Channel axis 1 (the operator's only
- * layout), any rank ≥ 2, float32 and float64 on wasm (ORT's CPU kernels, compiled to wasm,
- * register both), float32 on webgpu (its BatchNormalization shader is float32 or float16), inference
+ * layout), any rank ≥ 2; on wasm ORT's CPU kernels, compiled to wasm: float32, float64, and
+ * float16 with float32 or float16 parameters, as onnxruntime-node; float32 on webgpu (its BatchNormalization shader is float32 or float16), inference
  * only on webgpu (training mode is refused). No backward (no training ops in onnxruntime-web).
  *
  * `graphOptimizationLevel: 'disabled'`: the model runs as written (no fusions). On webgpu the
@@ -15,7 +15,7 @@
  * one-node inference model does not happen (docs/adapters.md).
  */
 import * as ort from 'onnxruntime-web';
-import { ortBatchNormAdapter } from '../ort-core.js';
+import { ORT_CPU_PRECISIONS, ortBatchNormAdapter } from '../ort-core.js';
 
 export async function createOrtWebAdapter(provider: 'wasm' | 'webgpu', wasmPaths: string) {
   ort.env.wasm.wasmPaths = wasmPaths;
@@ -25,7 +25,10 @@ export async function createOrtWebAdapter(provider: 'wasm' | 'webgpu', wasmPaths
   const impl = ortBatchNormAdapter(ort as unknown as Parameters<typeof ortBatchNormAdapter>[0], {
     name: `onnxruntime-web ${ort.env.versions?.web ?? ort.env.versions?.common ?? ''} BatchNormalization (opset 15), ${provider} execution provider`,
     profile: 'onnx',
-    dtypes: provider === 'wasm' ? ['float32', 'float64'] : ['float32'],
+    // wasm: ORT's CPU kernels, as onnxruntime-node; webgpu: float32 here (its float16 shaders need
+    // the shader-f16 feature, which SwiftShader's adapter lacks)
+    precisions: provider === 'wasm' ? ORT_CPU_PRECISIONS : [{ dtype: 'float32', paramDtype: 'float32' }],
+    provider: `onnxruntime-web's ${provider} BatchNormalization`,
     sessionOptions: { executionProviders: [provider], graphOptimizationLevel: 'disabled' },
   });
   // The webgpu provider refuses training mode ("[WebGPU] Kernel BatchNormalization failed. Error:

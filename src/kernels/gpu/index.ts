@@ -489,6 +489,9 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
   const impl: GpuImplementation = {
     name: implName(mode),
     profile: prof,
+    // float32 only: no half precision (0.2.0). gpu.js has no 16-bit textures to read a Uint16Array
+    // of float16 / bfloat16 patterns from; a half request is refused with UnsupportedDTypeError
+    // (requireF32), and without `precisions` the harness plans no half case for this kernel.
     dtypes: ['float32'],
     axes: 'any',
     mode,
