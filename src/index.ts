@@ -74,6 +74,8 @@ export { loadFixtures, FixtureFileError, type Fixture } from './fixtures/load.js
 export { goldenCases } from './checks/golden.js';
 export { createExecImplementation, ExecFault, type ExecImplementation, type ExecOptions, type ExecFaultName } from './harness/exec.js';
 export { createIsolatedImplementation, type IsolatedImplementation, type IsolateOptions } from './harness/isolate.js';
+export { createBrowserImplementation, type BrowserImplementation, type BrowserOptions, type BrowserEnvironment } from './harness/browser/door.js';
+export { encodeMessage, decodeMessage } from './harness/browser/wire.js';
 export { mergeReports, readReportFile } from './harness/merge.js';
 export {
   TOPICS,

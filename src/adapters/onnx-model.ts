@@ -25,7 +25,7 @@ export class Pb {
     return this.tag(field, 0).varint(v);
   }
   str(field: number, s: string): this {
-    const b = Buffer.from(s, 'utf8');
+    const b = new TextEncoder().encode(s); // no Buffer: this file is also bundled for the browser
     this.tag(field, 2).varint(b.length);
     this.bytes.push(...b);
     return this;
@@ -36,8 +36,8 @@ export class Pb {
     return this;
   }
   f32(field: number, v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeFloatLE(v);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
     this.tag(field, 5);
     this.bytes.push(...b);
     return this;

@@ -15,6 +15,7 @@ import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, packageVersion, planRun, runConforman
 import { PROFILE_NAMES } from '../profiles.js';
 import { createExecImplementation } from '../harness/exec.js';
 import { createIsolatedImplementation } from '../harness/isolate.js';
+import { announceBrowser, applyBrowserCliOptions, browserTarget, type BrowserCliOptions } from '../harness/browser/cli.js';
 import { mergeReports, readReportFile } from '../harness/merge.js';
 import { explain, renderPlot, topicList } from '../teach/index.js';
 import { formatHtml } from '../teach/html.js';
@@ -80,9 +81,13 @@ interface CheckOptions {
   isolate: boolean;
   shard?: { index: number; count: number };
   gpuMode?: string;
+  browser?: boolean;
+  browserExecutable?: string;
+  browserArg?: string[];
+  browserConsoleErrors?: 'fault' | 'ignore';
 }
 
-interface TargetOptions {
+interface TargetOptions extends BrowserCliOptions {
   builtin?: string;
   profile?: string;
   exec?: string;
@@ -93,8 +98,10 @@ interface TargetOptions {
 /** The implementation, and how to release it (an --exec child, an isolation worker). */
 async function resolveTarget(module: string | undefined, opts: TargetOptions): Promise<BatchNormImplementation & { close?(): Promise<void>; events?: string[] }> {
   if ([opts.builtin, module, opts.exec].filter(Boolean).length > 1) throw new UsageError('give one of a module, --builtin or --exec');
+  if (opts.browser && (opts.builtin || opts.exec)) throw new UsageError('--browser runs a module in Chromium: give a module path, not --builtin or --exec');
   if (opts.builtin) return createBuiltin(opts.builtin, opts.profile as ProfileName | undefined);
   if (opts.exec) return createExecImplementation(opts.exec, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+  if (opts.browser && module) return browserTarget(module, { ...opts, timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
   if (!module) throw new UsageError('nothing to check: give a module path, --builtin NAME (see --builtin list) or --exec "CMD"');
   // a module runs in a worker thread by default, so a busy loop cannot block the run
   if (opts.isolate !== false) return createIsolatedImplementation(module, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
@@ -119,7 +126,9 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
     return EXIT.ok;
   }
   if (opts.gpuMode) process.env.BN_GPU_MODE = opts.gpuMode; // read by the gpu built-in
+  applyBrowserCliOptions(opts);
   const impl = await resolveTarget(module, opts);
+  announceBrowser(impl);
   try {
     return await checkImpl(impl, module, opts);
   } finally {
@@ -154,7 +163,7 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
         }
       : undefined,
   });
-  const target = opts.builtin ? `--builtin ${opts.builtin}` : opts.exec ? `--exec ${JSON.stringify(opts.exec)}` : module;
+  const target = opts.builtin ? `--builtin ${opts.builtin}` : opts.exec ? `--exec ${JSON.stringify(opts.exec)}` : opts.browser ? `--browser ${module}` : module;
   const replayPrefix = `bn-conformance check ${target}${opts.profile ? ` --profile ${opts.profile}` : ''}`;
   let text: string;
   if (opts.format === 'json') text = formatJson(report);
@@ -211,7 +220,11 @@ export function buildProgram(): Command {
     .option('--exec <command>', 'check a child process that speaks the NDJSON protocol (any language; see CONTRACT.md)')
     .option('--no-isolate', 'load a module in this process instead of a worker thread (a busy loop then blocks the run)')
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the checks (for CI matrices; join with `merge`)', shardSpec)
-    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgpu', 'cpu']))
+    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgl', 'webgpu', 'cpu']))
+    .option('--browser', 'run the module in headless Chromium (bundled with esbuild, served from 127.0.0.1); the judge stays here')
+    .option('--browser-executable <path>', 'the Chromium for --browser and the browser built-ins (also BN_CHROMIUM; default /usr/bin/chromium)')
+    .option('--browser-arg <flag>', 'an extra Chromium flag for --browser and the browser built-ins (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(new Option('--browser-console-errors <what>', 'console.error during a --browser call that returns normally: a fault, or ignored (listed after the report)').choices(['fault', 'ignore']))
     .action(async (module: string | undefined, opts: CheckOptions) => {
       process.exitCode = await check(module, opts);
     });
@@ -236,7 +249,9 @@ export function buildProgram(): Command {
     .argument('[module]', 'path to an ES module exporting a BatchNormImplementation')
     .option('--builtin <name>', 'a built-in implementation instead of a module')
     .option('--exec <command>', 'a child process that speaks the NDJSON protocol')
-    .action(async (module: string | undefined, opts: { builtin?: string; exec?: string }) => {
+    .option('--browser', 'load the module in headless Chromium (for a module that only loads in a browser)')
+    .option('--browser-executable <path>', 'the Chromium to use (also BN_CHROMIUM)')
+    .action(async (module: string | undefined, opts: { builtin?: string; exec?: string; browser?: boolean; browserExecutable?: string }) => {
       const impl = await resolveTarget(module, { ...opts, isolate: false });
       try {
         // the run's own plan (golden cases included): exactly the IDs --only / --skip can name

@@ -39,7 +39,16 @@ export type IsolationFaultName = 'worker-died' | 'worker-gave-up' | 'not-cloneab
 /** The in-process door's give-up (src/harness/restarts.ts): too many calls timed out. */
 export type InProcessFaultName = 'in-process-gave-up';
 
-export type Fault = CallFault | ExecFaultName | IsolationFaultName | InProcessFaultName;
+/** Faults of the browser door (src/harness/browser/door.ts); a call past its limit is 'timeout'. */
+export type BrowserFaultName =
+  | 'browser-crashed'
+  | 'browser-navigated'
+  | 'browser-uncaught-error'
+  | 'browser-console-error'
+  | 'browser-bad-result'
+  | 'browser-gave-up';
+
+export type Fault = CallFault | ExecFaultName | IsolationFaultName | InProcessFaultName | BrowserFaultName;
 
 /** A contract violation by the implementation (not a numerical disagreement). */
 export class ContractFault extends Error {

@@ -17,11 +17,11 @@ export class RestartBudget {
   readonly events: string[] = [];
 
   constructor(
-    private readonly what: 'child' | 'worker' | 'in-process implementation',
+    private readonly what: 'child' | 'worker' | 'in-process implementation' | 'page',
     private readonly maxRestarts: number,
     private readonly giveUp: (message: string) => Error,
-    /** What a restart does: `restarted` (a fresh process), or `continued with` (the same object, in process). */
-    private readonly verb: 'restarted' | 'continued with' = 'restarted',
+    /** What a restart does: `restarted` (a fresh process), `reloaded` (a fresh page, the browser door), or `continued with` (the same object, in process). */
+    private readonly verb: 'restarted' | 'reloaded' | 'continued with' = 'restarted',
   ) {}
 
   /** Record a fault (its message starts with the fault's name). */
@@ -34,7 +34,7 @@ export class RestartBudget {
     if (this.restarts >= this.maxRestarts) {
       const faults = this.events.filter((e) => !e.startsWith(`${this.verb} `));
       const names = [...new Set(faults.map((e) => e.split(':')[0] ?? ''))].join(', ');
-      const did = this.verb === 'restarted' ? 'restarted' : 'continued after a fault';
+      const did = this.verb === 'continued with' ? 'continued after a fault' : this.verb;
       throw this.giveUp(`the ${this.what} was ${did} ${this.restarts} times; no more restarts (faults seen: ${names}; last: ${faults.at(-1) ?? ''})`);
     }
     this.restarts++;
