@@ -1,5 +1,6 @@
 /**
- * No false alarms at 10x the default runs: the reference and the plain JS example under every
+ * No false alarms at 10x the default runs: the reference, the plain JS example and every engine of
+ * the CPU kernel (auto, ts, wasm, and auto with its threaded forwards forced on) under every
  * profile, full check, fixed seeds. Prints one line per (implementation, profile) and exits 1 on
  * any failure. `npx tsx scripts/false-alarm-sweep.ts [runs] [seed]`
  */
@@ -18,7 +19,10 @@ for (const profile of Object.values(profiles)) {
     ['reference', createReference(profile)],
     ['plain-js', createPlainBatchNorm(profile.name)],
     ['cpu-f32', createCpuF32(profile)],
+    ['cpu-f32-ts', createCpuF32(profile, { engine: 'ts' })],
     ['cpu-f32-wasm', createCpuF32(profile, { engine: 'wasm' })],
+    // the threaded forwards on every shape they can take (the pool warms during the first cases)
+    ['cpu-f32-thr', createCpuF32(profile, { threads: 'always' })],
   ] as const) {
     const t0 = Date.now();
     const r = await runConformance(impl, { runs, seed });

@@ -21,11 +21,15 @@ export const BUILTINS: Record<string, Builtin> = {
     create: async (p) => createReference(p),
   },
   'cpu-f32': {
-    description: 'the optimized float32 CPU kernel, TypeScript engine',
+    description: 'the optimized float32 CPU kernel, default (auto) engine: WebAssembly SIMD, tiny-tensor loops, large tensors over every core',
+    create: async (p) => createCpuF32(p),
+  },
+  'cpu-f32-ts': {
+    description: 'the optimized float32 CPU kernel, TypeScript engine (one thread)',
     create: async (p) => createCpuF32(p, { engine: 'ts' }),
   },
   'cpu-f32-wasm': {
-    description: 'the optimized float32 CPU kernel, WebAssembly SIMD engine',
+    description: 'the optimized float32 CPU kernel, WebAssembly SIMD engine (one thread)',
     create: async (p) => createCpuF32(p, { engine: 'wasm' }),
   },
   gpu: {

@@ -10,19 +10,21 @@
  * a one-pass E[x²] - E[x]² kernel (error ~2⁻⁵³·r² even in float64) fails the large-offset case.
  */
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { BatchNormImplementation, Profile, ProfileName } from '../../src/contract.js';
 import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../src/errors.js';
 import { layoutOf } from '../../src/layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../src/profiles.js';
 import { createCpuF32, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
+import { counters as threadCounters } from '../../src/kernels/cpu-f32/threads.js';
+import { getPool } from '../../src/kernels/workers/pool.js';
 import { accumulationFor, compareWithReference } from '../../src/compare.js';
 import type { Op } from '../../src/contract.js';
 import { mulberry32 as rng } from '../../src/numerics/random.js';
 import { assemble, generatedModule, generatedPath, WAT_SOURCES } from '../../scripts/build-wasm.js';
 
 const U = 2 ** -24;
-const ENGINES: CpuEngineName[] = ['ts', 'wasm'];
+const ENGINES: CpuEngineName[] = ['auto', 'ts', 'wasm'];
 
 
 function f32(n: number, f: (i: number) => number): Float32Array {
@@ -335,5 +337,27 @@ describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
     const d = (n: number) => new Float64Array(n).fill(1);
     expect(() => impl.forwardTrain!({ ...ok, x: d(6), gamma: d(3), beta: d(3), runningMean: d(3), runningVar: d(3) })).toThrow(UnsupportedDTypeError);
     expect(() => createCpuF32('nope' as ProfileName)).toThrow(/unknown profile/);
+  });
+});
+
+// The auto engine's threaded forwards (src/kernels/cpu-f32/threads.ts), forced on for every size: the same checks
+// on shapes whose outer slices split over the pool, in both layout families. The counter proves
+// the split ran (a silent single-thread fallback would pass the numerics but not this).
+describe('cpu-f32 auto engine, forwards split over the worker pool', () => {
+  beforeAll(async () => {
+    // the first threaded call finds no warm worker: it runs on one thread and starts them (with
+    // the kernel module loaded)
+    checkAll(createCpuF32('onnx', { threads: 'always' }), makeCase([8, 6, 8, 8], 1, 'onnx', 30));
+    await getPool().warm();
+  });
+  it.each([
+    [[8, 6, 8, 8], 1, 'pytorch'], // NCHW: per-channel runs
+    [[4, 9, 9, 13], 3, 'keras'], // NHWC: per-lane rows, 13 lanes
+    [[33, 70], 1, 'onnx'], // NC, odd row counts per part
+    [[5, 40, 3, 5], 1, 'tensorflow-fused'], // inner 15: rows path, lanes merged per channel
+  ] as const)('shape %j axis %d (%s)', (shape, axis, profile) => {
+    const before = threadCounters.threaded;
+    checkAll(createCpuF32(profile, { threads: 'always' }), makeCase([...shape], axis, profile, 31));
+    expect(threadCounters.threaded - before, 'threaded calls (train + infer)').toBe(2);
   });
 });

@@ -3,8 +3,8 @@
 ;; ./bn-simd.wasm.ts; edit this file, never that one.
 ;;
 ;;   sums(p, n, K, out)      out[0] = Σ (x - K), out[1] = Σ (x - K)² over n float32 at p, in
-;;                           float64: each f32x4 is promoted to two f64x2, four interleaved lanes
-;;                           (so a channel's sum is 4 sequential float64 chains, merged at the end).
+;;                           float64: each f32x4 is promoted to two f64x2, eight interleaved lanes
+;;                           (so a channel's sum is 8 sequential float64 chains, merged at the end).
 ;;   affine(p, n, mh, ml, a, b)
 ;;                           in place, x := ((x - mh) - ml)·a + b in float32. The mean is the
 ;;                           float32 pair mh + ml: x - mh is exact when x is near the mean
@@ -16,37 +16,44 @@
 (module
   (import "env" "memory" (memory 1))
 
+  ;; sums: 8 floats a step into 8 float64 chains (floats 0-1, 2-3, 4-5, 6-7 as f64x2), so the
+  ;; adds of consecutive steps do not wait on each other; each pair is loaded alone into the low
+  ;; half of a vector and promoted (cheaper than shuffling the high half down).
   (func $sums (export "sums") (param $p i32) (param $n i32) (param $K f64) (param $out i32)
-    (local $end4 i32) (local $end i32)
-    (local $Kv v128) (local $s1a v128) (local $s1b v128) (local $s2a v128) (local $s2b v128)
-    (local $v v128) (local $d v128)
+    (local $end8 i32) (local $end i32)
+    (local $Kv v128) (local $s1a v128) (local $s1b v128) (local $s1c v128) (local $s1d v128)
+    (local $s2a v128) (local $s2b v128) (local $s2c v128) (local $s2d v128)
+    (local $d v128) (local $e v128)
     (local $s1 f64) (local $s2 f64) (local $ds f64)
     (local.set $Kv (f64x2.splat (local.get $K)))
-    ;; end = p + 4n; end4 = p + 16·(n >> 2)
+    ;; end = p + 4n; end8 = p + 32·(n >> 3)
     (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
-    (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (local.set $end8 (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -8)) (i32.const 2))))
     (block $done
       (loop $next
-        (br_if $done (i32.ge_u (local.get $p) (local.get $end4)))
-        (local.set $v (v128.load (local.get $p)))
-        ;; lanes 0, 1
-        (local.set $d (f64x2.sub (f64x2.promote_low_f32x4 (local.get $v)) (local.get $Kv)))
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end8)))
+        ;; floats 0-1 and 4-5
+        (local.set $d (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $p))) (local.get $Kv)))
+        (local.set $e (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero offset=16 (local.get $p))) (local.get $Kv)))
         (local.set $s1a (f64x2.add (local.get $d) (local.get $s1a)))
         (local.set $s2a (f64x2.add (f64x2.mul (local.get $d) (local.get $d)) (local.get $s2a)))
-        ;; lanes 2, 3 (moved down by a shuffle, then promoted)
-        (local.set $d (f64x2.sub
-          (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))
-          (local.get $Kv)))
+        (local.set $s1c (f64x2.add (local.get $e) (local.get $s1c)))
+        (local.set $s2c (f64x2.add (f64x2.mul (local.get $e) (local.get $e)) (local.get $s2c)))
+        ;; floats 2-3 and 6-7
+        (local.set $d (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $p))) (local.get $Kv)))
+        (local.set $e (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero offset=24 (local.get $p))) (local.get $Kv)))
         (local.set $s1b (f64x2.add (local.get $d) (local.get $s1b)))
         (local.set $s2b (f64x2.add (f64x2.mul (local.get $d) (local.get $d)) (local.get $s2b)))
-        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (local.set $s1d (f64x2.add (local.get $e) (local.get $s1d)))
+        (local.set $s2d (f64x2.add (f64x2.mul (local.get $e) (local.get $e)) (local.get $s2d)))
+        (local.set $p (i32.add (local.get $p) (i32.const 32)))
         (br $next)))
-    ;; merge the four lanes: (a0 + b0) + (a1 + b1)
-    (local.set $s1a (f64x2.add (local.get $s1a) (local.get $s1b)))
+    ;; merge the eight chains: ((a + c) + (b + d)), then its two lanes
+    (local.set $s1a (f64x2.add (f64x2.add (local.get $s1a) (local.get $s1c)) (f64x2.add (local.get $s1b) (local.get $s1d))))
     (local.set $s1 (f64.add (f64x2.extract_lane 0 (local.get $s1a)) (f64x2.extract_lane 1 (local.get $s1a))))
-    (local.set $s2a (f64x2.add (local.get $s2a) (local.get $s2b)))
+    (local.set $s2a (f64x2.add (f64x2.add (local.get $s2a) (local.get $s2c)) (f64x2.add (local.get $s2b) (local.get $s2d))))
     (local.set $s2 (f64.add (f64x2.extract_lane 0 (local.get $s2a)) (f64x2.extract_lane 1 (local.get $s2a))))
-    ;; scalar tail (n mod 4 values)
+    ;; scalar tail (n mod 8 values)
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $p) (local.get $end)))

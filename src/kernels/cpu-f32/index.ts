@@ -3,10 +3,15 @@
  *
  * The contract-level work (validation, profile rules, running statistics, output allocation)
  * lives here once; the per-element loops live in an engine:
- * - 'ts':   readable TypeScript, float64 accumulators (./ts-engine.ts);
- * - 'wasm': WebAssembly SIMD streamed through a small linear memory (./wasm-engine.ts), when
- *           the runtime supports it; it falls back to 'ts' where it is not faster (tiny shapes).
- * Both engines are checked by the same conformance harness (select with { engine }).
+ * - 'auto' (the default): per call, the fastest of the others for the shape and layout: the
+ *           direct loops of ./tiny.ts for tiny tensors, WebAssembly SIMD where the runtime has
+ *           it, TypeScript otherwise, and the forwards of large tensors split over every core
+ *           (./threads.ts) where that measured faster;
+ * - 'ts':   readable TypeScript, float64 accumulators (./ts-engine.ts), one thread;
+ * - 'wasm': WebAssembly SIMD streamed through a small linear memory (./wasm-engine.ts, source
+ *           ./bn-simd.wat), one thread; it uses 'ts' where it is not faster (small shapes) and for
+ *           the backward.
+ * Every engine is checked by the same conformance harness (select with { engine }).
  */
 import type {
   AccumulationInfo,
@@ -25,17 +30,56 @@ import { validateRequest, type Layout } from '../../layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../profiles.js';
 import * as ts from './ts-engine.js';
 import * as wasm from './wasm-engine.js';
+import * as threads from './threads.js';
 import { TINY_NUMEL, tinyAffine, tinyDx, tinyForwardTrain, tinyGradSums, tinyStats } from './tiny.js';
+import type { EngineLayout, StatsOut } from './ts-engine.js';
 
-export type CpuEngineName = 'ts' | 'wasm';
+export type CpuEngineName = 'auto' | 'ts' | 'wasm';
+export const CPU_ENGINES: readonly CpuEngineName[] = ['auto', 'ts', 'wasm'];
 
 export interface CpuF32Options {
-  /**
-   * Loop engine; default 'ts'. 'wasm' runs the training and inference forwards of
-   * channel-contiguous layouts (inner >= 16, e.g. NCHW) in WebAssembly SIMD and everything else
-   * (channels-last, backward) in the TS engine.
-   */
+  /** Loop engine; default 'auto' (see the module header). */
   engine?: CpuEngineName;
+  /**
+   * 'auto' only: split the forwards of large tensors over the worker pool where that measured
+   * faster (true, the default), never (false), or whenever the shape allows ('always': for tests
+   * and sweeps of the threaded path).
+   */
+  threads?: boolean | 'always';
+}
+
+/**
+ * Smallest tensors (elements) whose forwards 'auto' splits over the cores, per op and layout
+ * family; Infinity where one thread measured as fast (the copies into and out of shared memory
+ * cost about what the second core saves). From scripts/bench.ts side-by-side runs: docs/bench.md.
+ */
+export const THREAD_MIN_NUMEL: Readonly<Record<'train' | 'infer', Readonly<Record<'runs' | 'rows', number>>>> = {
+  train: { runs: Infinity, rows: 1 << 20 },
+  infer: { runs: Infinity, rows: Infinity },
+};
+
+interface Loops {
+  forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): void;
+  affine(x: Float32Array, y: Float32Array, L: EngineLayout, center: Float64Array, scale: Float64Array, offset: Float64Array): void;
+}
+
+const family = (L: EngineLayout) => (L.inner >= ts.RUN_MIN ? 'runs' : 'rows');
+
+/** 'auto': WebAssembly where available, threads for large tensors where they win. */
+function autoLoops(useThreads: boolean | 'always'): Loops {
+  const single: Loops = wasm.wasmSimdAvailable ? wasm : ts;
+  if (!useThreads || !wasm.wasmSimdAvailable) return single;
+  const big = (n: number, min: number) => useThreads === 'always' || n >= min;
+  return {
+    forwardTrain(x, y, L, gamma, beta, eps, stats) {
+      if (big(x.length, THREAD_MIN_NUMEL.train[family(L)]) && threads.threadable(L) && threads.forwardTrain(x, y, L, gamma, beta, eps, stats)) return;
+      single.forwardTrain(x, y, L, gamma, beta, eps, stats);
+    },
+    affine(x, y, L, center, scale, offset) {
+      if (big(x.length, THREAD_MIN_NUMEL.infer[family(L)]) && threads.threadable(L) && threads.affine(x, y, L, center, scale, offset)) return;
+      single.affine(x, y, L, center, scale, offset);
+    },
+  };
 }
 
 const SUPPORTED = ['float32'] as const;
@@ -69,10 +113,10 @@ function channelTables(C: number, count: number): Float64Array[] {
 
 export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Options = {}): BatchNormImplementation {
   const resolved = resolveProfile(profile);
-  const engine = options.engine ?? 'ts';
-  if (engine !== 'ts' && engine !== 'wasm') throw new TypeError(`engine must be 'ts' or 'wasm', got ${String(engine)}`);
+  const engine = options.engine ?? 'auto';
+  if (!CPU_ENGINES.includes(engine)) throw new TypeError(`engine must be one of ${CPU_ENGINES.map((e) => `'${e}'`).join(', ')}, got ${String(engine)}`);
   if (engine === 'wasm' && !wasm.wasmSimdAvailable) throw new TypeError(`engine 'wasm' needs WebAssembly SIMD, which this runtime lacks`);
-  const loops = engine === 'wasm' ? wasm : ts;
+  const loops: Loops = engine === 'wasm' ? wasm : engine === 'ts' ? ts : autoLoops(options.threads ?? true);
 
   function forwardTrain(req: ForwardTrainRequest): ForwardTrainResult {
     const { layout, dtype } = validateRequest('forwardTrain', req);

@@ -76,7 +76,7 @@ function runSums(x: Float32Array, L: EngineLayout, c: number, K: number, out: Fl
 }
 
 /** mean and biased variance from shifted sums; clamps the (rounding-only) negative case to 0. */
-function finishStats(K: number, s1: number, s2: number, m: number, stats: StatsOut, c: number): void {
+export function finishStats(K: number, s1: number, s2: number, m: number, stats: StatsOut, c: number): void {
   const mu = s1 / m;
   const v = (s2 - s1 * mu) / m;
   stats.mean[c] = K + mu;

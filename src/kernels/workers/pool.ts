@@ -17,7 +17,11 @@
  * API (getPool() is the process-wide pool; `new WorkerPool({ size })` a private one):
  *   pool.size                           threads a split uses by default (availableParallelism())
  *   pool.warm(n = size)                 start n workers; resolves when they have loaded
- *   pool.warmInBackground(n = size)     the same without keeping the process alive meanwhile
+ *   pool.warmInBackground(n = size, modules?)
+ *                                       the same without keeping the process alive meanwhile;
+ *                                       every worker (now and later) also imports `modules` (task
+ *                                       module URLs) before it counts as loaded, so the first
+ *                                       splitSync does not wait for an import
  *   pool.idleReady                      workers loaded and idle now
  *   pool.run(task, args)                one task on one worker → Promise<result>
  *   pool.split(task, args, parts=size)  parts tasks (ctx.index 0..parts-1), queued over the
@@ -107,7 +111,8 @@ const BOOTSTRAP = `
 const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   if (workerData.tsx) (await import(workerData.tsx)).register();
-  await import(workerData.entry);
+  const entry = await import(workerData.entry);
+  await entry.preload(workerData.preload, true);
 })().catch((e) => parentPort.postMessage({ loadError: String((e && e.stack) || e) }));
 `;
 
@@ -168,6 +173,7 @@ export class WorkerPool {
   private readonly queue: Job[] = [];
   private nextId = 1;
   private disposed = false;
+  private readonly preloads: string[] = [];
 
   constructor(options: WorkerPoolOptions = {}) {
     const size = options.size ?? availableParallelism();
@@ -200,9 +206,17 @@ export class WorkerPool {
     }
   }
 
-  /** Start workers until n exist, without waiting and without keeping the process alive. */
-  warmInBackground(n = this.size): void {
+  /**
+   * Start workers until n exist, without waiting and without keeping the process alive; every
+   * worker imports `modules` (task module URLs) before it counts as loaded.
+   */
+  warmInBackground(n = this.size, modules: string[] = []): void {
     if (this.disposed) return;
+    for (const m of modules) {
+      if (this.preloads.includes(m)) continue;
+      this.preloads.push(m);
+      for (const s of this.slots) if (!s.dead) s.worker.postMessage({ preload: [m] });
+    }
     while (this.slots.length < n) this.spawn();
   }
 
@@ -333,7 +347,7 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const plan = planEntry();
-    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: plan });
+    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...plan, preload: this.preloads.slice() } });
     worker.unref();
     let markReady!: () => void;
     let fail!: (e: unknown) => void;
