@@ -15,9 +15,9 @@ import type { BatchNormImplementation, Profile, ProfileName } from '../../src/co
 import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../src/errors.js';
 import { layoutOf } from '../../src/layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../src/profiles.js';
-import { createCpuF32, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
+import { createCpuF32, prewarmCpuF32Threads, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
 import { counters as threadCounters } from '../../src/kernels/cpu-f32/threads.js';
-import { getPool } from '../../src/kernels/workers/pool.js';
+import { choosePath, EXPLORE_EVERY, recordPath } from '../../src/kernels/cpu-f32/chooser.js';
 import { accumulationFor, compareWithReference } from '../../src/compare.js';
 import type { Op } from '../../src/contract.js';
 import { mulberry32 as rng } from '../../src/numerics/random.js';
@@ -340,15 +340,16 @@ describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
   });
 });
 
-// The auto engine's threaded forwards (src/kernels/cpu-f32/threads.ts), forced on for every size: the same checks
+// The auto engine's threaded ops (src/kernels/cpu-f32/threads.ts), forced on for every size: the same checks
 // on shapes whose outer slices split over the pool, in both layout families. The counter proves
 // the split ran (a silent single-thread fallback would pass the numerics but not this).
-describe('cpu-f32 auto engine, forwards split over the worker pool', () => {
+describe('cpu-f32 auto engine, ops split over the worker pool', () => {
   beforeAll(async () => {
-    // the first threaded call finds no warm worker: it runs on one thread and starts them (with
-    // the kernel module loaded)
+    // before the pool is warm, a threaded call runs on one thread (and starts the workers)
+    const before = threadCounters.threaded;
     checkAll(createCpuF32('onnx', { threads: 'always' }), makeCase([8, 6, 8, 8], 1, 'onnx', 30));
-    await getPool().warm();
+    expect(threadCounters.threaded).toBe(before);
+    await prewarmCpuF32Threads();
   });
   it.each([
     [[8, 6, 8, 8], 1, 'pytorch'], // NCHW: per-channel runs
@@ -358,6 +359,25 @@ describe('cpu-f32 auto engine, forwards split over the worker pool', () => {
   ] as const)('shape %j axis %d (%s)', (shape, axis, profile) => {
     const before = threadCounters.threaded;
     checkAll(createCpuF32(profile, { threads: 'always' }), makeCase([...shape], axis, profile, 31));
-    expect(threadCounters.threaded - before, 'threaded calls (train + infer)').toBe(2);
+    expect(threadCounters.threaded - before, 'threaded calls (train, infer, backward x2)').toBe(4);
+  });
+});
+
+describe('cpu-f32 auto engine: threads or one thread, by its own timings', () => {
+  it('times each path once, then takes the faster, re-timing the slower every EXPLORE_EVERY-th call', () => {
+    const kind = 'spec-kind';
+    expect(choosePath(kind, 1 << 20)).toBe('threads');
+    recordPath(kind, 1 << 20, 'threads', 10);
+    expect(choosePath(kind, 1 << 20)).toBe('single');
+    recordPath(kind, 1 << 20, 'single', 5);
+    const picks = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, 1 << 20));
+    expect(picks.filter((p) => p === 'threads')).toHaveLength(2);
+    // the slower path, re-timed faster (the load dropped), takes over
+    recordPath(kind, 1 << 20, 'threads', 0.1);
+    recordPath(kind, 1 << 20, 'threads', 0.1);
+    expect(choosePath(kind, 1 << 20)).toBe('threads');
+    // sizes a factor of 2 apart are timed separately
+    expect(choosePath(kind, 1 << 22)).toBe('threads');
+    expect(choosePath(kind, 1 << 22)).toBe('threads');
   });
 });

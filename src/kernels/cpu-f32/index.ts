@@ -5,8 +5,8 @@
  * lives here once; the per-element loops live in an engine:
  * - 'auto' (the default): per call, the fastest of the others for the shape and layout: the
  *           direct loops of ./tiny.ts for tiny tensors, WebAssembly SIMD where the runtime has
- *           it, TypeScript otherwise, and the forwards of large tensors split over every core
- *           (./threads.ts) where that measured faster;
+ *           it, TypeScript otherwise, and large tensors split over every core (./threads.ts)
+ *           where that measures faster on this machine, now (./chooser.ts);
  * - 'ts':   readable TypeScript, float64 accumulators (./ts-engine.ts), one thread;
  * - 'wasm': WebAssembly SIMD streamed through a small linear memory (./wasm-engine.ts, source
  *           ./bn-simd.wat), one thread; it uses 'ts' where it is not faster (small shapes) and for
@@ -31,8 +31,10 @@ import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../.
 import * as ts from './ts-engine.js';
 import * as wasm from './wasm-engine.js';
 import * as threads from './threads.js';
+import { autoLoops, backwardMayThread, family, viaChooser, type Loops, type ThreadMode } from './auto.js';
 import { TINY_NUMEL, tinyAffine, tinyDx, tinyForwardTrain, tinyGradSums, tinyStats } from './tiny.js';
-import type { EngineLayout, StatsOut } from './ts-engine.js';
+
+export { THREAD_MIN_NUMEL, prewarmCpuF32Threads } from './auto.js';
 
 export type CpuEngineName = 'auto' | 'ts' | 'wasm';
 export const CPU_ENGINES: readonly CpuEngineName[] = ['auto', 'ts', 'wasm'];
@@ -41,45 +43,11 @@ export interface CpuF32Options {
   /** Loop engine; default 'auto' (see the module header). */
   engine?: CpuEngineName;
   /**
-   * 'auto' only: split the forwards of large tensors over the worker pool where that measured
-   * faster (true, the default), never (false), or whenever the shape allows ('always': for tests
-   * and sweeps of the threaded path).
+   * 'auto' only: split large calls over the worker pool where that measures faster (true, the
+   * default; ./chooser.ts), never (false), or whenever the shape allows ('always': for tests and
+   * sweeps of the threaded path).
    */
-  threads?: boolean | 'always';
-}
-
-/**
- * Smallest tensors (elements) whose forwards 'auto' splits over the cores, per op and layout
- * family; Infinity where one thread measured as fast (the copies into and out of shared memory
- * cost about what the second core saves). From scripts/bench.ts side-by-side runs: docs/bench.md.
- */
-export const THREAD_MIN_NUMEL: Readonly<Record<'train' | 'infer', Readonly<Record<'runs' | 'rows', number>>>> = {
-  train: { runs: Infinity, rows: 1 << 20 },
-  infer: { runs: Infinity, rows: Infinity },
-};
-
-interface Loops {
-  forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): void;
-  affine(x: Float32Array, y: Float32Array, L: EngineLayout, center: Float64Array, scale: Float64Array, offset: Float64Array): void;
-}
-
-const family = (L: EngineLayout) => (L.inner >= ts.RUN_MIN ? 'runs' : 'rows');
-
-/** 'auto': WebAssembly where available, threads for large tensors where they win. */
-function autoLoops(useThreads: boolean | 'always'): Loops {
-  const single: Loops = wasm.wasmSimdAvailable ? wasm : ts;
-  if (!useThreads || !wasm.wasmSimdAvailable) return single;
-  const big = (n: number, min: number) => useThreads === 'always' || n >= min;
-  return {
-    forwardTrain(x, y, L, gamma, beta, eps, stats) {
-      if (big(x.length, THREAD_MIN_NUMEL.train[family(L)]) && threads.threadable(L) && threads.forwardTrain(x, y, L, gamma, beta, eps, stats)) return;
-      single.forwardTrain(x, y, L, gamma, beta, eps, stats);
-    },
-    affine(x, y, L, center, scale, offset) {
-      if (big(x.length, THREAD_MIN_NUMEL.infer[family(L)]) && threads.threadable(L) && threads.affine(x, y, L, center, scale, offset)) return;
-      single.affine(x, y, L, center, scale, offset);
-    },
-  };
+  threads?: ThreadMode;
 }
 
 const SUPPORTED = ['float32'] as const;
@@ -116,7 +84,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
   const engine = options.engine ?? 'auto';
   if (!CPU_ENGINES.includes(engine)) throw new TypeError(`engine must be one of ${CPU_ENGINES.map((e) => `'${e}'`).join(', ')}, got ${String(engine)}`);
   if (engine === 'wasm' && !wasm.wasmSimdAvailable) throw new TypeError(`engine 'wasm' needs WebAssembly SIMD, which this runtime lacks`);
-  const loops: Loops = engine === 'wasm' ? wasm : engine === 'ts' ? ts : autoLoops(options.threads ?? true);
+  const useThreads = engine === 'auto' ? (options.threads ?? true) : false;
+  const loops: Loops = engine === 'wasm' ? wasm : engine === 'ts' ? ts : autoLoops(useThreads);
 
   function forwardTrain(req: ForwardTrainRequest): ForwardTrainResult {
     const { layout, dtype } = validateRequest('forwardTrain', req);
@@ -182,40 +151,53 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const dbeta = new Float32Array(C);
     const sums = { sumDy, sumDyCentered };
     const tiny = L.numel <= TINY_NUMEL;
-    if (req.training) {
-      if (tiny) {
+    const runningMean = req.runningMean as Float32Array;
+    const runningVar = req.runningVar as Float32Array;
+    /** From the sums (and, training, the batch statistics) to dx's per-channel (mean, A, B, D). */
+    const coefficients = () => {
+      if (req.training) {
+        for (let c = 0; c < C; c++) {
+          const invstd = 1 / Math.sqrt(variance[c]! + eps);
+          const g = gamma[c]!;
+          // m = 1: x - mean = 0 exactly, so dx = g·invstd·(dy - dy) = 0, as the formula says.
+          A[c] = g * invstd;
+          B[c] = -g * invstd * invstd * invstd * (sumDyCentered[c]! / m);
+          D[c] = -g * invstd * (sumDy[c]! / m);
+          dgamma[c] = sumDyCentered[c]! * invstd;
+          dbeta[c] = sumDy[c]!;
+        }
+      } else {
+        for (let c = 0; c < C; c++) {
+          const rstd = 1 / Math.sqrt(runningVar[c]! + eps);
+          A[c] = gamma[c]! * rstd;
+          B[c] = 0;
+          D[c] = 0;
+          mean[c] = runningMean[c]!;
+          dgamma[c] = sumDyCentered[c]! * rstd;
+          dbeta[c] = sumDy[c]!;
+        }
+      }
+      return { mean, A, B, D };
+    };
+    if (tiny) {
+      if (req.training) {
         tinyStats(x, L, { mean, variance });
         tinyGradSums(x, dy, L, mean, sums);
-      } else {
-        ts.backwardSums(x, dy, L, { mean, variance }, sums);
-      }
-      for (let c = 0; c < C; c++) {
-        const invstd = 1 / Math.sqrt(variance[c]! + eps);
-        const g = gamma[c]!;
-        // m = 1: x - mean = 0 exactly, so dx = g·invstd·(dy - dy) = 0, as the formula says.
-        A[c] = g * invstd;
-        B[c] = -g * invstd * invstd * invstd * (sumDyCentered[c]! / m);
-        D[c] = -g * invstd * (sumDy[c]! / m);
-        dgamma[c] = sumDyCentered[c]! * invstd;
-        dbeta[c] = sumDy[c]!;
-      }
+      } else tinyGradSums(x, dy, L, runningMean, sums);
+      coefficients();
+      tinyDx(x, dy, dx, L, mean, A, B, D);
     } else {
-      const runningMean = req.runningMean as Float32Array;
-      const runningVar = req.runningVar as Float32Array;
-      if (tiny) tinyGradSums(x, dy, L, runningMean, sums);
-      else ts.inferGradSums(x, dy, L, runningMean, sums);
-      for (let c = 0; c < C; c++) {
-        const rstd = 1 / Math.sqrt(runningVar[c]! + eps);
-        A[c] = gamma[c]! * rstd;
-        B[c] = 0;
-        D[c] = 0;
-        mean[c] = runningMean[c]!;
-        dgamma[c] = sumDyCentered[c]! * rstd;
-        dbeta[c] = sumDy[c]!;
-      }
+      const single = () => {
+        if (req.training) ts.backwardSums(x, dy, L, { mean, variance }, sums);
+        else ts.inferGradSums(x, dy, L, runningMean, sums);
+        coefficients();
+        ts.backwardDx(x, dy, dx, L, mean, A, B, D);
+      };
+      if (!backwardMayThread(useThreads, L, x.length)) single();
+      else viaChooser(`backward:${family(L)}`, x.length, useThreads,
+        () => threads.backward(x, dy, dx, L, req.training, runningMean, { mean, variance }, sums, coefficients),
+        single);
     }
-    if (tiny) tinyDx(x, dy, dx, L, mean, A, B, D);
-    else ts.backwardDx(x, dy, dx, L, mean, A, B, D);
     return { dx, dgamma, dbeta };
   }
 

@@ -1,0 +1,50 @@
+/**
+ * Threads or one thread? 'auto' decides by measuring itself. Whether splitting a large call over
+ * the cores pays depends on the machine as much as on the shape: the caller copies the workers'
+ * parts into and out of shared memory, which only pays when a second core is actually free. On
+ * an idle 2-core machine the split backward runs ~1.5× faster; on the same machine shared by a
+ * load of 20 runnable threads a worker waits milliseconds for its turn and the split loses
+ * everywhere (docs/bench.md). So each kind of call (op, layout family, size to within a factor
+ * of 2) keeps a running average of its time per element on each path, takes the faster, and
+ * re-times the other path every EXPLORE_EVERY-th call, so a change of load is noticed.
+ *
+ * The two paths give results within the declared accumulation's bound of each other, not
+ * always bit-identical (see ./threads.ts): a repeated call may differ in the last bit.
+ */
+export type PathName = 'single' | 'threads';
+
+/** One call in this many takes the path that is currently slower, to re-time it. */
+export const EXPLORE_EVERY = 16;
+/** Weight of the newest time in the running average (the rest is history). */
+const NEWEST = 0.3;
+
+interface Record {
+  single: number;
+  threads: number;
+  calls: number;
+}
+
+const records = new Map<string, Record>();
+
+const keyOf = (kind: string, n: number) => `${kind}:${Math.round(Math.log2(n))}`;
+
+/** Which path the next call of this kind and size takes. */
+export function choosePath(kind: string, n: number): PathName {
+  const key = keyOf(kind, n);
+  let r = records.get(key);
+  if (!r) records.set(key, (r = { single: NaN, threads: NaN, calls: 0 }));
+  r.calls++;
+  if (Number.isNaN(r.threads)) return 'threads';
+  if (Number.isNaN(r.single)) return 'single';
+  const best: PathName = r.threads < r.single ? 'threads' : 'single';
+  if (r.calls % EXPLORE_EVERY === 0) return best === 'threads' ? 'single' : 'threads';
+  return best;
+}
+
+/** Record a call's time (ms) for n elements on a path. */
+export function recordPath(kind: string, n: number, path: PathName, ms: number): void {
+  const r = records.get(keyOf(kind, n));
+  if (!r) return;
+  const perElement = ms / n;
+  r[path] = Number.isNaN(r[path]) ? perElement : (1 - NEWEST) * r[path] + NEWEST * perElement;
+}
