@@ -31,6 +31,11 @@ const ROW_CHUNK = 32768;
 const MAX_CHANNEL = 16 * 1024 * 1024;
 /** Rows path: lanes (C·inner) per row it takes; wider rows (huge per-lane tables) use TS. */
 const MAX_LANES = 1 << 16;
+/**
+ * Largest training-forward tensor (floats) of the channel-contiguous layouts copied into linear
+ * memory whole (4 MiB: the copy leaves it in the outer caches for the two sweeps that follow).
+ */
+const WHOLE_MAX_FLOATS = 1 << 20;
 /** Below this many elements the TS engine is faster than streaming through wasm. */
 export const WASM_MIN_NUMEL = 2048;
 
@@ -165,7 +170,7 @@ function channelSums(x: Float32Array, L: EngineLayout, c: number, K: number): vo
     const src = (o * C + c) * inner;
     heap.set(x.subarray(src, src + inner), base0 + o * inner);
   }
-  simd!.sums(DATA, m, K, 0);
+  simd!.sums(DATA, 1, m, 0, K, 0);
 }
 
 /**
@@ -215,11 +220,24 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
     else rowsForwardTrain(x, y, L, gamma, beta, eps, stats);
     return;
   }
-  ensureFloats(m);
   const base0 = DATA >> 2;
+  // Cache-sized tensors are copied in whole, reduced and normalized where they lie (each
+  // channel's runs strided), and copied out whole: two copies instead of one per run, which cost
+  // more than the arithmetic at these sizes. Bigger ones go channel by channel (gathered, so a
+  // channel stays in cache between its reduction and its normalization).
+  const whole = x.length <= WHOLE_MAX_FLOATS;
+  if (whole) {
+    ensureFloats(x.length);
+    heap.set(x, base0);
+  } else ensureFloats(m);
   for (let c = 0; c < C; c++) {
     const K = x[c * inner]!;
-    channelSums(x, L, c, K);
+    const at = whole ? DATA + c * inner * 4 : DATA;
+    const runs = whole ? outer : 1;
+    const n = whole ? inner : m;
+    const stride = C * inner * 4;
+    if (whole) simd.sums(at, runs, n, stride, K, 0);
+    else channelSums(x, L, c, K);
     const s1 = out64[0]!, s2 = out64[1]!;
     const mu = s1 / m;
     const v = (s2 - s1 * mu) / m;
@@ -228,12 +246,14 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
     stats.mean[c] = mean;
     stats.variance[c] = variance;
     const mh = Math.fround(mean);
-    simd.affine(DATA, m, mh, mean - mh, gamma[c]! / Math.sqrt(variance + eps), beta[c]!);
+    simd.affine(at, runs, n, stride, mh, mean - mh, gamma[c]! / Math.sqrt(variance + eps), beta[c]!);
+    if (whole) continue;
     for (let o = 0; o < outer; o++) {
       const dst = (o * C + c) * inner;
       y.set(heap.subarray(base0 + o * inner, base0 + (o + 1) * inner), dst);
     }
   }
+  if (whole) y.set(heap.subarray(base0, base0 + x.length));
 }
 
 /** y = (x - center[c])·scale[c] + offset[c] (see ts.affine). */
@@ -270,7 +290,7 @@ export function affine(x: Float32Array, y: Float32Array, L: EngineLayout, center
     for (let k = 0; k < count; k++) {
       const c = (r0 + k) % C;
       const mh = Math.fround(center[c]!);
-      simd.affine(DATA + k * inner * 4, inner, mh, center[c]! - mh, scale[c]!, offset[c]!);
+      simd.affine(DATA + k * inner * 4, 1, inner, 0, mh, center[c]! - mh, scale[c]!, offset[c]!);
     }
     y.set(heap.subarray(base0, base0 + count * inner), start);
   }
