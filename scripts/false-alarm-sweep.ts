@@ -2,7 +2,8 @@
  * No false alarms at 10x the default runs: the reference, the plain JS example and every engine of
  * the CPU kernel (auto, ts, wasm, and auto with its threaded forwards forced on) under every
  * profile, full check, fixed seeds. Prints one line per (implementation, profile) and exits 1 on
- * any failure. `npx tsx scripts/false-alarm-sweep.ts [runs] [seed]`
+ * any failure. `npx tsx scripts/false-alarm-sweep.ts [runs] [seed] [label-prefix]` (the prefix
+ * keeps only the implementations whose label starts with it, e.g. cpu-f32).
  */
 import { runConformance, DEFAULT_RUNS } from '../src/harness/runner.js';
 import { profiles } from '../src/profiles.js';
@@ -13,6 +14,7 @@ import { createPlainBatchNorm } from '../examples/plain-bn.mjs';
 
 const runs = Number(process.argv[2] ?? DEFAULT_RUNS * 10);
 const seed = Number(process.argv[3] ?? 1);
+const only = process.argv[4] ?? '';
 let failed = 0;
 for (const profile of Object.values(profiles)) {
   for (const [label, impl] of [
@@ -21,9 +23,11 @@ for (const profile of Object.values(profiles)) {
     ['cpu-f32', createCpuF32(profile)],
     ['cpu-f32-ts', createCpuF32(profile, { engine: 'ts' })],
     ['cpu-f32-wasm', createCpuF32(profile, { engine: 'wasm' })],
-    // the threaded forwards on every shape they can take (the pool warms during the first cases)
+    // the threaded ops on every shape they can split, tiny ones too (the pool warms during the
+    // first cases, which run on one thread meanwhile)
     ['cpu-f32-thr', createCpuF32(profile, { threads: 'always' })],
   ] as const) {
+    if (!label.startsWith(only)) continue;
     const t0 = Date.now();
     const r = await runConformance(impl, { runs, seed });
     failed += r.summary.failed;

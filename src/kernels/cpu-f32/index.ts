@@ -44,8 +44,8 @@ export interface CpuF32Options {
   engine?: CpuEngineName;
   /**
    * 'auto' only: split large calls over the worker pool where that measures faster (true, the
-   * default; ./chooser.ts), never (false), or whenever the shape allows ('always': for tests and
-   * sweeps of the threaded path).
+   * default; ./chooser.ts), never (false), or whenever the shape allows, tiny tensors included
+   * ('always': for tests and sweeps of the threaded path; slow).
    */
   threads?: ThreadMode;
 }
@@ -85,6 +85,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
   if (!CPU_ENGINES.includes(engine)) throw new TypeError(`engine must be one of ${CPU_ENGINES.map((e) => `'${e}'`).join(', ')}, got ${String(engine)}`);
   if (engine === 'wasm' && !wasm.wasmSimdAvailable) throw new TypeError(`engine 'wasm' needs WebAssembly SIMD, which this runtime lacks`);
   const useThreads = engine === 'auto' ? (options.threads ?? true) : false;
+  // threads: 'always' exercises the threaded path on every shape it can split, tiny ones too
+  const tinyMax = useThreads === 'always' ? -1 : TINY_NUMEL;
   const loops: Loops = engine === 'wasm' ? wasm : engine === 'ts' ? ts : autoLoops(useThreads);
 
   function forwardTrain(req: ForwardTrainRequest): ForwardTrainResult {
@@ -98,7 +100,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const y = new Float32Array(L.numel);
     const [mean64, var64] = channelTables(C, 2) as [Float64Array, Float64Array];
     const stats = { mean: mean64, variance: var64 };
-    if (L.numel <= TINY_NUMEL && L.m > 1) tinyForwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
+    if (L.numel <= tinyMax && L.m > 1) tinyForwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
     else loops.forwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
 
     const { keep, take } = emaWeights(resolved, req.momentum);
@@ -128,7 +130,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
       offset[c] = req.beta[c]!;
     }
     const y = new Float32Array(L.numel);
-    if (L.numel <= TINY_NUMEL) tinyAffine(req.x as Float32Array, y, L, center, scale, offset);
+    if (L.numel <= tinyMax) tinyAffine(req.x as Float32Array, y, L, center, scale, offset);
     else loops.affine(req.x as Float32Array, y, L, center, scale, offset);
     return { y };
   }
@@ -150,7 +152,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const dgamma = new Float32Array(C);
     const dbeta = new Float32Array(C);
     const sums = { sumDy, sumDyCentered };
-    const tiny = L.numel <= TINY_NUMEL;
+    const tiny = L.numel <= tinyMax;
     const runningMean = req.runningMean as Float32Array;
     const runningVar = req.runningVar as Float32Array;
     /** From the sums (and, training, the batch statistics) to dx's per-channel (mean, A, B, D). */
