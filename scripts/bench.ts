@@ -474,6 +474,37 @@ async function main(): Promise<void> {
   console.log(`\nwrote ${OUT} (${wall.toFixed(0)} s, peak 1-min load average ${load.toFixed(1)})`);
 }
 
+/** The compact table the README carries: each engine, the fastest peer, the issue's targets. */
+function summary(rows: Row[], main: string, others: string[], peers: string[]): string[] {
+  const out = [`| cell | ${main} | ${others.join(' | ')} | fastest peer | default vs fastest (>1: ours faster) | copy | targets |`, `| --- | --- | ${others.map(() => '---').join(' | ')} | --- | --- | --- | --- |`];
+  for (const cell of CELLS) {
+    for (const op of OPS) {
+      const byName = new Map(rows.filter((r) => r.cell === cell && r.op === op).map((r) => [r.name, r]));
+      const us = byName.get(main);
+      if (!us) continue;
+      const best = peers.map((p) => byName.get(p)).filter((r): r is Row => r !== undefined).reduce<Row | undefined>((b, r) => (!b || r.ms < b.ms ? r : b), undefined);
+      const copy = byName.get(YARDSTICKS[0]!);
+      out.push(`| ${cell.layout} ${cell.label} ${op} | ${fmtTime(us.ms)} | ${others.map((o) => (byName.get(o) ? fmtTime(byName.get(o)!.ms) : 'n/a')).join(' | ')} | ${best ? `${best.name} ${fmtTime(best.ms)}` : 'n/a'} | ${best ? `${(best.ms / us.ms).toFixed(2)}×` : 'n/a'} | ${copy ? fmtTime(copy.ms) : 'n/a'} | ${targetsOf(cell, op, byName, us, copy)} |`);
+    }
+  }
+  return out;
+}
+
+/**
+ * The issue's targets for one cell: >= 1.0x onnxruntime-node, >= 1.5x TF.js wasm, >= 1.0x the
+ * plain loop on the tiny cells, and the large training forward at >= 50% of the copy's bandwidth.
+ */
+function targetsOf(cell: Cell, op: OpName, byName: Map<string, Row>, us: Row, copy: Row | undefined): string {
+  const missed: string[] = [];
+  const vs = (name: string) => { const r = byName.get(name); return r ? r.ms / us.ms : undefined; };
+  const ort = vs('onnxruntime-node'), tfw = vs('TF.js wasm'), plain = vs('plain JS two-pass');
+  if (ort !== undefined && ort < 1) missed.push(`onnxruntime ${ort.toFixed(2)}×`);
+  if (tfw !== undefined && tfw < 1.5) missed.push(`TF.js wasm ${tfw.toFixed(2)}×`);
+  if (cell.numel < 1000 && plain !== undefined && plain < 1) missed.push(`plain JS ${plain.toFixed(2)}×`);
+  if (op === 'train' && cell.numel > 1e6 && copy && us.gbs < copy.gbs / 2) missed.push(`bandwidth ${((us.gbs / copy.gbs) * 100).toFixed(0)}% of copy`);
+  return missed.length ? `missed: ${missed.join(', ')}` : 'met';
+}
+
 function render(rows: Row[], wall: number, names: string[], load: number, loadAtStart: number[]): string {
   const ourNames = names.filter((n) => n.startsWith('cpu-f32'));
   const peers = names.filter((n) => !n.startsWith('cpu-f32') && !YARDSTICKS.includes(n));
@@ -487,6 +518,8 @@ function render(rows: Row[], wall: number, names: string[], load: number, loadAt
   lines.push('- err = max |out − ref| / max(1, |ref|) of the main output (y for the forwards, dx for backward) against the project reference (`createReference`, compensated float64, through `expectationFor` in src/compare.ts); ratio = worst |out − ref| / tolerance bound (≤ 1 passes), under the accumulation each contender declares (cpu-f32 and plain JS: float64 sequential; onnxruntime and TF.js: float32 sequential).');
   lines.push('- onnx profile conventions (eps 1e-5, momentum 0.9). Backward is the training backward (gradients through the batch statistics); onnxruntime-node has no BatchNormalizationGrad outside training builds. TF.js runs channel-first tensors through transposes to NHWC (see scripts/bench.ts), and gets one timed call on the 6.4M-element cells.', '');
   lines.push('Reproduce: `npm run bench` (= `npx tsx scripts/bench.ts`); `--quick` for the two small shapes only; `--out FILE` to write elsewhere.', '');
+  lines.push('## Summary', '');
+  lines.push(...summary(rows, main, others, peers), '');
   lines.push('## Times', '');
   const header = ['layout', 'shape', 'op', ...names];
   lines.push(`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`);
@@ -514,16 +547,7 @@ function render(rows: Row[], wall: number, names: string[], load: number, loadAt
     const best = peerRows.reduce<Row | undefined>((b, r) => (!b || r.ms < b.ms ? r : b), undefined);
     const rel = (r: Row | undefined, mine: Row | undefined) => (r && mine ? `${(r.ms / mine.ms).toFixed(2)}×` : 'n/a');
     const copy = byName.get(YARDSTICKS[0]!), fresh = byName.get(YARDSTICKS[1]!);
-    // the issue's targets: >= 1.0x onnxruntime-node, >= 1.5x TF.js wasm, >= 1.0x the plain loop on
-    // the tiny cells, and the large training forward at >= 50% of the copy's bandwidth
-    const missed: string[] = [];
-    const vs = (name: string) => { const r = byName.get(name); return r && us ? r.ms / us.ms : undefined; };
-    const ort = vs('onnxruntime-node'), tfw = vs('TF.js wasm'), plain = vs('plain JS two-pass');
-    if (ort !== undefined && ort < 1) missed.push(`onnxruntime ${ort.toFixed(2)}×`);
-    if (tfw !== undefined && tfw < 1.5) missed.push(`TF.js wasm ${tfw.toFixed(2)}×`);
-    if (cell.numel < 1000 && plain !== undefined && plain < 1) missed.push(`plain JS ${plain.toFixed(2)}×`);
-    if (op === 'train' && cell.numel > 1e6 && us && copy && us.gbs < copy.gbs / 2) missed.push(`bandwidth ${((us.gbs / copy.gbs) * 100).toFixed(0)}% of copy`);
-    const goal = !us ? 'n/a' : missed.length ? `missed: ${missed.join(', ')}` : 'met';
+    const goal = us ? targetsOf(cell, op, byName, us, copy) : 'n/a';
     lines.push(`| ${cell.layout} | ${cell.label} | ${op} | ${peers.map((p) => rel(byName.get(p), us)).join(' | ')} | ${best?.name ?? 'n/a'} | ${rel(best, us)} | ${others.map((o) => rel(best, byName.get(o))).join(' | ')} | ${us ? us.gbs.toFixed(2) : 'n/a'} | ${copy ? copy.gbs.toFixed(1) : 'n/a'} | ${fresh ? fresh.gbs.toFixed(1) : 'n/a'} | ${goal} |`);
   }
   lines.push('');
