@@ -9,6 +9,7 @@ import { runConformance, DEFAULT_RUNS } from '../src/harness/runner.js';
 import { profiles } from '../src/profiles.js';
 import { createReference } from '../src/reference/reference.js';
 import { createCpuF32 } from '../src/kernels/cpu-f32/index.js';
+import { counters as threadCounters } from '../src/kernels/cpu-f32/threads.js';
 // @ts-expect-error plain JavaScript example
 import { createPlainBatchNorm } from '../examples/plain-bn.mjs';
 
@@ -29,10 +30,12 @@ for (const profile of Object.values(profiles)) {
   ] as const) {
     if (!label.startsWith(only)) continue;
     const t0 = Date.now();
+    const threadedBefore = threadCounters.threaded;
     const r = await runConformance(impl, { runs, seed });
     failed += r.summary.failed;
+    const threaded = threadCounters.threaded - threadedBefore;
     console.log(
-      `${label.padEnd(13)} ${profile.name.padEnd(17)} runs=${runs} seed=${seed}: ${r.summary.passed} passed, ${r.summary.failed} failed, ${r.summary.skipped} skipped (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+      `${label.padEnd(13)} ${profile.name.padEnd(17)} runs=${runs} seed=${seed}: ${r.summary.passed} passed, ${r.summary.failed} failed, ${r.summary.skipped} skipped (${((Date.now() - t0) / 1000).toFixed(1)} s)${threaded ? `, ${threaded} calls split over threads` : ''}`,
     );
     for (const x of r.results.filter((y) => y.status === 'fail')) console.log(`  ✗ ${x.id}: ${x.failure?.message}`);
   }
