@@ -148,7 +148,10 @@ interface Job {
 interface Slot {
   worker: Worker;
   ready: Promise<void>;
+  /** Loaded: seen through `loaded` (no event-loop turn needed) or the worker's message. */
   isReady: boolean;
+  /** Int32 cell the worker sets to 1 once loaded, readable while the caller never yields. */
+  loaded: Int32Array;
   /** Reserved or running a job (async job, sync part or gang member). */
   busy: boolean;
   /** The async job it runs, if any. */
@@ -184,7 +187,7 @@ export class WorkerPool {
   /** Workers loaded and idle now. */
   get idleReady(): number {
     let n = 0;
-    for (const s of this.slots) if (s.isReady && !s.busy && !s.dead) n++;
+    for (const s of this.slots) if (isLoaded(s) && !s.busy && !s.dead) n++;
     return n;
   }
 
@@ -245,7 +248,7 @@ export class WorkerPool {
     this.checkOpen();
     checkCount('parts', parts, Infinity);
     const first = inline ? 1 : 0;
-    const idle = this.slots.filter((s) => s.isReady && !s.busy && !s.dead);
+    const idle = this.slots.filter((s) => isLoaded(s) && !s.busy && !s.dead);
     if (idle.length < parts - first) {
       this.warmInBackground(Math.max(this.size, parts - first));
       return false;
@@ -347,7 +350,8 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const plan = planEntry();
-    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...plan, preload: this.preloads.slice() } });
+    const loaded = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...plan, preload: this.preloads.slice(), loaded } });
     worker.unref();
     let markReady!: () => void;
     let fail!: (e: unknown) => void;
@@ -358,6 +362,7 @@ export class WorkerPool {
         fail = rej;
       }),
       isReady: false,
+      loaded,
       busy: false,
       dead: false,
       refs: 0,
@@ -410,7 +415,7 @@ export class WorkerPool {
     if (this.disposed) return;
     for (const slot of this.slots) {
       if (!this.queue.length) return;
-      if (slot.isReady && !slot.busy && !slot.dead) this.start(slot, this.queue.shift()!);
+      if (isLoaded(slot) && !slot.busy && !slot.dead) this.start(slot, this.queue.shift()!);
     }
     const loading = this.slots.filter((s) => !s.isReady && !s.dead && !s.busy).length;
     let want = Math.min(this.queue.length - loading, this.size - this.slots.length);
@@ -454,6 +459,15 @@ export class WorkerPool {
     }
     return done;
   }
+}
+
+/**
+ * Whether a worker has loaded. The worker also says so in a shared cell, so a caller that never
+ * yields to the event loop (a synchronous loop of kernel calls) still sees its pool warm up.
+ */
+function isLoaded(s: Slot): boolean {
+  if (!s.isReady && Atomics.load(s.loaded, 0) === 1) s.isReady = true;
+  return s.isReady;
 }
 
 function checkCount(what: string, n: number, max: number): void {

@@ -6,7 +6,7 @@
  * worker stays in the pool. A gang member that throws breaks the gang's barrier so the other
  * members stop waiting for it.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { Barrier } from './barrier.js';
 import type { JobMessage, ReplyMessage, TaskContext, TaskFunction } from './pool.js';
 import { SIGNAL_ERROR, SIGNAL_OK, writeSignalText } from './signal.js';
@@ -39,7 +39,11 @@ const errorOf = (e: unknown) =>
 export async function preload(urls: string[] = [], announce = false): Promise<void> {
   // a module that fails to load fails its jobs later, with the error; not the worker now
   await Promise.all(urls.map((u) => loadModule(u).catch(() => undefined)));
-  if (announce) port.postMessage({ ready: true });
+  if (!announce) return;
+  // the shared cell first: a caller blocked in synchronous work sees it without an event-loop turn
+  const loaded = (workerData as { loaded?: Int32Array } | undefined)?.loaded;
+  if (loaded) Atomics.store(loaded, 0, 1);
+  port.postMessage({ ready: true });
 }
 
 port.on('message', async (job: JobMessage | { preload: string[] }) => {
