@@ -121,7 +121,7 @@
   ;; the next row, or the caller's slack); those padding lanes accumulate garbage never read.
   (func $rowSums (export "rowSums") (param $px i32) (param $rowBytes i32) (param $pairs i32) (param $acc i32) (param $blocks i32)
     (local $p i32) (local $pa i32) (local $pend i32)
-    (local $x0 v128) (local $x1 v128) (local $d0 v128) (local $d1 v128)
+    (local $q i32) (local $d0 v128) (local $d1 v128)
     (block $rowsDone
       (loop $rows
         (br_if $rowsDone (i32.eqz (local.get $pairs)))
@@ -131,11 +131,11 @@
         (block $blocksDone
           (loop $blocks
             (br_if $blocksDone (i32.ge_u (local.get $p) (local.get $pend)))
-            (local.set $x0 (v128.load align=1 (local.get $p)))
-            (local.set $x1 (v128.load align=1 (i32.add (local.get $p) (local.get $rowBytes))))
+            ;; $q: the same lanes one row down
+            (local.set $q (i32.add (local.get $p) (local.get $rowBytes)))
             ;; lanes 0, 1 of the block: K at +0, s1 at +32, s2 at +64
-            (local.set $d0 (f64x2.sub (f64x2.promote_low_f32x4 (local.get $x0)) (v128.load (local.get $pa))))
-            (local.set $d1 (f64x2.sub (f64x2.promote_low_f32x4 (local.get $x1)) (v128.load (local.get $pa))))
+            (local.set $d0 (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero align=1 (local.get $p))) (v128.load (local.get $pa))))
+            (local.set $d1 (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero align=1 (local.get $q))) (v128.load (local.get $pa))))
             (v128.store offset=32 (local.get $pa)
               (f64x2.add (v128.load offset=32 (local.get $pa)) (f64x2.add (local.get $d0) (local.get $d1))))
             (v128.store offset=64 (local.get $pa)
@@ -143,10 +143,10 @@
                 (f64x2.add (f64x2.mul (local.get $d0) (local.get $d0)) (f64x2.mul (local.get $d1) (local.get $d1)))))
             ;; lanes 2, 3: K at +16, s1 at +48, s2 at +80
             (local.set $d0 (f64x2.sub
-              (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x0) (local.get $x0)))
+              (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 align=1 (local.get $p)))
               (v128.load offset=16 (local.get $pa))))
             (local.set $d1 (f64x2.sub
-              (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x1) (local.get $x1)))
+              (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 align=1 (local.get $q)))
               (v128.load offset=16 (local.get $pa))))
             (v128.store offset=48 (local.get $pa)
               (f64x2.add (v128.load offset=48 (local.get $pa)) (f64x2.add (local.get $d0) (local.get $d1))))
