@@ -384,6 +384,11 @@ async function sample(s: Slot): Promise<void> {
   s.times.push((performance.now() - t0) / s.batch);
 }
 
+/** Samples every contender gets at least (interleaved), whatever the time budget. */
+const MIN_ROUNDS = 15;
+/** A call this slow (ms) marks a runner sampled 5 times on its own instead. */
+const SLOW_MS = 300;
+
 async function measure(slots: Slot[], budgetMs: number): Promise<void> {
   for (const s of slots) {
     if (s.cap <= 1) continue; // capped slow runners: no warm-up
@@ -395,8 +400,9 @@ async function measure(slots: Slot[], budgetMs: number): Promise<void> {
       s.out = await s.run();
       per = performance.now() - t0;
     }
-    // Slow runners (peers taking >= 50 ms a call) get 5 samples; the fast keep the rounds going.
-    if (per >= 50) s.cap = Math.min(s.cap, 5);
+    // Very slow runners (>= SLOW_MS a call: TF.js and the plain loop on the big cells) get 5
+    // samples on their own; everyone else is interleaved for at least MIN_ROUNDS rounds.
+    if (per >= SLOW_MS) s.cap = Math.min(s.cap, 5);
     s.batch = Math.max(1, Math.min(1000, Math.round(0.3 / Math.max(per, 1e-4))));
   }
   // Slow runners first, on their own (interleaving them would stretch every round).
@@ -410,7 +416,7 @@ async function measure(slots: Slot[], budgetMs: number): Promise<void> {
     for (let k = 0; k < slots.length; k++) {
       const s = slots[(k + round) % slots.length]!;
       if (s.times.length >= s.cap) continue;
-      if (round >= 5 && performance.now() - start > budgetMs) continue;
+      if (round >= MIN_ROUNDS && performance.now() - start > budgetMs) continue;
       if (s.times.length >= 200) continue;
       await sample(s);
       active++;
@@ -513,7 +519,8 @@ function render(rows: Row[], wall: number, names: string[], load: number, loadAt
   const lines: string[] = [];
   lines.push('# Benchmark: cpu-f32 against its peers', '');
   lines.push(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores), Node ${process.version}, in one process; total ${wall.toFixed(0)} s; load average at the start ${loadAtStart.map((l) => l.toFixed(1)).join(', ')} (1, 5, 15 min), peak 1-minute load average during the run ${load.toFixed(1)} (the machine was shared: with a load above the core count every thread waits for its turn, which costs a threaded call more than a single-thread one).`, '');
-  lines.push('- Times are medians of interleaved samples (one sample per contender per round; a sample of a fast runner is a batch of calls), end to end from Float32Array inputs to a Float32Array output (library tensors created and read back inside the timed region).');
+  lines.push('- Times are medians of interleaved samples (one sample per contender per round, the order rotated every round, at least 15 rounds; a sample of a fast runner is a batch of calls; runners slower than 300 ms a call get 5 samples on their own, TF.js on the 6.4M-element cells one call), end to end from Float32Array inputs to a Float32Array output (library tensors created and read back inside the timed region). The spread is in the samples column of the console output.');
+  lines.push('- The default engine (`auto`) times its threaded and single-thread paths itself and keeps the faster (re-timing the other every 16th call): its samples include those re-timings.');
   lines.push('- GB/s counts the bytes an op must move at least once (forward: x + y; backward: x + dy + dx). Yardsticks: `Float32Array.set copy` into a preallocated array, and `fresh array + set` (allocate the output, then copy), which is the floor for any op that returns a new array.');
   lines.push('- err = max |out − ref| / max(1, |ref|) of the main output (y for the forwards, dx for backward) against the project reference (`createReference`, compensated float64, through `expectationFor` in src/compare.ts); ratio = worst |out − ref| / tolerance bound (≤ 1 passes), under the accumulation each contender declares (cpu-f32 and plain JS: float64 sequential; onnxruntime and TF.js: float32 sequential).');
   lines.push('- onnx profile conventions (eps 1e-5, momentum 0.9). Backward is the training backward (gradients through the batch statistics); onnxruntime-node has no BatchNormalizationGrad outside training builds. TF.js runs channel-first tensors through transposes to NHWC (see scripts/bench.ts), and gets one timed call on the 6.4M-element cells.', '');
