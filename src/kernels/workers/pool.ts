@@ -352,7 +352,6 @@ export class WorkerPool {
     const plan = planEntry();
     const loaded = new Int32Array(new SharedArrayBuffer(4));
     const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...plan, preload: this.preloads.slice(), loaded } });
-    worker.unref();
     let markReady!: () => void;
     let fail!: (e: unknown) => void;
     const slot: Slot = {
@@ -399,6 +398,9 @@ export class WorkerPool {
     });
     worker.on('error', (e) => void this.kill(slot, `crashed (${e instanceof Error ? `${e.name}: ${e.message}` : String(e)})`));
     worker.on('exit', (code) => void this.kill(slot, `exited (code ${code})`));
+    // after the listeners: attaching a 'message' listener refs the worker again (Node 20), so an
+    // unref() before it would keep the process alive
+    worker.unref();
     this.slots.push(slot);
     return slot;
   }
