@@ -434,7 +434,7 @@ function fmtTime(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
-interface Row { cell: Cell; op: OpName; name: string; ms: number; gbs: number; err: number; ratio: number; iters: number; q1: number; q3: number }
+interface Row { cell: Cell; op: OpName; name: string; ms: number; gbs: number; err: number; ratio: number; iters: number; q1: number; q3: number; min: number }
 
 async function main(): Promise<void> {
   const t0 = performance.now();
@@ -470,7 +470,7 @@ async function main(): Promise<void> {
         const { err, ratio } = YARDSTICKS.includes(s.c.name) ? { err: NaN, ratio: NaN } : judge.judge(s.out, s.c.accumulation);
         const sorted = [...s.times].sort((a, b) => a - b);
         const q1 = sorted[Math.floor((sorted.length - 1) / 4)]!, q3 = sorted[Math.ceil((3 * (sorted.length - 1)) / 4)]!;
-        rows.push({ cell, op, name: s.c.name, ms, gbs: bytes / (ms * 1e6), err, ratio, iters: s.times.length, q1, q3 });
+        rows.push({ cell, op, name: s.c.name, ms, gbs: bytes / (ms * 1e6), err, ratio, iters: s.times.length, q1, q3, min: sorted[0]! });
         process.stdout.write(`${cell.layout} ${cell.label} ${op.padEnd(8)} ${s.c.name.padEnd(22)} ${fmtTime(ms).padStart(10)}  ${(bytes / (ms * 1e6)).toFixed(2)} GB/s  err ${err.toExponential(1)}  bound ratio ${ratio.toFixed(3)}  (${s.times.length}×${s.batch} runs, quartiles ${fmtTime(q1)}–${fmtTime(q3)})\n`);
       }
       load = Math.max(load, os.loadavg()[0]!);
@@ -521,7 +521,7 @@ function render(rows: Row[], wall: number, names: string[], load: number, loadAt
   const lines: string[] = [];
   lines.push('# Benchmark: cpu-f32 against its peers', '');
   lines.push(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores), Node ${process.version}, in one process; total ${wall.toFixed(0)} s; load average at the start ${loadAtStart.map((l) => l.toFixed(1)).join(', ')} (1, 5, 15 min), peak 1-minute load average during the run ${load.toFixed(1)} (the machine was shared: with a load above the core count every thread waits for its turn, which costs a threaded call more than a single-thread one).`, '');
-  lines.push('- Times are medians of interleaved samples (one sample per contender per round, the order rotated every round, at least 15 rounds; a sample of a fast runner is a batch of calls; runners slower than 300 ms a call get 5 samples on their own, TF.js on the 6.4M-element cells one call), end to end from Float32Array inputs to a Float32Array output (library tensors created and read back inside the timed region). In the Times table, [q1–q3] is the interquartile range of the samples: the spread on a shared machine.');
+  lines.push('- Times are medians of interleaved samples (one sample per contender per round, the order rotated every round, at least 15 rounds; a sample of a fast runner is a batch of calls; runners slower than 300 ms a call get 5 samples on their own, TF.js on the 6.4M-element cells one call), end to end from Float32Array inputs to a Float32Array output (library tensors created and read back inside the timed region). In the Times table, [q1–q3, min] is the interquartile range and the fastest sample: the spread on a shared machine, where a call that loses its core for a while lands in the upper quartile; the minimum is what the code does when it keeps the core.');
   lines.push('- The default engine (`auto`) times its threaded and single-thread paths itself and keeps the faster (re-timing the other every 16th call): its samples include those re-timings.');
   lines.push('- GB/s counts the bytes an op must move at least once (forward: x + y; backward: x + dy + dx). Yardsticks: `Float32Array.set copy` into a preallocated array, and `fresh array + set` (allocate the output, then copy), which is the floor for any op that returns a new array.');
   lines.push('- err = max |out − ref| / max(1, |ref|) of the main output (y for the forwards, dx for backward) against the project reference (`createReference`, compensated float64, through `expectationFor` in src/compare.ts); ratio = worst |out − ref| / tolerance bound (≤ 1 passes), under the accumulation each contender declares (cpu-f32 and plain JS: float64 sequential; onnxruntime and TF.js: float32 sequential).');
@@ -542,7 +542,7 @@ function render(rows: Row[], wall: number, names: string[], load: number, loadAt
         const r = byName.get(n);
         if (!r) return 'n/a';
         const acc = Number.isNaN(r.err) ? '' : ` (err ${r.err.toExponential(0)}, ratio ${r.ratio < 0.01 ? r.ratio.toExponential(0) : r.ratio.toFixed(2)})`;
-        const spread = r.iters >= 4 ? ` [${fmtTime(r.q1)}–${fmtTime(r.q3)}]` : '';
+        const spread = r.iters >= 4 ? ` [${fmtTime(r.q1)}–${fmtTime(r.q3)}, min ${fmtTime(r.min)}]` : '';
         return `${fmtTime(r.ms)}${spread}${acc}`;
       });
       lines.push(`| ${cell.layout} | ${cell.label} | ${op} | ${cols.join(' | ')} |`);
