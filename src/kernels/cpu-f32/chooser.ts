@@ -1,12 +1,13 @@
 /**
  * Threads or one thread? 'auto' decides by measuring itself. Whether splitting a large call over
  * the cores pays depends on the machine as much as on the shape: the caller copies the workers'
- * parts into and out of shared memory, which only pays when a second core is actually free. On
- * an idle 2-core machine the split backward runs ~1.5× faster; on the same machine shared by a
- * load of 20 runnable threads a worker waits milliseconds for its turn and the split loses
- * everywhere (docs/bench.md). So each kind of call (op, layout family, size to within a factor
- * of 2) keeps a running average of its time per element on each path, takes the faster, and
- * re-times the other path every EXPLORE_EVERY-th call, so a change of load is noticed.
+ * parts into and out of shared memory, which only pays when another core is actually free. On
+ * the 2-core development machine shared by a load of 20-25 runnable threads, a woken worker
+ * waited milliseconds for its turn and the split lost in every large cell measured (0.5-0.97x of
+ * one thread, side by side; docs/bench.md). A fixed size threshold cannot know that, so each kind
+ * of call (op, layout family, size to within a factor of 2) keeps a running average of its time
+ * per element on each path, takes the faster, and re-times the other path every EXPLORE_EVERY-th
+ * call, so a change of load is noticed.
  *
  * The two paths give results within the declared accumulation's bound of each other, not
  * always bit-identical (see ./threads.ts): a repeated call may differ in the last bit.

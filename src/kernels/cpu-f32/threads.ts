@@ -6,7 +6,7 @@
  * runs part 0 on the caller's own arrays; the other parts are copied into a SharedArrayBuffer
  * (the caller's arrays are not shared memory, so the workers cannot read them), computed there by
  * the workers, and their outputs copied back into the plain Float32Array the contract asks for.
- * Those copies are what threads cost; ./index.ts uses this path only where it measured faster.
+ * Those copies are what threads cost; 'auto' takes this path only where it times faster (./chooser.ts).
  *
  * Ops that need per-channel sums run in two rounds:
  *   1. each part's sums with the SAME shifts K (per channel, or per lane for the rows layout;
