@@ -372,6 +372,9 @@ describe('cpu-f32 auto engine: threads or one thread, by its own timings', () =>
     recordPath(kind, 1 << 20, 'single', 5);
     const picks = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, 1 << 20));
     expect(picks.filter((p) => p === 'threads')).toHaveLength(2);
+    // one call that lost its core for a while does not flip the choice (minimum, not average)
+    recordPath(kind, 1 << 20, 'single', 500);
+    expect(choosePath(kind, 1 << 20)).toBe('single');
     // the slower path, re-timed faster (the load dropped), takes over
     recordPath(kind, 1 << 20, 'threads', 0.1);
     recordPath(kind, 1 << 20, 'threads', 0.1);

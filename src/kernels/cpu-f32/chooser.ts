@@ -5,9 +5,11 @@
  * the 2-core development machine shared by a load of 20-25 runnable threads, a woken worker
  * waited milliseconds for its turn and the split lost in every large cell measured (0.5-0.97x of
  * one thread, side by side; docs/bench.md). A fixed size threshold cannot know that, so each kind
- * of call (op, layout family, size to within a factor of 2) keeps a running average of its time
- * per element on each path, takes the faster, and re-times the other path every EXPLORE_EVERY-th
- * call, so a change of load is noticed.
+ * of call (op, layout family, size to within a factor of 2) keeps the last few times per element
+ * of each path, takes the path with the smaller minimum, and re-times the other path every
+ * EXPLORE_EVERY-th call, so a change of load is noticed. The minimum, not an average: on a shared
+ * machine a call that loses its core for a while takes many times longer, and an average follows
+ * those losses back and forth between the paths.
  *
  * The two paths give results within the declared accumulation's bound of each other, not
  * always bit-identical (see ./threads.ts): a repeated call may differ in the last bit.
@@ -16,36 +18,38 @@ export type PathName = 'single' | 'threads';
 
 /** One call in this many takes the path that is currently slower, to re-time it. */
 export const EXPLORE_EVERY = 16;
-/** Weight of the newest time in the running average (the rest is history). */
-const NEWEST = 0.3;
+/** Times kept per path (the newest). */
+const KEEP = 4;
 
 interface Record {
-  single: number;
-  threads: number;
+  single: number[];
+  threads: number[];
   calls: number;
 }
 
 const records = new Map<string, Record>();
 
 const keyOf = (kind: string, n: number) => `${kind}:${Math.round(Math.log2(n))}`;
+const fastest = (t: number[]) => Math.min(...t);
 
 /** Which path the next call of this kind and size takes. */
 export function choosePath(kind: string, n: number): PathName {
   const key = keyOf(kind, n);
   let r = records.get(key);
-  if (!r) records.set(key, (r = { single: NaN, threads: NaN, calls: 0 }));
+  if (!r) records.set(key, (r = { single: [], threads: [], calls: 0 }));
   r.calls++;
-  if (Number.isNaN(r.threads)) return 'threads';
-  if (Number.isNaN(r.single)) return 'single';
-  const best: PathName = r.threads < r.single ? 'threads' : 'single';
-  if (r.calls % EXPLORE_EVERY === 0) return best === 'threads' ? 'single' : 'threads';
-  return best;
+  if (!r.threads.length) return 'threads';
+  if (!r.single.length) return 'single';
+  const faster: PathName = fastest(r.threads) < fastest(r.single) ? 'threads' : 'single';
+  if (r.calls % EXPLORE_EVERY === 0) return faster === 'threads' ? 'single' : 'threads';
+  return faster;
 }
 
 /** Record a call's time (ms) for n elements on a path. */
 export function recordPath(kind: string, n: number, path: PathName, ms: number): void {
   const r = records.get(keyOf(kind, n));
   if (!r) return;
-  const perElement = ms / n;
-  r[path] = Number.isNaN(r[path]) ? perElement : (1 - NEWEST) * r[path] + NEWEST * perElement;
+  const t = r[path];
+  t.push(ms / n);
+  if (t.length > KEEP) t.shift();
 }
