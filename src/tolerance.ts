@@ -10,11 +10,18 @@
  *   g   error factor of one m-term sum: |fl(sum) - sum| <= g * sum|terms|.
  *       depth k = the longest chain of additions a term goes through:
  *         sequential m - 1, pairwise ceil(log2 m), tiled (tile - 1) + ceil(log2 ceil(m / tile)).
- *       g = gamma(min(k, LAMBDA * sqrt(k))), gamma(j) = j ua / (1 - j ua).
- *       gamma(k) is Higham's deterministic bound (Accuracy and Stability, Thm 4.1/§4.2);
- *       LAMBDA * sqrt(k) is Higham & Mary's probabilistic bound (SIAM J. Sci. Comput. 2019,
- *       Thm 2.4): it holds with probability >= 1 - 2k exp(-LAMBDA^2 / 2), i.e. >= 1 - 1e-20 for
- *       LAMBDA = 10 at any k we can run. Either is a valid bound; we take the smaller.
+ *       g = gamma(k), gamma(j) = j ua / (1 - j ua): Higham's deterministic bound (Accuracy and
+ *       Stability, eq. 4.4 and §4.2: a term that goes through d additions carries at most
+ *       gamma(d) of relative error, whatever the data and whatever the order within the tree).
+ *       Not the probabilistic lambda sqrt(k) ua of Higham & Mary (SIAM J. Sci. Comput. 2019,
+ *       Thm 2.4): it assumes the rounding errors are independent with mean zero, which the data
+ *       decide, not the kernel. Same-sign data make a sequential sum stagnate and its errors
+ *       correlate (issue 11: float32 sequential two-pass at m = 2^20, x = 0.1 +- 0.001, errors
+ *       5.7x the probabilistic bound). Pairwise and tiled orders do not rescue it: each level of
+ *       the tree sums same-sign partial sums of similar size, the same correlation again, so the
+ *       deterministic bound is used on every level too (depth = the sum of the levels' depths).
+ *       No order we accept carries a proof of independence (stochastic rounding would), so the
+ *       probabilistic bound is never used. At k <= 100 both agreed anyway (min(k, 10 sqrt k) = k).
  *   mu, var (biased), s = sqrt(var + eps), A = mean|x|, D = max|x - mu|, xhat = (x - mu) / s.
  *
  * mean:      dmu  = g A + 2u|mu|                   (sum, divide by m, round to the dtype)
@@ -25,13 +32,26 @@
  *            not allowed: the one-pass E[x^2] - E[x]^2, whose error is ~ g mu^2: larger than
  *            this bound by ~ |mu| / D, i.e. by the offset-to-spread ratio.
  * xhat:      dxhat = alpha + beta |xhat| + u (|x| + |mu|) / s
- *            alpha = dmu / s, beta = dvar / (2 s^2) + 4u; the last term admits the folded form
+ *            alpha = dmu / s, beta = dvar / (2 s^2) + 4u (roundings of var + eps, sqrt, the
+ *            division or reciprocal, and the product or quotient with x - mu: one u each, s's
+ *            relative error halved by the root but its own rounding whole); the last term admits the folded form
  *            x * inv - mu * inv (tf.nn.batch_normalization, TF.js), which rounds x * inv.
- * y:         dy_out = |gamma| dxhat + u (2 |gamma xhat| + |y|)
+ * y:         dy_out = |gamma| dxhat + u (3 |gamma xhat| + 2 |y| + |gamma mu| / s)
+ *            gamma xhat + beta: u |gamma xhat| (product) + u |y| (sum). The folded form
+ *            y = x a + b', a = gamma inv, b' = beta - mu a (tf.nn.batch_normalization, TF.js) also
+ *            rounds b': u |b'| <= u (|beta| + |gamma mu| / s) <= u (|y| + |gamma xhat| + |gamma mu| / s);
+ *            without it the first-order bound was exceeded by that form (worst ratio 0.86 of the
+ *            doubled bound at eps = 1, var << eps, scripts/tolerance-ratios.ts), SAFETY covering it.
  * running:   dRM = |take| dmu + 2u (|keep RM| + |take mu|) + u |RM'| + u |momentum| (|RM| + |mu|)
  *            dRV = |take| b dvar + 3u (|keep RV| + |take b var|) + u |RV'| + u |momentum| (|RV| + |b var|)
  *            (b: Bessel factor). The last term: an implementation may hold momentum in its dtype;
  *            fl(0.99) in float32 moves 1 - momentum by u * 0.99, i.e. 99u relative to 0.01.
+ *            The difference form RM' = RM - take (RM - mu) (tf.compat.v1.assign_moving_average,
+ *            tf-keras, TF.js layers) rounds RM - mu, the product and the subtraction:
+ *            2u |take| (|RM| + |mu|) + u |RM'| (and one more u |take b var| for the Bessel product),
+ *            which exceeds the keep/take form's terms when keep is small: TF.js at momentum 0.1 was
+ *            9 ulp off with full-mantissa statistics (exactly this form's rounding, reproduced).
+ *            The rounding term is the larger of the two forms'.
  * backward (training), Q = mean(dy), P = mean(dy xhat):
  *            dQ = g mean|dy| + u|Q|;  dP = mean(|dy| dxhat) + (g + u) mean|dy xhat|
  *            inner = dy - Q - xhat P;  d(inner) = dQ + dxhat |P| + |xhat| dP + 3u(|dy| + |Q| + |xhat P|)
@@ -46,23 +66,26 @@
  * An implementation that declares subnormals: 'flush-to-zero' may lose up to the smallest normal
  * at each underflow, inputs included: its unit is 2^-126 (float32), and the flushed inputs move
  * the mean by up to that unit and the variance by up to 2 (D + unit) unit.
- * The first-order bound is doubled (SAFETY = 2) to cover second-order terms, and the
+ * The first-order bound is doubled (SAFETY = 2) to cover second-order terms (products of two
+ * first-order relative errors, each at most g + 4u <= 1/16 + 4u at the largest m any check runs,
+ * float32 sequential at m ~ 2^20: they add at most ~7% to the first-order sum), and the
  * reference's own error is added: at most 8 ulp(float64) of the same scales (dx; 4 for the other
  * outputs, spec/reference/oracle.spec.ts), an ulp being at most 2u of its scale. It matters only
  * for float64 implementations.
  */
 import type { AccumulationInfo, DType } from './contract.js';
+import { twoSum } from './numerics/eft.js';
 import { unitRoundoff } from './numerics/ulp.js';
+import { roundToHalf } from './numerics/half.js';
 
-export const LAMBDA = 10;
 export const SAFETY = 2;
 /** The reference's proven error, in ulp(float64) of each output's scale (dx's bound, the largest). */
 const REF_ULPS = 8;
 const U64 = 2 ** -53;
 /** Smallest subnormal: the absolute error of a rounding that underflows (gradual underflow). */
-const TINY: Record<DType, number> = { float32: 2 ** -149, float64: 2 ** -1074 };
+const TINY: Record<DType, number> = { float32: 2 ** -149, float64: 2 ** -1074, float16: 2 ** -24, bfloat16: 2 ** -133 };
 /** Smallest normal: what a flush-to-zero implementation may lose to one underflow, input or result. */
-const TINY_NORMAL: Record<DType, number> = { float32: 2 ** -126, float64: 2 ** -1022 };
+const TINY_NORMAL: Record<DType, number> = { float32: 2 ** -126, float64: 2 ** -1022, float16: 2 ** -14, bfloat16: 2 ** -126 };
 /** Roundings near underflow that one output can go through (squares, sums, the final cast). */
 const UNDERFLOW_STEPS = 4;
 
@@ -87,6 +110,8 @@ export interface ChannelFacts {
 
 export interface ToleranceInput {
   dtype: DType;
+  /** Dtype of the per-channel outputs (mean, variance, running statistics, dgamma, dbeta); default dtype. */
+  paramDtype?: DType;
   accumulation?: AccumulationInfo;
 }
 
@@ -123,16 +148,21 @@ export function reductionDepth(n: number, acc: AccumulationInfo): number {
   return n - 1;
 }
 
-/** Error factor of an n-term sum: the smaller of the deterministic and probabilistic bounds. */
+/** Error factor of an n-term sum: Higham's deterministic gamma(depth) (see the derivation above). */
 export function sumErrorFactor(n: number, acc: AccumulationInfo): number {
   const k = reductionDepth(n, acc);
-  const j = Math.min(k, LAMBDA * Math.sqrt(k));
   const ua = unitRoundoff(acc.dtype);
-  return (j * ua) / (1 - j * ua);
+  // k ua >= 1 (float32 sequential at m > 2^24): the analysis bounds nothing; no finite bound
+  return k * ua < 1 ? (k * ua) / (1 - k * ua) : Infinity;
 }
 
-/** Per-channel error bounds for every output; see the derivation above. */
+/** Per-channel error bounds for every output; see the derivation above (and below, for half dtypes). */
 export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
+  if (involvesHalf(input)) return halfTolerance(input, f);
+  return fullTolerance(input, f);
+}
+
+function fullTolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
   const u = unitRoundoff(input.dtype);
   const acc = input.accumulation ?? { dtype: input.dtype, order: 'sequential' };
   const ua = unitRoundoff(acc.dtype);
@@ -180,16 +210,21 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
     variance: bound(dvar, f.variance),
     xhat: (xhat, x) => bound(dxhat(xhat, x), Math.abs(xhat)),
     y: (xhat, x, y) =>
-      bound(Math.abs(f.gamma) * dxhat(xhat, x) + u * (2 * Math.abs(f.gamma * xhat) + Math.abs(y)), Math.abs(y) + Math.abs(f.gamma * xhat)),
+      bound(
+        Math.abs(f.gamma) * dxhat(xhat, x) + u * (3 * Math.abs(f.gamma * xhat) + 2 * Math.abs(y) + Math.abs((f.gamma * f.mean) / s)),
+        Math.abs(y) + Math.abs(f.gamma * xhat),
+      ),
     runningMean: (keep, take, momentum, old, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * f.mean);
       const heldMomentum = u * Math.abs(momentum) * (Math.abs(old) + Math.abs(f.mean));
-      return bound(Math.abs(take) * dmu + 2 * u * scale + u * Math.abs(result) + heldMomentum, scale);
+      const rounding = 2 * u * Math.max(scale, Math.abs(take) * (Math.abs(old) + Math.abs(f.mean)));
+      return bound(Math.abs(take) * dmu + rounding + u * Math.abs(result) + heldMomentum, scale);
     },
     runningVar: (keep, take, momentum, old, bessel, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * bessel * f.variance);
       const heldMomentum = u * Math.abs(momentum) * (Math.abs(old) + Math.abs(bessel * f.variance));
-      return bound(Math.abs(take) * bessel * dvar + 3 * u * scale + u * Math.abs(result) + heldMomentum, scale);
+      const rounding = 3 * u * Math.max(scale, Math.abs(take) * (Math.abs(old) + Math.abs(bessel * f.variance)));
+      return bound(Math.abs(take) * bessel * dvar + rounding + u * Math.abs(result) + heldMomentum, scale);
     },
     dx: (xhat, x, dy, Q, P, dx) => {
       const inner = dy - Q - xhat * P;
@@ -203,21 +238,129 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// HALF PRECISION (issue 12; owner: half). Kept apart from the float32/float64 derivation above,
+// which it calls unchanged.
+//
+// Model (what every framework does for float16 / bfloat16: PyTorch CPU and CUDA, Keras mixed
+// policies, TF fused_batch_norm, ONNX Runtime): inputs are exact (half values are float32 values);
+// the computation runs in a compute precision c; each output is rounded once to its own dtype
+// (y, dx to dtype; mean, variance, running statistics, dgamma, dbeta to paramDtype).
+//   c = float32, unless the declared accumulation is narrower (float16 / bfloat16: an
+//       implementation that computes in half says so, and is held to half arithmetic); sums use
+//       the declared accumulation as above (default for half dtypes: float32 sequential,
+//       src/declaration.ts accumulationOf).
+//   b_c = the float32/float64 bound above with dtype := c (elementwise ops at u_c, sums at u_a).
+//   One final rounding of a value v~ with |v~ - v| <= b_c to the output dtype (unit roundoff
+//   u_o = 2^-11 float16, 2^-8 bfloat16, 2^-24 float32; absolute tiny_o = the smallest subnormal
+//   in the subnormal range): |fl(v~) - v| <= b_c + u_o (|v| + b_c) + tiny_o.
+//   Overflow: a v~ beyond the largest finite value rounds to ±Infinity; src/compare.ts accepts
+//   ±Infinity of the right sign exactly when |v| + bound reaches the overflow threshold.
+// Not allowed (the bug class, each rejected in spec/gallery): parameters cast to half (inf at a
+// running variance > 65504), sums in half (overflow past 65504, lost mean digits), Bessel's
+// m / (m - 1) formed in half (NaN for m > 65504), eps rounded to half (1e-8 -> 0: 0 / 0 on a
+// constant channel), the centring x - mean done in bfloat16 (|mean| / std = 100 loses the result).
+// ---------------------------------------------------------------------------------------------
+
+const HALF_DTYPES: readonly DType[] = ['float16', 'bfloat16'];
+const involvesHalf = (input: ToleranceInput) => HALF_DTYPES.includes(input.dtype) || HALF_DTYPES.includes(input.paramDtype ?? input.dtype);
+
+/** The precision a half implementation computes in: float32, or its declared half accumulation. */
+export function halfComputeDtype(acc: AccumulationInfo): DType {
+  return HALF_DTYPES.includes(acc.dtype) ? acc.dtype : 'float32';
+}
+
+function halfTolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
+  const acc = input.accumulation ?? { dtype: 'float32', order: 'sequential' };
+  const compute = halfComputeDtype(acc);
+  const inner = fullTolerance({ dtype: compute, accumulation: acc }, f);
+  const paramDtype = input.paramDtype ?? input.dtype;
+  // A sum whose factor k u_a reaches 1 has no relative bound at all (m-term sums in half): no
+  // finite bound (Infinity, never an Infinity * 0 = NaN from the inner formulas)
+  const k = reductionDepth(f.m, acc);
+  const unbounded = k * unitRoundoff(acc.dtype) >= 1;
+  const round = (dtype: DType) => {
+    const uo = unitRoundoff(dtype);
+    const tinyO = acc.subnormals === 'flush-to-zero' ? TINY_NORMAL[dtype] : TINY[dtype];
+    return (bc: number, v: number) => (unbounded ? Infinity : bc + uo * (Math.abs(v) + bc) + tinyO);
+  };
+  const act = round(input.dtype);
+  const par = round(paramDtype);
+  return {
+    reason: `${input.dtype} activations, ${paramDtype} parameters, computed in ${compute}, rounded once to each output's dtype; ${inner.reason}`,
+    g: unbounded ? Infinity : inner.g,
+    depth: inner.depth,
+    mean: par(inner.mean, f.mean),
+    variance: par(inner.variance, f.variance),
+    xhat: (xhat, x) => act(inner.xhat(xhat, x), xhat),
+    y: (xhat, x, y) => act(inner.y(xhat, x, y), y),
+    runningMean: (keep, take, momentum, old, result) => par(inner.runningMean(keep, take, momentum, old, result), result),
+    runningVar: (keep, take, momentum, old, bessel, result) => par(inner.runningVar(keep, take, momentum, old, bessel, result), result),
+    dx: (xhat, x, dy, Q, P, dx) => act(inner.dx(xhat, x, dy, Q, P, dx), dx),
+    dgamma: (dgamma) => par(inner.dgamma(dgamma), dgamma),
+    dbeta: (sumAbsDy, dbeta) => par(inner.dbeta(sumAbsDy, dbeta), dbeta),
+  };
+}
+// --------------------------------------------- END HALF PRECISION ----------------------------
+
 /**
  * Central differences, for checking a float64 implementation's backward against its own forward
- * (gradcheck style). The step balances truncation, h^2 |f'''| / 6, against rounding in the loss,
- * e_L / h: h = u^(1/3) * scale, scale the size of the perturbed value (or of the channel's
- * spread when that is larger).
+ * (gradcheck style). Derivation of the step:
+ * - Scale. The loss L = sum w y is a function of x_i through x-hat = (x - mu) / s, so its n-th
+ *   derivative in x_i is ~ |gamma| sum|w| / s^n: the natural length is s = sqrt(var + eps) of the
+ *   statistics the forward uses (batch in training, running in inference), not |x| (issue 11:
+ *   x = [-832.008, -832], s = 0.005 and a step of 4e-3 ~ s made D(h) meaningless).
+ *   In training, var + eps as a function of x_i + t is a quadratic with complex roots at
+ *   |t| = s m / sqrt(m - 1) >= 2s, so L's Taylor series in x_i converges for |t| < R >= 2s
+ *   (Cauchy: |L^(n) / n!| <= M / R^n); in inference L is linear in x_i, gamma and beta (training:
+ *   linear in gamma and beta), and any step has zero truncation.
+ * - Balance. Truncation ~ (h / s)^2 |L'| against rounding e_L / h, where the forward's y carries
+ *   a relative noise ~ u (1 + kappa), kappa = (|x| + |mu|) / s (the tolerance's u (|x| + |mu|) / s
+ *   term of x-hat): e_L / h ~ u (1 + kappa) s |L'| / h. Equal at h* = s cbrt(u (1 + kappa)).
+ *   Capped at s 2^-10 (so h / R <= 2^-11: each further Taylor term is 2^-22 of the one before),
+ *   and rounded down to a power of two.
+ * - Representable. The step actually taken is the perturbation fl(v + j h) - v; a check uses the
+ *   step only where it is exact for j = +-1, +-2 (exactStencil), otherwise it picks another
+ *   element. |v| matters only there (h must be a multiple of v's ulp, or v's bits would be lost).
  */
-export function finiteDifferenceStep(dtype: DType, scale: number): number {
-  return Math.cbrt(unitRoundoff(dtype)) * Math.max(scale, 2 ** -20);
+export function finiteDifferenceStep(dtype: DType, s: number, magnitude: number): number {
+  const u = unitRoundoff(dtype);
+  const kappa = magnitude / s;
+  const target = s * Math.min(Math.cbrt(u * (1 + kappa)), 2 ** -10);
+  return 2 ** Math.floor(Math.log2(target));
+}
+
+const ROUND: Record<DType, (v: number) => number> = {
+  float32: Math.fround,
+  float64: (v) => v,
+  float16: (v) => roundToHalf(v, 'float16'),
+  bfloat16: (v) => roundToHalf(v, 'bfloat16'),
+};
+
+/** True when v + j h (j = -2, -1, 1, 2) are exact in dtype: the perturbations are exactly j h. */
+export function exactStencil(dtype: DType, v: number, h: number): boolean {
+  const pair = new Float64Array(2);
+  for (const j of [-2, -1, 1, 2]) {
+    const p = ROUND[dtype](v + j * h);
+    if (!Number.isFinite(p)) return false;
+    // p - v exactly, as an unevaluated pair: the perturbation is j h iff the pair is (j h, 0)
+    twoSum(p, -v, pair);
+    if (pair[0] !== j * h || pair[1] !== 0) return false;
+  }
+  return true;
 }
 
 /**
- * Bound on |D(h) - f'| for the central difference D(h) = (L(v + h) - L(v - h)) / 2h, from
- * Richardson: D(h) - D(2h) = -3 c h^2 + O(h^4) where c h^2 is D(h)'s truncation error, so
- * |truncation| ~ |D(h) - D(2h)| / 3; doubled for the O(h^4) remainder. Rounding: the loss is
- * known to lossError at each point, so the quotient to lossError / h (both points, / 2h).
+ * Bound on |D(h) - f'| for the central difference D(h) = (L(v + h) - L(v - h)) / 2h.
+ * Truncation: D(h) = f' + c2 h^2 + c4 h^4 + ..., so D(h) - D(2h) = -3 c2 h^2 - 15 c4 h^4 - ...;
+ * with h / R <= 2^-11 (finiteDifferenceStep) the series after c2 is below 2^-20 of it, and
+ * |c2 h^2| <= (|D(h) - D(2h)| + rounding of D(h) and D(2h)) / 3. Rounding: each loss is known
+ * to lossError (the largest of the four points), so D(h) to lossError / h and D(2h) to
+ * lossError / 2h. Sum: |D(h) - f'| <= 2 (|D(h) - D(2h)| + 1.5 e / h) / 3 + e / h, the factor 2
+ * on the truncation covering the O(h^4) remainder, = 2 |D(h) - D(2h)| / 3 + 2 e / h.
+ * Where c2 h^2 and the c4 term cancel in D(h) - D(2h) (|c2| ~ 5 |c4| h^2), the truncation left is
+ * ~ 4 |c4| h^4 <= (h / s)^4 |L'| ~ (u (1 + kappa))^(4/3) |L'|, below the rounding term
+ * 2 e / h >= ~ (u (1 + kappa))^(2/3) |L'| whenever u (1 + kappa) < 1: it is covered too.
  */
 export function finiteDifferenceBound(dh: number, d2h: number, h: number, lossError: number): number {
   return (2 * Math.abs(dh - d2h)) / 3 + (2 * lossError) / h;

@@ -23,7 +23,13 @@ export type Bug =
   | 'returns-float64-for-float32'
   | 'running-var-nan-at-m1'
   | 'gamma-applied-before-centering'
-  | 'inference-uses-batch-statistics';
+  | 'inference-uses-batch-statistics'
+  // only large m or inexact sums show these two (bn:scale)
+  | 'float32-sums-declared-float64'
+  | 'chunked-merge-drops-tail';
+
+/** The chunk of 'chunked-merge-drops-tail': channels shorter than this take a direct path. */
+const CHUNK = 4096;
 
 const f32 = Math.fround;
 
@@ -63,11 +69,24 @@ export function mutant(profile: Profile, bug: Bug): BatchNormImplementation {
         variance[c] = f32(f32(s2 / idx.length) - f32(mu * mu));
         return;
       }
+      if (bug === 'float32-sums-declared-float64') {
+        // two-pass, but both sums sequential in float32 while the kernel declares float64
+        let s = 0;
+        for (const i of idx) s = f32(s + x[i]!);
+        const mu = f32(s / idx.length);
+        let q = 0;
+        for (const i of idx) q = f32(q + f32((x[i]! - mu) ** 2));
+        mean[c] = mu;
+        variance[c] = f32(q / idx.length);
+        return;
+      }
+      // chunk partial sums merged at the end; the bug merges only the full chunks
+      const used = bug === 'chunked-merge-drops-tail' && idx.length >= CHUNK ? idx.slice(0, idx.length - (idx.length % CHUNK)) : idx;
       let s = 0;
-      for (const i of idx) s += x[i]!;
+      for (const i of used) s += x[i]!;
       const mu = s / idx.length;
       let q = 0;
-      for (const i of idx) q += (x[i]! - mu) ** 2;
+      for (const i of used) q += (x[i]! - mu) ** 2;
       mean[c] = mu;
       variance[c] = q / idx.length;
     });

@@ -11,7 +11,7 @@ import type { BackwardRequest, Profile } from '../../src/contract.js';
 import { layoutOf } from '../../src/layout.js';
 import { profiles } from '../../src/profiles.js';
 import { createReference } from '../../src/reference/reference.js';
-import { finiteDifferenceBound, finiteDifferenceStep } from '../../src/tolerance.js';
+import { exactStencil, finiteDifferenceBound, finiteDifferenceStep } from '../../src/tolerance.js';
 
 class Cx {
   constructor(
@@ -164,7 +164,15 @@ describe('reference backward vs central differences (float64; step and bound fro
           dx: Float64Array;
         };
         const j = Math.abs(p.seed) % x.length;
-        const h = finiteDifferenceStep('float64', Math.max(Math.abs(x[j]!), 1));
+        // the step on the scale of j's channel: s = sqrt(var + eps), |x| only for rounding
+        const Lay = layoutOf(p.shape, p.axis);
+        const c = Math.floor(j / Lay.inner) % Lay.channels;
+        const v: number[] = [];
+        for (let o = 0; o < Lay.outer; o++) for (let i = 0; i < Lay.inner; i++) v.push(x[(o * Lay.channels + c) * Lay.inner + i]!);
+        const mu = v.reduce((a, b) => a + b, 0) / v.length;
+        const s = Math.sqrt(v.reduce((a, b) => a + (b - mu) ** 2, 0) / v.length + p.eps);
+        const h = finiteDifferenceStep('float64', s, Math.abs(x[j]!) + Math.abs(mu));
+        fc.pre(exactStencil('float64', x[j]!, h));
         const at = (d: number) => L(x.map((v, k) => (k === j ? v + d : v)));
         const dh = (at(h) - at(-h)) / (2 * h);
         const d2h = (at(2 * h) - at(-2 * h)) / (4 * h);

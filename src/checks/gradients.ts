@@ -10,24 +10,32 @@
  */
 import fc from 'fast-check';
 import { backwardRequest, inferRequest, problemArb, trainRequest, type Problem } from '../arbitraries/problem.js';
-import type { AnyRequest } from '../contract.js';
+import type { AnyRequest, DType } from '../contract.js';
 import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { CompensatedSum } from '../numerics/eft.js';
-import { finiteDifferenceBound, finiteDifferenceStep } from '../tolerance.js';
+import { exactStencil, finiteDifferenceBound, finiteDifferenceStep } from '../tolerance.js';
 import { callAndAgree, channelIndices, expectation, expectClose, exactStats } from './common.js';
 import type { CheckSpec } from './spec.js';
 
-/** L = sum w_i y_i through the implementation's forward; returns L and its error bound. */
+/**
+ * L = sum w_i y_i through the implementation's forward; returns L and its error bound: each y_i
+ * within its tolerance of the exact forward (the expectation), plus our own summation's error.
+ */
 async function loss(c: CheckContext, p: Problem, training: boolean, over: Partial<Problem>): Promise<{ L: number; err: number }> {
   const req: AnyRequest = training ? trainRequest(p, over) : inferRequest(p, over);
   const y = (await c.call(training ? 'forwardTrain' : 'forwardInfer', req)).y;
   const e = expectation(c, training ? 'forwardTrain' : 'forwardInfer', req);
   let L = 0;
   let err = 0;
+  let absTerms = 0;
   for (let i = 0; i < y.length; i++) {
     L += p.dy[i]! * y[i]!;
-    err += Math.abs(p.dy[i]!) * e.bounds.y![i]! + 2 ** -52 * Math.abs(p.dy[i]! * y[i]!);
+    err += Math.abs(p.dy[i]!) * e.bounds.y![i]!;
+    absTerms += Math.abs(p.dy[i]! * y[i]!);
   }
+  // our own float64 evaluation: n products and an n-term sequential sum, gamma(n) sum|dy y| (Higham)
+  const n = y.length;
+  err += ((n * 2 ** -53) / (1 - n * 2 ** -53)) * absTerms;
   return { L, err };
 }
 
@@ -36,41 +44,61 @@ type Param = 'x' | 'gamma' | 'beta';
 async function centralDifference(c: CheckContext, p: Problem, training: boolean, param: Param, index: number, h: number) {
   const at = async (delta: number) => {
     const values = p[param].slice();
-    values[index] = values[index]! + delta;
+    values[index] = values[index]! + delta; // exact: the caller checked exactStencil
     return loss(c, p, training, { [param]: values });
   };
   const [a, b] = [await at(h), await at(-h)];
   const [a2, b2] = [await at(2 * h), await at(-2 * h)];
   const dh = (a.L - b.L) / (2 * h);
   const d2h = (a2.L - b2.L) / (4 * h);
-  return { dh, bound: finiteDifferenceBound(dh, d2h, h, Math.max(a.err, b.err)) };
+  return { dh, bound: finiteDifferenceBound(dh, d2h, h, Math.max(a.err, b.err, a2.err, b2.err)) };
+}
+
+/**
+ * The element (from start on, cyclically) whose central-difference stencil is exact, with its
+ * step; undefined when none is (x values all at a binade edge or far below the step).
+ */
+function exactElement(dtype: DType, values: number[], start: number, stepOf: (i: number) => number) {
+  for (let k = 0; k < values.length; k++) {
+    const i = (start + k) % values.length;
+    const h = stepOf(i);
+    if (exactStencil(dtype, values[i]!, h)) return { index: i, h };
+  }
+  return undefined;
 }
 
 function gradientProperty(training: boolean) {
   return (ctx: CheckContext) =>
-    runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis, maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
+    // small problems (maxDim 3) and moderate offsets (|mean| / spread <= 2^6): each run makes 13
+    // calls; the step is derived from s for any offset (finiteDifferenceStep), and large offsets
+    // are the edge and agreement families' job
+    runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full', maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
       const breq = backwardRequest(p, training);
       const got = await c.call('backward', breq);
       const e = expectation(c, 'backward', breq);
-      const { s } = exactStats(c, breq);
+      const { L, s, mean, eps } = exactStats(c, breq);
       const C = p.gamma.length;
-      const xi = pick % p.x.length;
-      const ch = pick % C;
-      const spread = Math.max(...Array.from(s));
-      const cases: Array<[Param, number, number, number]> = [
-        ['x', xi, got.dx[xi]!, e.bounds.dx![xi]!],
-        ['gamma', ch, got.dgamma[ch]!, e.bounds.dgamma![ch]!],
-        ['beta', ch, got.dbeta[ch]!, e.bounds.dbeta![ch]!],
+      const channelOf = (i: number) => Math.floor(i / L.inner) % C;
+      // the statistics the forward normalizes with: batch (training) or running (inference)
+      const sUsed = (ch: number) => (training ? s[ch]! : Math.sqrt(p.runningVar[ch]! + eps));
+      const muUsed = (ch: number) => (training ? mean[ch]! : p.runningMean[ch]!);
+      const cases: Array<[Param, ReturnType<typeof exactElement>]> = [
+        ['x', exactElement(ctx.dtype, p.x, pick % p.x.length, (i) => finiteDifferenceStep(ctx.dtype, sUsed(channelOf(i)), Math.abs(p.x[i]!) + Math.abs(muUsed(channelOf(i)))))],
+        // L is linear in gamma and beta: no truncation, the step only has to dwarf their ulp
+        ['gamma', exactElement(ctx.dtype, p.gamma, pick % C, (i) => finiteDifferenceStep(ctx.dtype, Math.max(Math.abs(p.gamma[i]!), 1), 0))],
+        ['beta', exactElement(ctx.dtype, p.beta, pick % C, (i) => finiteDifferenceStep(ctx.dtype, Math.max(Math.abs(p.beta[i]!), 1), 0))],
       ];
-      for (const [param, index, analytic, analyticBound] of cases) {
-        const scale = param === 'x' ? Math.max(Math.abs(p.x[index]!), spread) : Math.max(Math.abs(p[param][index]!), 1);
-        const h = finiteDifferenceStep(ctx.dtype, scale);
-        const { dh, bound } = await centralDifference(c, p, training, param, index, h);
+      for (const [param, where] of cases) {
+        if (!where) continue;
+        const { index, h } = where;
         const out = param === 'x' ? 'dx' : param === 'gamma' ? 'dgamma' : 'dbeta';
+        const analytic = got[out][index]!;
+        const analyticBound = e.bounds[out]![index]!;
+        const { dh, bound } = await centralDifference(c, p, training, param, index, h);
         if (!(Math.abs(analytic - dh) <= bound + analyticBound)) {
           throw new Mismatch(
             `${out}[${index}] = ${analytic} but the central difference of the implementation's own forward gives ${dh} (step ${h.toExponential(2)}, allowed ${(bound + analyticBound).toExponential(3)})`,
-            { boundReason: e.reasons[ch]! },
+            { boundReason: e.reasons[param === 'x' ? channelOf(index) : index]! },
           );
         }
       }
@@ -83,21 +111,21 @@ export const gradientChecks: CheckSpec[] = [
     name: 'analytic-training',
     title: 'training backward (through the batch statistics) agrees with the reference\'s analytic gradient',
     needs: ['backward'],
-    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, true), 'backward (training)'))),
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, true), 'backward (training)'))),
   },
   {
     family: 'gradients',
     name: 'analytic-inference',
     title: 'inference backward (statistics constant: dx = dy * gamma / sqrt(runningVar + eps)) agrees with the reference',
     needs: ['backward'],
-    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, false), 'backward (inference)'))),
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, false), 'backward (inference)'))),
   },
   {
     family: 'gradients',
     name: 'finite-difference-training',
     title: 'float64: training backward agrees with central differences of the implementation\'s own training forward',
     needs: ['forwardTrain', 'backward'],
-    skip: (ctx) => (ctx.dtype === 'float32' ? 'central differences need float64; float32 backward is held to the reference by analytic-training' : undefined),
+    skip: (ctx) => (ctx.dtype !== 'float64' || ctx.paramDtype !== 'float64' ? `central differences need float64; ${ctx.dtype} backward is held to the reference by analytic-training` : undefined),
     run: gradientProperty(true),
   },
   {
@@ -105,7 +133,7 @@ export const gradientChecks: CheckSpec[] = [
     name: 'finite-difference-inference',
     title: 'float64: inference backward agrees with central differences of the implementation\'s own inference forward',
     needs: ['forwardInfer', 'backward'],
-    skip: (ctx) => (ctx.dtype === 'float32' ? 'central differences need float64; float32 backward is held to the reference by analytic-inference' : undefined),
+    skip: (ctx) => (ctx.dtype !== 'float64' || ctx.paramDtype !== 'float64' ? `central differences need float64; ${ctx.dtype} backward is held to the reference by analytic-inference` : undefined),
     run: gradientProperty(false),
   },
   {
@@ -115,7 +143,7 @@ export const gradientChecks: CheckSpec[] = [
       'training: per channel sum dx = 0 and sum dx * x-hat = gamma/s * sum(dy * x-hat) * eps/(var + eps) (zero only when eps = 0); dbeta = sum dy; dgamma = sum dy * x-hat',
     needs: ['backward'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
         const req = backwardRequest(p, true);
         const got = await c.call('backward', req);
         const e = expectation(c, 'backward', req);

@@ -32,6 +32,7 @@ import * as ts from './ts-engine.js';
 import * as wasm from './wasm-engine.js';
 import * as threads from './threads.js';
 import { autoLoops, backwardMayThread, family, viaChooser, type Loops, type ThreadMode } from './auto.js';
+import { withHalfActivations } from './half.js';
 import { TINY_NUMEL, tinyAffine, tinyDx, tinyForwardTrain, tinyGradSums, tinyStats } from './tiny.js';
 
 export { THREAD_MIN_NUMEL, prewarmCpuF32Threads } from './auto.js';
@@ -203,7 +204,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     return { dx, dgamma, dbeta };
   }
 
-  return {
+  // float16 / bfloat16 activations with float32 parameters: converted at the boundary (./half.ts)
+  return withHalfActivations({
     name: 'cpu-f32',
     profile: resolved,
     dtypes: ['float32'],
@@ -212,5 +214,5 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     forwardTrain,
     forwardInfer,
     backward,
-  };
+  });
 }
