@@ -63,8 +63,9 @@ const IMPLEMENTATIONS: Implementation[] = [
   { label: 'reference', args: ['--builtin', 'reference'], profiles: ALL_PROFILES, available: () => undefined },
   { label: 'cpu-f32', args: ['--builtin', 'cpu-f32'], profiles: ALL_PROFILES, available: () => undefined },
   { label: 'cpu-f32-wasm', args: ['--builtin', 'cpu-f32-wasm'], profiles: ALL_PROFILES, available: () => undefined },
-  // engine 'auto' (the worker-pool engine) when the build has it
-  { label: 'cpu-f32-auto', args: ['--builtin', 'cpu-f32-auto'], profiles: ALL_PROFILES, available: () => (BUILTINS['cpu-f32-auto'] ? undefined : 'no cpu-f32-auto built-in in this build') },
+  { label: 'cpu-f32-ts', args: ['--builtin', 'cpu-f32-ts'], profiles: ALL_PROFILES, available: () => undefined },
+  // the default engine with its split over the worker pool forced on every shape it can take
+  { label: 'cpu-f32-threads', args: ['--builtin', 'cpu-f32-threads'], profiles: ALL_PROFILES, available: () => undefined },
   { label: 'gpu-cpu-mode', args: ['--builtin', 'gpu', '--gpu-mode', 'cpu'], profiles: ALL_PROFILES, available: () => undefined },
   {
     label: 'gpu-headlessgl',
@@ -154,7 +155,7 @@ function plan(name: string, randomSeeds: number[]): Unit[] {
     }
     if (round === 0) {
       // 4. large m: the scale family alone at --runs 1000 (4 runs per case, each up to m = 1056784)
-      for (const impl of ['cpu-f32', 'cpu-f32-wasm', 'cpu-f32-auto', 'plain-js']) {
+      for (const impl of ['cpu-f32', 'cpu-f32-ts', 'cpu-f32-wasm', 'cpu-f32-threads', 'plain-js']) {
         if (has(impl)) units.push({ stratum: 'large-m', impl, profile: 'pytorch', seed: 200, runs: 1000, only: 'bn:scale' });
       }
     }

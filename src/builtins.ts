@@ -21,7 +21,11 @@ export const BUILTINS: Record<string, Builtin> = {
     create: async (p) => createReference(p),
   },
   'cpu-f32': {
-    description: 'the optimized float32 CPU kernel, TypeScript engine',
+    description: 'the optimized float32 CPU kernel, default (auto) engine: WebAssembly SIMD, tiny-tensor loops, large tensors over every core',
+    create: async (p) => createCpuF32(p),
+  },
+  'cpu-f32-ts': {
+    description: 'the optimized float32 CPU kernel, TypeScript engine (one thread)',
     create: async (p) => createCpuF32(p, { engine: 'ts' }),
   },
   'cpu-f32-sync': {
@@ -29,8 +33,12 @@ export const BUILTINS: Record<string, Builtin> = {
     create: async (p) => createCpuF32(p, { engine: 'ts', synchronized: true }),
   },
   'cpu-f32-wasm': {
-    description: 'the optimized float32 CPU kernel, WebAssembly SIMD engine',
+    description: 'the optimized float32 CPU kernel, WebAssembly SIMD engine (one thread)',
     create: async (p) => createCpuF32(p, { engine: 'wasm' }),
+  },
+  'cpu-f32-threads': {
+    description: 'the optimized float32 CPU kernel, default engine with the split over the worker pool forced on every shape it can take (for checking that path; slow)',
+    create: async (p) => createCpuF32(p, { threads: 'always' }),
   },
   gpu: {
     description:

@@ -10,19 +10,21 @@
  * a one-pass E[x²] - E[x]² kernel (error ~2⁻⁵³·r² even in float64) fails the large-offset case.
  */
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { BatchNormImplementation, Profile, ProfileName } from '../../src/contract.js';
 import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../src/errors.js';
 import { layoutOf } from '../../src/layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../src/profiles.js';
-import { createCpuF32, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
+import { createCpuF32, prewarmCpuF32Threads, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
+import { counters as threadCounters } from '../../src/kernels/cpu-f32/threads.js';
+import { choosePath, EXPLORE_EVERY, recordPath } from '../../src/kernels/cpu-f32/chooser.js';
 import { accumulationFor, compareWithReference } from '../../src/compare.js';
 import type { Op } from '../../src/contract.js';
 import { mulberry32 as rng } from '../../src/numerics/random.js';
 import { assemble, generatedModule, generatedPath, WAT_SOURCES } from '../../scripts/build-wasm.js';
 
 const U = 2 ** -24;
-const ENGINES: CpuEngineName[] = ['ts', 'wasm'];
+const ENGINES: CpuEngineName[] = ['auto', 'ts', 'wasm'];
 
 
 function f32(n: number, f: (i: number) => number): Float32Array {
@@ -340,5 +342,50 @@ describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
     const d = (n: number) => new Float64Array(n).fill(1);
     expect(() => impl.forwardTrain!({ ...ok, x: d(6), gamma: d(3), beta: d(3), runningMean: d(3), runningVar: d(3) })).toThrow(UnsupportedDTypeError);
     expect(() => createCpuF32('nope' as ProfileName)).toThrow(/unknown profile/);
+  });
+});
+
+// The auto engine's threaded ops (src/kernels/cpu-f32/threads.ts), forced on for every size: the same checks
+// on shapes whose outer slices split over the pool, in both layout families. The counter proves
+// the split ran (a silent single-thread fallback would pass the numerics but not this).
+describe('cpu-f32 auto engine, ops split over the worker pool', () => {
+  beforeAll(async () => {
+    // before the pool is warm, a threaded call runs on one thread (and starts the workers)
+    const before = threadCounters.threaded;
+    checkAll(createCpuF32('onnx', { threads: 'always' }), makeCase([8, 6, 8, 8], 1, 'onnx', 30));
+    expect(threadCounters.threaded).toBe(before);
+    await prewarmCpuF32Threads();
+  });
+  it.each([
+    [[8, 6, 8, 8], 1, 'pytorch'], // NCHW: per-channel runs
+    [[4, 9, 9, 13], 3, 'keras'], // NHWC: per-lane rows, 13 lanes
+    [[33, 70], 1, 'onnx'], // NC, odd row counts per part
+    [[5, 40, 3, 5], 1, 'tensorflow-fused'], // inner 15: rows path, lanes merged per channel
+  ] as const)('shape %j axis %d (%s)', (shape, axis, profile) => {
+    const before = threadCounters.threaded;
+    checkAll(createCpuF32(profile, { threads: 'always' }), makeCase([...shape], axis, profile, 31));
+    expect(threadCounters.threaded - before, 'threaded calls (train, infer, backward x2)').toBe(4);
+  });
+});
+
+describe('cpu-f32 auto engine: threads or one thread, by its own timings', () => {
+  it('times each path once, then takes the faster, re-timing the slower every EXPLORE_EVERY-th call', () => {
+    const kind = 'spec-kind';
+    expect(choosePath(kind, 1 << 20)).toBe('threads');
+    recordPath(kind, 1 << 20, 'threads', 10);
+    expect(choosePath(kind, 1 << 20)).toBe('single');
+    recordPath(kind, 1 << 20, 'single', 5);
+    const picks = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, 1 << 20));
+    expect(picks.filter((p) => p === 'threads')).toHaveLength(2);
+    // one call that lost its core for a while does not flip the choice (minimum, not average)
+    recordPath(kind, 1 << 20, 'single', 500);
+    expect(choosePath(kind, 1 << 20)).toBe('single');
+    // the slower path, re-timed faster (the load dropped), takes over
+    recordPath(kind, 1 << 20, 'threads', 0.1);
+    recordPath(kind, 1 << 20, 'threads', 0.1);
+    expect(choosePath(kind, 1 << 20)).toBe('threads');
+    // sizes a factor of 2 apart are timed separately
+    expect(choosePath(kind, 1 << 22)).toBe('threads');
+    expect(choosePath(kind, 1 << 22)).toBe('threads');
   });
 });

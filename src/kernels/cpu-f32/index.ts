@@ -3,10 +3,15 @@
  *
  * The contract-level work (validation, profile rules, running statistics, output allocation)
  * lives here once; the per-element loops live in an engine:
- * - 'ts':   readable TypeScript, float64 accumulators (./ts-engine.ts);
- * - 'wasm': WebAssembly SIMD streamed through a small linear memory (./wasm-engine.ts), when
- *           the runtime supports it; it falls back to 'ts' where it is not faster (tiny shapes).
- * Both engines are checked by the same conformance harness (select with { engine }).
+ * - 'auto' (the default): per call, the fastest of the others for the shape and layout: the
+ *           direct loops of ./tiny.ts for tiny tensors, WebAssembly SIMD where the runtime has
+ *           it, TypeScript otherwise, and large tensors split over every core (./threads.ts)
+ *           where that measures faster on this machine, now (./chooser.ts);
+ * - 'ts':   readable TypeScript, float64 accumulators (./ts-engine.ts), one thread;
+ * - 'wasm': WebAssembly SIMD streamed through a small linear memory (./wasm-engine.ts, source
+ *           ./bn-simd.wat), one thread; it uses 'ts' where it is not faster (small shapes) and for
+ *           the backward.
+ * Every engine is checked by the same conformance harness (select with { engine }).
  */
 import type {
   AccumulationInfo,
@@ -26,23 +31,30 @@ import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../.
 import * as ts from './ts-engine.js';
 import * as wasm from './wasm-engine.js';
 import { backwardSyncThreads, forwardTrainSyncThreads } from './sync.js';
+import * as threads from './threads.js';
+import { autoLoops, backwardMayThread, family, viaChooser, type Loops, type ThreadMode } from './auto.js';
 import { withHalfActivations } from './half.js';
 import { TINY_NUMEL, tinyAffine, tinyDx, tinyForwardTrain, tinyGradSums, tinyStats } from './tiny.js';
 
-export type CpuEngineName = 'ts' | 'wasm';
+export { THREAD_MIN_NUMEL, prewarmCpuF32Threads } from './auto.js';
+
+export type CpuEngineName = 'auto' | 'ts' | 'wasm';
+export const CPU_ENGINES: readonly CpuEngineName[] = ['auto', 'ts', 'wasm'];
 
 export interface CpuF32Options {
-  /**
-   * Loop engine; default 'ts'. 'wasm' runs the training and inference forwards of
-   * channel-contiguous layouts (inner >= 16, e.g. NCHW) in WebAssembly SIMD and everything else
-   * (channels-last, backward) in the TS engine.
-   */
+  /** Loop engine; default 'auto' (see the module header). */
   engine?: CpuEngineName;
   /**
    * Adds the synchronized ops (forwardTrainSync, backwardSync): each replica on a worker thread
    * of its own, statistics all-reduced through shared memory (./sync.ts). Default false.
    */
   synchronized?: boolean;
+  /**
+   * 'auto' only: split large calls over the worker pool where that measures faster (true, the
+   * default; ./chooser.ts), never (false), or whenever the shape allows, tiny tensors included
+   * ('always': for tests and sweeps of the threaded path; slow).
+   */
+  threads?: ThreadMode;
 }
 
 const SUPPORTED = ['float32'] as const;
@@ -76,10 +88,13 @@ function channelTables(C: number, count: number): Float64Array[] {
 
 export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Options = {}): BatchNormImplementation {
   const resolved = resolveProfile(profile);
-  const engine = options.engine ?? 'ts';
-  if (engine !== 'ts' && engine !== 'wasm') throw new TypeError(`engine must be 'ts' or 'wasm', got ${String(engine)}`);
+  const engine = options.engine ?? 'auto';
+  if (!CPU_ENGINES.includes(engine)) throw new TypeError(`engine must be one of ${CPU_ENGINES.map((e) => `'${e}'`).join(', ')}, got ${String(engine)}`);
   if (engine === 'wasm' && !wasm.wasmSimdAvailable) throw new TypeError(`engine 'wasm' needs WebAssembly SIMD, which this runtime lacks`);
-  const loops = engine === 'wasm' ? wasm : ts;
+  const useThreads = engine === 'auto' ? (options.threads ?? true) : false;
+  // threads: 'always' exercises the threaded path on every shape it can split, tiny ones too
+  const tinyMax = useThreads === 'always' ? -1 : TINY_NUMEL;
+  const loops: Loops = engine === 'wasm' ? wasm : engine === 'ts' ? ts : autoLoops(useThreads);
 
   function forwardTrain(req: ForwardTrainRequest): ForwardTrainResult {
     const { layout, dtype } = validateRequest('forwardTrain', req);
@@ -92,7 +107,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const y = new Float32Array(L.numel);
     const [mean64, var64] = channelTables(C, 2) as [Float64Array, Float64Array];
     const stats = { mean: mean64, variance: var64 };
-    if (L.numel <= TINY_NUMEL && L.m > 1) tinyForwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
+    if (L.numel <= tinyMax && L.m > 1) tinyForwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
     else loops.forwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
 
     const { keep, take } = emaWeights(resolved, req.momentum);
@@ -122,7 +137,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
       offset[c] = req.beta[c]!;
     }
     const y = new Float32Array(L.numel);
-    if (L.numel <= TINY_NUMEL) tinyAffine(req.x as Float32Array, y, L, center, scale, offset);
+    if (L.numel <= tinyMax) tinyAffine(req.x as Float32Array, y, L, center, scale, offset);
     else loops.affine(req.x as Float32Array, y, L, center, scale, offset);
     return { y };
   }
@@ -144,41 +159,54 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const dgamma = new Float32Array(C);
     const dbeta = new Float32Array(C);
     const sums = { sumDy, sumDyCentered };
-    const tiny = L.numel <= TINY_NUMEL;
-    if (req.training) {
-      if (tiny) {
+    const tiny = L.numel <= tinyMax;
+    const runningMean = req.runningMean as Float32Array;
+    const runningVar = req.runningVar as Float32Array;
+    /** From the sums (and, training, the batch statistics) to dx's per-channel (mean, A, B, D). */
+    const coefficients = () => {
+      if (req.training) {
+        for (let c = 0; c < C; c++) {
+          const invstd = 1 / Math.sqrt(variance[c]! + eps);
+          const g = gamma[c]!;
+          // m = 1: x - mean = 0 exactly, so dx = g·invstd·(dy - dy) = 0, as the formula says.
+          A[c] = g * invstd;
+          B[c] = -g * invstd * invstd * invstd * (sumDyCentered[c]! / m);
+          D[c] = -g * invstd * (sumDy[c]! / m);
+          dgamma[c] = sumDyCentered[c]! * invstd;
+          dbeta[c] = sumDy[c]!;
+        }
+      } else {
+        for (let c = 0; c < C; c++) {
+          const rstd = 1 / Math.sqrt(runningVar[c]! + eps);
+          A[c] = gamma[c]! * rstd;
+          B[c] = 0;
+          D[c] = 0;
+          mean[c] = runningMean[c]!;
+          dgamma[c] = sumDyCentered[c]! * rstd;
+          dbeta[c] = sumDy[c]!;
+        }
+      }
+      return { mean, A, B, D };
+    };
+    if (tiny) {
+      if (req.training) {
         tinyStats(x, L, { mean, variance });
         tinyGradSums(x, dy, L, mean, sums);
-      } else {
-        ts.backwardSums(x, dy, L, { mean, variance }, sums);
-      }
-      for (let c = 0; c < C; c++) {
-        const invstd = 1 / Math.sqrt(variance[c]! + eps);
-        const g = gamma[c]!;
-        // m = 1: x - mean = 0 exactly, so dx = g·invstd·(dy - dy) = 0, as the formula says.
-        A[c] = g * invstd;
-        B[c] = -g * invstd * invstd * invstd * (sumDyCentered[c]! / m);
-        D[c] = -g * invstd * (sumDy[c]! / m);
-        dgamma[c] = sumDyCentered[c]! * invstd;
-        dbeta[c] = sumDy[c]!;
-      }
+      } else tinyGradSums(x, dy, L, runningMean, sums);
+      coefficients();
+      tinyDx(x, dy, dx, L, mean, A, B, D);
     } else {
-      const runningMean = req.runningMean as Float32Array;
-      const runningVar = req.runningVar as Float32Array;
-      if (tiny) tinyGradSums(x, dy, L, runningMean, sums);
-      else ts.inferGradSums(x, dy, L, runningMean, sums);
-      for (let c = 0; c < C; c++) {
-        const rstd = 1 / Math.sqrt(runningVar[c]! + eps);
-        A[c] = gamma[c]! * rstd;
-        B[c] = 0;
-        D[c] = 0;
-        mean[c] = runningMean[c]!;
-        dgamma[c] = sumDyCentered[c]! * rstd;
-        dbeta[c] = sumDy[c]!;
-      }
+      const single = () => {
+        if (req.training) ts.backwardSums(x, dy, L, { mean, variance }, sums);
+        else ts.inferGradSums(x, dy, L, runningMean, sums);
+        coefficients();
+        ts.backwardDx(x, dy, dx, L, mean, A, B, D);
+      };
+      if (!backwardMayThread(useThreads, L, x.length)) single();
+      else viaChooser(`backward:${family(L)}`, x.length, useThreads,
+        () => threads.backward(x, dy, dx, L, req.training, runningMean, { mean, variance }, sums, coefficients),
+        single);
     }
-    if (tiny) tinyDx(x, dy, dx, L, mean, A, B, D);
-    else ts.backwardDx(x, dy, dx, L, mean, A, B, D);
     return { dx, dgamma, dbeta };
   }
 

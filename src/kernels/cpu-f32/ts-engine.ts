@@ -76,7 +76,7 @@ function runSums(x: Float32Array, L: EngineLayout, c: number, K: number, out: Fl
 }
 
 /** mean and biased variance from shifted sums; clamps the (rounding-only) negative case to 0. */
-function finishStats(K: number, s1: number, s2: number, m: number, stats: StatsOut, c: number): void {
+export function finishStats(K: number, s1: number, s2: number, m: number, stats: StatsOut, c: number): void {
   const mu = s1 / m;
   const v = (s2 - s1 * mu) / m;
   stats.mean[c] = K + mu;
@@ -255,23 +255,38 @@ export interface GradSums {
 }
 
 /**
- * Training backward, pass 1: statistics of x plus Σdy and Σdy·(x - mean), fused in one sweep
- * with the same shift K (Σdy·(x-mean) = Σdy·(x-K) - (mean-K)·Σdy; |mean-K| <= sqrt(m)·std keeps
- * that subtraction at float64 accuracy). Pass 2 is `backwardDx`.
+ * Shifted sums the training backward needs, per channel (channel-contiguous layouts, inner >=
+ * RUN_MIN) or per lane w = c·inner + i (the rows layout): s1 = Σ(x - K), s2 = Σ(x - K)²,
+ * gd = Σdy, gh = Σdy·(x - K), all float64. Parts of a tensor with the same K merge by adding.
  */
-export function backwardSums(x: Float32Array, dy: Float32Array, L: EngineLayout, stats: StatsOut, g: GradSums): void {
-  const { outer, channels: C, inner, m } = L;
+export interface BackwardPartial {
+  s1: Float64Array;
+  s2: Float64Array;
+  gd: Float64Array;
+  gh: Float64Array;
+}
+
+/** The shifts backwardSums uses: per channel x at (0, c, 0), or per lane x at row 0. */
+export function backwardShifts(x: Float32Array, L: EngineLayout, K: Float64Array): void {
+  const { channels: C, inner } = L;
+  if (inner >= RUN_MIN) for (let c = 0; c < C; c++) K[c] = x[c * inner]!;
+  else for (let w = 0; w < C * inner; w++) K[w] = x[w]!;
+}
+
+/** Pass 1 over x and dy (all of a tensor, or one part: a range of whole outer slices). */
+export function backwardPartialSums(x: Float32Array, dy: Float32Array, L: EngineLayout, K: Float64Array, out: BackwardPartial): void {
+  const { outer, channels: C, inner } = L;
   if (inner >= RUN_MIN) {
     const inner2 = inner & ~1;
     for (let c = 0; c < C; c++) {
-      const K = x[c * inner]!;
+      const k = K[c]!;
       let s1a = 0, s1b = 0, s2a = 0, s2b = 0, ga = 0, gb = 0, ha = 0, hb = 0;
       for (let o = 0; o < outer; o++) {
         const base = (o * C + c) * inner;
         const end2 = base + inner2;
         let i = base;
         for (; i < end2; i += 2) {
-          const d0 = x[i]! - K, d1 = x[i + 1]! - K;
+          const d0 = x[i]! - k, d1 = x[i + 1]! - k;
           const g0 = dy[i]!, g1 = dy[i + 1]!;
           s1a += d0; s1b += d1;
           s2a += d0 * d0; s2b += d1 * d1;
@@ -279,23 +294,20 @@ export function backwardSums(x: Float32Array, dy: Float32Array, L: EngineLayout,
           ha += g0 * d0; hb += g1 * d1;
         }
         if (i < base + inner) {
-          const d0 = x[i]! - K, g0 = dy[i]!;
+          const d0 = x[i]! - k, g0 = dy[i]!;
           s1a += d0; s2a += d0 * d0; ga += g0; ha += g0 * d0;
         }
       }
-      finishStats(K, s1a + s1b, s2a + s2b, m, stats, c);
-      const sumDy = ga + gb;
-      g.sumDy[c] = sumDy;
-      g.sumDyCentered[c] = ha + hb - (stats.mean[c]! - K) * sumDy;
+      out.s1[c] = s1a + s1b;
+      out.s2[c] = s2a + s2b;
+      out.gd[c] = ga + gb;
+      out.gh[c] = ha + hb;
     }
     return;
   }
   const W = C * inner;
-  const s = scratchOf(5 * W);
-  const K = s.subarray(0, W), s1 = s.subarray(W, 2 * W), s2 = s.subarray(2 * W, 3 * W);
-  const gd = s.subarray(3 * W, 4 * W), gh = s.subarray(4 * W, 5 * W);
+  const { s1, s2, gd, gh } = out;
   for (let w = 0; w < W; w++) {
-    K[w] = x[w]!;
     s1[w] = 0; s2[w] = 0; gd[w] = 0; gh[w] = 0;
   }
   for (let r = 0; r < outer; r++) {
@@ -309,18 +321,50 @@ export function backwardSums(x: Float32Array, dy: Float32Array, L: EngineLayout,
       gh[w] = gh[w]! + gv * d;
     }
   }
-  mergeLanes(L, K, s1, s2, stats);
+}
+
+/**
+ * From the (merged) sums to the statistics of x, Σdy and Σdy·(x - mean) per channel:
+ * Σdy·(x-mean) = Σdy·(x-K) - (mean-K)·Σdy; |mean-K| <= sqrt(m)·std keeps that subtraction at
+ * float64 accuracy. `L` is the whole tensor's layout.
+ */
+export function finishBackwardSums(L: EngineLayout, K: Float64Array, sums: BackwardPartial, stats: StatsOut, g: GradSums): void {
+  const { channels: C, inner, m } = L;
+  if (inner >= RUN_MIN) {
+    for (let c = 0; c < C; c++) {
+      finishStats(K[c]!, sums.s1[c]!, sums.s2[c]!, m, stats, c);
+      const sumDy = sums.gd[c]!;
+      g.sumDy[c] = sumDy;
+      g.sumDyCentered[c] = sums.gh[c]! - (stats.mean[c]! - K[c]!) * sumDy;
+    }
+    return;
+  }
+  mergeLanes(L, K, sums.s1, sums.s2, stats);
   for (let c = 0; c < C; c++) {
     let sumDy = 0, centered = 0;
     const mean = stats.mean[c]!;
     for (let i = 0; i < inner; i++) {
       const w = c * inner + i;
-      sumDy += gd[w]!;
-      centered += gh[w]! - (mean - K[w]!) * gd[w]!;
+      sumDy += sums.gd[w]!;
+      centered += sums.gh[w]! - (mean - K[w]!) * sums.gd[w]!;
     }
     g.sumDy[c] = sumDy;
     g.sumDyCentered[c] = centered;
   }
+}
+
+/**
+ * Training backward, pass 1: statistics of x plus Σdy and Σdy·(x - mean), fused in one sweep
+ * with the same shift K (see finishBackwardSums). Pass 2 is `backwardDx`.
+ */
+export function backwardSums(x: Float32Array, dy: Float32Array, L: EngineLayout, stats: StatsOut, g: GradSums): void {
+  const P = L.inner >= RUN_MIN ? L.channels : L.channels * L.inner;
+  const s = scratchOf(5 * P);
+  const K = s.subarray(0, P);
+  const sums = { s1: s.subarray(P, 2 * P), s2: s.subarray(2 * P, 3 * P), gd: s.subarray(3 * P, 4 * P), gh: s.subarray(4 * P, 5 * P) };
+  backwardShifts(x, L, K);
+  backwardPartialSums(x, dy, L, K, sums);
+  finishBackwardSums(L, K, sums, stats, g);
 }
 
 /**
@@ -360,7 +404,7 @@ export function backwardDx(x: Float32Array, dy: Float32Array, dx: Float32Array, 
 }
 
 /** Inference backward's reduction: Σdy and Σdy·(x - runningMean) per channel. */
-export function inferGradSums(x: Float32Array, dy: Float32Array, L: EngineLayout, runningMean: Float32Array, g: GradSums): void {
+export function inferGradSums(x: Float32Array, dy: Float32Array, L: EngineLayout, runningMean: Float32Array | Float64Array, g: GradSums): void {
   const { outer, channels: C, inner } = L;
   for (let c = 0; c < C; c++) {
     g.sumDy[c] = 0;

@@ -31,6 +31,11 @@ const ROW_CHUNK = 32768;
 const MAX_CHANNEL = 16 * 1024 * 1024;
 /** Rows path: lanes (C·inner) per row it takes; wider rows (huge per-lane tables) use TS. */
 const MAX_LANES = 1 << 16;
+/**
+ * Largest training-forward tensor (floats) of the channel-contiguous layouts copied into linear
+ * memory whole (4 MiB: the copy leaves it in the outer caches for the two sweeps that follow).
+ */
+const WHOLE_MAX_FLOATS = 1 << 20;
 /** Below this many elements the TS engine is faster than streaming through wasm. */
 export const WASM_MIN_NUMEL = 2048;
 
@@ -103,16 +108,17 @@ function rowsNormalize(x: Float32Array, y: Float32Array, outer: number, W: numbe
   }
 }
 
-/** Rows-path training forward (inner < RUN_MIN). */
-function rowsForwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): void {
-  const { outer, channels: C, inner } = L;
-  const W = C * inner;
+/**
+ * Per-lane shifted sums of the rows layout over all `outer` rows of x, with the shifts K given:
+ * s1[w] = Σ (x - K[w]), s2[w] = Σ (x - K[w])² (float64, one sequential accumulator per lane).
+ */
+function rowsLaneSums(x: Float32Array, outer: number, W: number, K: Float64Array, s1: Float64Array, s2: Float64Array): void {
   const plan = rowsPlan(W);
   const { blocks, acc, src, chunkRows } = plan;
   const a64 = acc >> 3;
   for (let w = 0; w < blocks * 4; w++) {
     const at = a64 + 12 * (w >> 2) + (w & 3);
-    heap64[at] = w < W ? x[w]! : 0;
+    heap64[at] = w < W ? K[w]! : 0;
     heap64[at + 4] = 0;
     heap64[at + 8] = 0;
   }
@@ -131,20 +137,69 @@ function rowsForwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gam
       }
     }
   }
-  const K = laneScratch(3 * W);
   for (let w = 0; w < W; w++) {
     const at = a64 + 12 * (w >> 2) + (w & 3);
-    K[w] = heap64[at]!;
-    K[W + w] = heap64[at + 4]!;
-    K[2 * W + w] = heap64[at + 8]!;
+    s1[w] = heap64[at + 4]!;
+    s2[w] = heap64[at + 8]!;
   }
-  ts.mergeLanes(L, K, K.subarray(W, 2 * W), K.subarray(2 * W, 3 * W), stats);
+}
+
+/** Rows-path training forward (inner < RUN_MIN). */
+function rowsForwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): void {
+  const { outer, channels: C, inner } = L;
+  const W = C * inner;
+  const lanes = laneScratch(3 * W);
+  const K = lanes.subarray(0, W), s1 = lanes.subarray(W, 2 * W), s2 = lanes.subarray(2 * W, 3 * W);
+  for (let w = 0; w < W; w++) K[w] = x[w]!;
+  rowsLaneSums(x, outer, W, K, s1, s2);
+  ts.mergeLanes(L, K, s1, s2, stats);
+  const plan = rowsPlan(W);
   const aOf = (c: number) => gamma[c]! / Math.sqrt(stats.variance[c]! + eps);
-  fillRowTables(plan.tab, C, inner, blocks,
+  fillRowTables(plan.tab, C, inner, plan.blocks,
     (c) => Math.fround(stats.mean[c]!),
     aOf,
     (c) => beta[c]! - (stats.mean[c]! - Math.fround(stats.mean[c]!)) * aOf(c));
   rowsNormalize(x, y, outer, W, plan);
+}
+
+/** Shifted sums of channel c's runs (gathered into linear memory): [s1, s2] in out64. */
+function channelSums(x: Float32Array, L: EngineLayout, c: number, K: number): void {
+  const { outer, channels: C, inner, m } = L;
+  const base0 = DATA >> 2;
+  for (let o = 0; o < outer; o++) {
+    const src = (o * C + c) * inner;
+    heap.set(x.subarray(src, src + inner), base0 + o * inner);
+  }
+  simd!.sums(DATA, 1, m, 0, K, 0);
+}
+
+/**
+ * Whether partialSums runs this layout in wasm: the precondition of the threaded path, whose
+ * parts (ranges of whole outer slices) must all take the same code.
+ */
+export function partialSumsSupported(L: EngineLayout): boolean {
+  if (!simd) return false;
+  return L.inner >= ts.RUN_MIN ? L.m <= MAX_CHANNEL : L.channels * L.inner <= MAX_LANES;
+}
+
+/**
+ * Shifted sums of x (one part of a tensor: a range of whole outer slices) with the shifts given:
+ * channel-contiguous layouts (inner >= RUN_MIN) per channel, K/s1/s2 of length C; the rows layout
+ * per lane w = c·inner + i, length C·inner. s1 = Σ (x - K), s2 = Σ (x - K)², float64.
+ * Parts with the same K merge by adding their s1 and s2 (see ./threads.ts).
+ */
+export function partialSums(x: Float32Array, L: EngineLayout, K: Float64Array, s1: Float64Array, s2: Float64Array): void {
+  const { outer, channels: C, inner, m } = L;
+  if (inner < ts.RUN_MIN) {
+    rowsLaneSums(x, outer, C * inner, K, s1, s2);
+    return;
+  }
+  ensureFloats(m);
+  for (let c = 0; c < C; c++) {
+    channelSums(x, L, c, K[c]!);
+    s1[c] = out64[0]!;
+    s2[c] = out64[1]!;
+  }
 }
 
 let laneBuf = new Float64Array(0);
@@ -165,15 +220,24 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
     else rowsForwardTrain(x, y, L, gamma, beta, eps, stats);
     return;
   }
-  ensureFloats(m);
   const base0 = DATA >> 2;
+  // Cache-sized tensors are copied in whole, reduced and normalized where they lie (each
+  // channel's runs strided), and copied out whole: two copies instead of one per run, which cost
+  // more than the arithmetic at these sizes. Bigger ones go channel by channel (gathered, so a
+  // channel stays in cache between its reduction and its normalization).
+  const whole = x.length <= WHOLE_MAX_FLOATS;
+  if (whole) {
+    ensureFloats(x.length);
+    heap.set(x, base0);
+  } else ensureFloats(m);
   for (let c = 0; c < C; c++) {
-    for (let o = 0; o < outer; o++) {
-      const src = (o * C + c) * inner;
-      heap.set(x.subarray(src, src + inner), base0 + o * inner);
-    }
     const K = x[c * inner]!;
-    simd.sums(DATA, m, K, 0);
+    const at = whole ? DATA + c * inner * 4 : DATA;
+    const runs = whole ? outer : 1;
+    const n = whole ? inner : m;
+    const stride = C * inner * 4;
+    if (whole) simd.sums(at, runs, n, stride, K, 0);
+    else channelSums(x, L, c, K);
     const s1 = out64[0]!, s2 = out64[1]!;
     const mu = s1 / m;
     const v = (s2 - s1 * mu) / m;
@@ -182,12 +246,14 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
     stats.mean[c] = mean;
     stats.variance[c] = variance;
     const mh = Math.fround(mean);
-    simd.affine(DATA, m, mh, mean - mh, gamma[c]! / Math.sqrt(variance + eps), beta[c]!);
+    simd.affine(at, runs, n, stride, mh, mean - mh, gamma[c]! / Math.sqrt(variance + eps), beta[c]!);
+    if (whole) continue;
     for (let o = 0; o < outer; o++) {
       const dst = (o * C + c) * inner;
       y.set(heap.subarray(base0 + o * inner, base0 + (o + 1) * inner), dst);
     }
   }
+  if (whole) y.set(heap.subarray(base0, base0 + x.length));
 }
 
 /** y = (x - center[c])·scale[c] + offset[c] (see ts.affine). */
@@ -224,7 +290,7 @@ export function affine(x: Float32Array, y: Float32Array, L: EngineLayout, center
     for (let k = 0; k < count; k++) {
       const c = (r0 + k) % C;
       const mh = Math.fround(center[c]!);
-      simd.affine(DATA + k * inner * 4, inner, mh, center[c]! - mh, scale[c]!, offset[c]!);
+      simd.affine(DATA + k * inner * 4, 1, inner, 0, mh, center[c]! - mh, scale[c]!, offset[c]!);
     }
     y.set(heap.subarray(base0, base0 + count * inner), start);
   }

@@ -20,8 +20,8 @@ export const Wasm: WasmApi | undefined = (globalThis as unknown as { WebAssembly
 
 /** The exports of bn-simd.wat (pointers and sizes in bytes of linear memory, except n: floats). */
 export interface BnSimdExports {
-  sums(ptr: number, n: number, K: number, out: number): void;
-  affine(ptr: number, n: number, mh: number, ml: number, a: number, b: number): void;
+  sums(ptr: number, runs: number, n: number, stride: number, K: number, out: number): void;
+  affine(ptr: number, runs: number, n: number, stride: number, mh: number, ml: number, a: number, b: number): void;
   rowSums(px: number, rowBytes: number, pairs: number, acc: number, blocks: number): void;
   rowAffine(src: number, dst: number, rows: number, rowBytes: number, tab: number, blocks: number): void;
 }

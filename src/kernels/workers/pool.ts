@@ -17,7 +17,11 @@
  * API (getPool() is the process-wide pool; `new WorkerPool({ size })` a private one):
  *   pool.size                           threads a split uses by default (availableParallelism())
  *   pool.warm(n = size)                 start n workers; resolves when they have loaded
- *   pool.warmInBackground(n = size)     the same without keeping the process alive meanwhile
+ *   pool.warmInBackground(n = size, modules?)
+ *                                       the same without keeping the process alive meanwhile;
+ *                                       every worker (now and later) also imports `modules` (task
+ *                                       module URLs) before it counts as loaded, so the first
+ *                                       splitSync does not wait for an import
  *   pool.idleReady                      workers loaded and idle now
  *   pool.run(task, args)                one task on one worker → Promise<result>
  *   pool.split(task, args, parts=size)  parts tasks (ctx.index 0..parts-1), queued over the
@@ -107,7 +111,8 @@ const BOOTSTRAP = `
 const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   if (workerData.tsx) (await import(workerData.tsx)).register();
-  await import(workerData.entry);
+  const entry = await import(workerData.entry);
+  await entry.preload(workerData.preload, true);
 })().catch((e) => parentPort.postMessage({ loadError: String((e && e.stack) || e) }));
 `;
 
@@ -143,7 +148,10 @@ interface Job {
 interface Slot {
   worker: Worker;
   ready: Promise<void>;
+  /** Loaded: seen through `loaded` (no event-loop turn needed) or the worker's message. */
   isReady: boolean;
+  /** Int32 cell the worker sets to 1 once loaded, readable while the caller never yields. */
+  loaded: Int32Array;
   /** Reserved or running a job (async job, sync part or gang member). */
   busy: boolean;
   /** The async job it runs, if any. */
@@ -168,6 +176,7 @@ export class WorkerPool {
   private readonly queue: Job[] = [];
   private nextId = 1;
   private disposed = false;
+  private readonly preloads: string[] = [];
 
   constructor(options: WorkerPoolOptions = {}) {
     const size = options.size ?? availableParallelism();
@@ -178,7 +187,7 @@ export class WorkerPool {
   /** Workers loaded and idle now. */
   get idleReady(): number {
     let n = 0;
-    for (const s of this.slots) if (s.isReady && !s.busy && !s.dead) n++;
+    for (const s of this.slots) if (isLoaded(s) && !s.busy && !s.dead) n++;
     return n;
   }
 
@@ -200,9 +209,17 @@ export class WorkerPool {
     }
   }
 
-  /** Start workers until n exist, without waiting and without keeping the process alive. */
-  warmInBackground(n = this.size): void {
+  /**
+   * Start workers until n exist, without waiting and without keeping the process alive; every
+   * worker imports `modules` (task module URLs) before it counts as loaded.
+   */
+  warmInBackground(n = this.size, modules: string[] = []): void {
     if (this.disposed) return;
+    for (const m of modules) {
+      if (this.preloads.includes(m)) continue;
+      this.preloads.push(m);
+      for (const s of this.slots) if (!s.dead) s.worker.postMessage({ preload: [m] });
+    }
     while (this.slots.length < n) this.spawn();
   }
 
@@ -231,7 +248,7 @@ export class WorkerPool {
     this.checkOpen();
     checkCount('parts', parts, Infinity);
     const first = inline ? 1 : 0;
-    const idle = this.slots.filter((s) => s.isReady && !s.busy && !s.dead);
+    const idle = this.slots.filter((s) => isLoaded(s) && !s.busy && !s.dead);
     if (idle.length < parts - first) {
       this.warmInBackground(Math.max(this.size, parts - first));
       return false;
@@ -333,8 +350,8 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const plan = planEntry();
-    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: plan });
-    worker.unref();
+    const loaded = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...plan, preload: this.preloads.slice(), loaded } });
     let markReady!: () => void;
     let fail!: (e: unknown) => void;
     const slot: Slot = {
@@ -344,6 +361,7 @@ export class WorkerPool {
         fail = rej;
       }),
       isReady: false,
+      loaded,
       busy: false,
       dead: false,
       refs: 0,
@@ -380,6 +398,9 @@ export class WorkerPool {
     });
     worker.on('error', (e) => void this.kill(slot, `crashed (${e instanceof Error ? `${e.name}: ${e.message}` : String(e)})`));
     worker.on('exit', (code) => void this.kill(slot, `exited (code ${code})`));
+    // after the listeners: attaching a 'message' listener refs the worker again (Node 20), so an
+    // unref() before it would keep the process alive
+    worker.unref();
     this.slots.push(slot);
     return slot;
   }
@@ -396,7 +417,7 @@ export class WorkerPool {
     if (this.disposed) return;
     for (const slot of this.slots) {
       if (!this.queue.length) return;
-      if (slot.isReady && !slot.busy && !slot.dead) this.start(slot, this.queue.shift()!);
+      if (isLoaded(slot) && !slot.busy && !slot.dead) this.start(slot, this.queue.shift()!);
     }
     const loading = this.slots.filter((s) => !s.isReady && !s.dead && !s.busy).length;
     let want = Math.min(this.queue.length - loading, this.size - this.slots.length);
@@ -440,6 +461,15 @@ export class WorkerPool {
     }
     return done;
   }
+}
+
+/**
+ * Whether a worker has loaded. The worker also says so in a shared cell, so a caller that never
+ * yields to the event loop (a synchronous loop of kernel calls) still sees its pool warm up.
+ */
+function isLoaded(s: Slot): boolean {
+  if (!s.isReady && Atomics.load(s.loaded, 0) === 1) s.isReady = true;
+  return s.isReady;
 }
 
 function checkCount(what: string, n: number, max: number): void {

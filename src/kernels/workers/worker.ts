@@ -6,7 +6,7 @@
  * worker stays in the pool. A gang member that throws breaks the gang's barrier so the other
  * members stop waiting for it.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { Barrier } from './barrier.js';
 import type { JobMessage, ReplyMessage, TaskContext, TaskFunction } from './pool.js';
 import { SIGNAL_ERROR, SIGNAL_OK, writeSignalText } from './signal.js';
@@ -14,14 +14,18 @@ import { SIGNAL_ERROR, SIGNAL_OK, writeSignalText } from './signal.js';
 const port = parentPort!;
 const modules = new Map<string, Promise<Record<string, unknown>>>();
 
-function loadTask(module: string, name: string): Promise<TaskFunction> {
+function loadModule(module: string): Promise<Record<string, unknown>> {
   let mod = modules.get(module);
   if (!mod) {
     mod = import(module) as Promise<Record<string, unknown>>;
     modules.set(module, mod);
     mod.catch(() => modules.delete(module));
   }
-  return mod.then((m) => {
+  return mod;
+}
+
+function loadTask(module: string, name: string): Promise<TaskFunction> {
+  return loadModule(module).then((m) => {
     const fn = m[name];
     if (typeof fn !== 'function') throw new TypeError(`task module ${module} has no exported function ${JSON.stringify(name)}`);
     return fn as TaskFunction;
@@ -31,7 +35,22 @@ function loadTask(module: string, name: string): Promise<TaskFunction> {
 const errorOf = (e: unknown) =>
   e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { name: 'Error', message: String(e) };
 
-port.on('message', async (job: JobMessage) => {
+/** Import task modules ahead of their first job (the pool's warmInBackground). */
+export async function preload(urls: string[] = [], announce = false): Promise<void> {
+  // a module that fails to load fails its jobs later, with the error; not the worker now
+  await Promise.all(urls.map((u) => loadModule(u).catch(() => undefined)));
+  if (!announce) return;
+  // the shared cell first: a caller blocked in synchronous work sees it without an event-loop turn
+  const loaded = (workerData as { loaded?: Int32Array } | undefined)?.loaded;
+  if (loaded) Atomics.store(loaded, 0, 1);
+  port.postMessage({ ready: true });
+}
+
+port.on('message', async (job: JobMessage | { preload: string[] }) => {
+  if ('preload' in job) {
+    await preload(job.preload);
+    return;
+  }
   const barrier = job.barrier ? new Barrier(job.barrier) : undefined;
   const ctx: TaskContext = { index: job.index, count: job.count, ...(barrier ? { barrier } : {}) };
   let reply: ReplyMessage;
@@ -62,4 +81,5 @@ port.on('message', async (job: JobMessage) => {
   }
 });
 
-port.postMessage({ ready: true });
+// `ready` is posted by the bootstrap, through preload(workerData.preload, true), once the
+// modules to preload are in.

@@ -1,0 +1,55 @@
+/**
+ * Threads or one thread? 'auto' decides by measuring itself. Whether splitting a large call over
+ * the cores pays depends on the machine as much as on the shape: the caller copies the workers'
+ * parts into and out of shared memory, which only pays when another core is actually free. On
+ * the 2-core development machine shared by a load of 20-25 runnable threads, a woken worker
+ * waited milliseconds for its turn and the split lost in every large cell measured (0.5-0.97x of
+ * one thread, side by side; docs/bench.md). A fixed size threshold cannot know that, so each kind
+ * of call (op, layout family, size to within a factor of 2) keeps the last few times per element
+ * of each path, takes the path with the smaller minimum, and re-times the other path every
+ * EXPLORE_EVERY-th call, so a change of load is noticed. The minimum, not an average: on a shared
+ * machine a call that loses its core for a while takes many times longer, and an average follows
+ * those losses back and forth between the paths.
+ *
+ * The two paths give results within the declared accumulation's bound of each other, not
+ * always bit-identical (see ./threads.ts): a repeated call may differ in the last bit.
+ */
+export type PathName = 'single' | 'threads';
+
+/** One call in this many takes the path that is currently slower, to re-time it. */
+export const EXPLORE_EVERY = 16;
+/** Times kept per path (the newest). */
+const KEEP = 4;
+
+interface Record {
+  single: number[];
+  threads: number[];
+  calls: number;
+}
+
+const records = new Map<string, Record>();
+
+const keyOf = (kind: string, n: number) => `${kind}:${Math.round(Math.log2(n))}`;
+const fastest = (t: number[]) => Math.min(...t);
+
+/** Which path the next call of this kind and size takes. */
+export function choosePath(kind: string, n: number): PathName {
+  const key = keyOf(kind, n);
+  let r = records.get(key);
+  if (!r) records.set(key, (r = { single: [], threads: [], calls: 0 }));
+  r.calls++;
+  if (!r.threads.length) return 'threads';
+  if (!r.single.length) return 'single';
+  const faster: PathName = fastest(r.threads) < fastest(r.single) ? 'threads' : 'single';
+  if (r.calls % EXPLORE_EVERY === 0) return faster === 'threads' ? 'single' : 'threads';
+  return faster;
+}
+
+/** Record a call's time (ms) for n elements on a path. */
+export function recordPath(kind: string, n: number, path: PathName, ms: number): void {
+  const r = records.get(keyOf(kind, n));
+  if (!r) return;
+  const t = r[path];
+  t.push(ms / n);
+  if (t.length > KEEP) t.shift();
+}

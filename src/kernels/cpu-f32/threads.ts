@@ -1,0 +1,319 @@
+/**
+ * Every core for large tensors: the kernel's ops split over the worker pool (../workers/pool.ts).
+ *
+ * A tensor is cut into parts of whole outer slices (batch items for NCHW, rows for NHWC/NC), so
+ * each part is one contiguous range of x (dy) and of y (dx), in every layout. The calling thread
+ * runs part 0 on the caller's own arrays; the other parts are copied into a SharedArrayBuffer
+ * (the caller's arrays are not shared memory, so the workers cannot read them), computed there by
+ * the workers, and their outputs copied back into the plain Float32Array the contract asks for.
+ * Those copies are what threads cost; 'auto' takes this path only where it times faster (./chooser.ts).
+ *
+ * Ops that need per-channel sums run in two rounds:
+ *   1. each part's sums with the SAME shifts K (per channel, or per lane for the rows layout;
+ *      K taken from the first slice, as on one thread): shifted sums of x in float64, and for
+ *      the backward Σdy and Σdy·(x - K); the parts' sums are added in part order and finished
+ *      exactly as one thread finishes its own (ts.finishStats / ts.mergeLanes /
+ *      ts.finishBackwardSums);
+ *   2. each part applies the per-channel result (the training forward: the inference affine with
+ *      center = mean, scale = gamma/sqrt(var + eps), offset = beta, its own formula; the
+ *      backward: dx = A·dy + B·(x - mean) + D).
+ * Declared accumulation (index.ts): float64 sequential. Each part's sums are sequential chains
+ * of at most m/parts terms and the merge adds `parts` of them in order, so the longest addition
+ * chain stays below m - 1, the depth 'sequential' declares (src/tolerance.ts reductionDepth):
+ * the declaration bounds the threaded sums too.
+ */
+import { getPool, taskRef, type TaskContext } from '../workers/pool.js';
+import type { BackwardPartial, EngineLayout, GradSums, StatsOut } from './ts-engine.js';
+import * as ts from './ts-engine.js';
+import * as wasm from './wasm-engine.js';
+
+const TASKS = {
+  sums: taskRef(import.meta.url, 'sumsTask'),
+  affine: taskRef(import.meta.url, 'affineTask'),
+  backwardSums: taskRef(import.meta.url, 'backwardSumsTask'),
+  inferGradSums: taskRef(import.meta.url, 'inferGradSumsTask'),
+  dx: taskRef(import.meta.url, 'dxTask'),
+};
+
+/**
+ * Where every part finds its data in the shared arena. Float32 offsets per input/output and part
+ * (part 0 unused: the caller's own arrays); float64 offsets of named tables, each `size` long,
+ * with per-part tables at offset + p·size.
+ */
+interface PartArgs {
+  sab: SharedArrayBuffer;
+  channels: number;
+  inner: number;
+  /** Outer-slice boundaries: part p is slices [bounds[p], bounds[p+1]). */
+  bounds: number[];
+  /** at[name][p]: float offset of part p's copy of input (or output) `name`. */
+  at: Record<string, number[]>;
+  /** f64[name]: [float64 offset, length]. */
+  f64: Record<string, [number, number]>;
+}
+
+function partLayout(a: PartArgs, p: number): EngineLayout {
+  const outer = a.bounds[p + 1]! - a.bounds[p]!;
+  return { outer, channels: a.channels, inner: a.inner, m: outer * a.inner };
+}
+
+/** Part 0's float32 arrays while it runs on the calling thread: views of the caller's own. */
+let ownViews: Record<string, Float32Array> | undefined;
+
+/** Part p's float32 view of `name` (in the arena; part 0's on the calling thread: the caller's). */
+function f32(a: PartArgs, name: string, p: number): Float32Array {
+  if (p === 0 && ownViews) return ownViews[name]!;
+  const n = (a.bounds[p + 1]! - a.bounds[p]!) * a.channels * a.inner;
+  const at = a.at[name]![p]!;
+  return new Float32Array(a.sab, at * 4, n);
+}
+
+/** A float64 table (part p's own copy when the table is per part). */
+function f64(a: PartArgs, name: string, p = 0): Float64Array {
+  const [at, n] = a.f64[name]!;
+  return new Float64Array(a.sab, (at + p * n) * 8, n);
+}
+
+const partialOf = (a: PartArgs, p: number): BackwardPartial => ({ s1: f64(a, 's1', p), s2: f64(a, 's2', p), gd: f64(a, 'gd', p), gh: f64(a, 'gh', p) });
+
+// ---- worker tasks (each also runs as part 0 on the calling thread, on the caller's arrays) ----
+
+/** Training forward, round 1: this part's shifted sums. */
+export function sumsTask(a: PartArgs, ctx: TaskContext): void {
+  wasm.partialSums(f32(a, 'x', ctx.index), partLayout(a, ctx.index), f64(a, 'K'), f64(a, 's1', ctx.index), f64(a, 's2', ctx.index));
+}
+
+/** y = (x - center)·scale + offset (inference; training round 2). */
+export function affineTask(a: PartArgs, ctx: TaskContext): void {
+  wasm.affine(f32(a, 'x', ctx.index), f32(a, 'y', ctx.index), partLayout(a, ctx.index), f64(a, 'center'), f64(a, 'scale'), f64(a, 'offset'));
+}
+
+/** Training backward, round 1. */
+export function backwardSumsTask(a: PartArgs, ctx: TaskContext): void {
+  ts.backwardPartialSums(f32(a, 'x', ctx.index), f32(a, 'dy', ctx.index), partLayout(a, ctx.index), f64(a, 'K'), partialOf(a, ctx.index));
+}
+
+/** Inference backward, round 1: Σdy and Σdy·(x - runningMean) of this part. */
+export function inferGradSumsTask(a: PartArgs, ctx: TaskContext): void {
+  ts.inferGradSums(f32(a, 'x', ctx.index), f32(a, 'dy', ctx.index), partLayout(a, ctx.index), f64(a, 'center'), { sumDy: f64(a, 'gd', ctx.index), sumDyCentered: f64(a, 'gh', ctx.index) });
+}
+
+/** Backward, round 2: dx of this part. */
+export function dxTask(a: PartArgs, ctx: TaskContext): void {
+  ts.backwardDx(f32(a, 'x', ctx.index), f32(a, 'dy', ctx.index), f32(a, 'dx', ctx.index), partLayout(a, ctx.index), f64(a, 'center'), f64(a, 'A'), f64(a, 'B'), f64(a, 'D'));
+}
+
+// ---- the calling thread's side ----
+
+/** Calls that ran split over the pool (for tests: proof the threaded path ran, not a fallback). */
+export const counters = { threaded: 0 };
+
+/**
+ * Share of the outer slices the calling thread keeps (the rest is divided evenly among the
+ * workers): the caller also copies the workers' parts in and out, so its own part is smaller.
+ */
+export const CALLER_SHARE = 0.4;
+
+let arena: SharedArrayBuffer | undefined;
+function arenaOf(bytes: number): SharedArrayBuffer {
+  if (!arena || arena.byteLength < bytes) arena = new SharedArrayBuffer(Math.ceil(bytes / 65536) * 65536);
+  return arena;
+}
+
+/** Parts for a tensor of this many outer slices: one per core, when every part gets slices. */
+function partsFor(L: EngineLayout): number {
+  const size = getPool().size;
+  return L.outer >= 2 * size ? size : 1;
+}
+
+/**
+ * Lay out the arena for `parts` parts: float32 room per part for each of `inputs` (copied in
+ * now) and `outputs`, and the float64 tables (`perPart` ones once per part).
+ */
+function plan(L: EngineLayout, parts: number, inputs: Record<string, Float32Array>, outputs: string[], tables: Record<string, number>, perPart: string[]): PartArgs {
+  const { outer, channels: C, inner } = L;
+  const slice = C * inner;
+  const first = Math.max(1, Math.round(outer * CALLER_SHARE));
+  const bounds = [0, first];
+  for (let p = 1; p < parts; p++) bounds.push(first + Math.round(((outer - first) * p) / (parts - 1)));
+  const at: Record<string, number[]> = {};
+  let floats = 0;
+  for (const name of [...Object.keys(inputs), ...outputs]) {
+    at[name] = [0];
+    for (let p = 1; p < parts; p++) {
+      at[name]!.push(floats);
+      floats += (bounds[p + 1]! - bounds[p]!) * slice;
+    }
+  }
+  const f64At: Record<string, [number, number]> = {};
+  let d = Math.ceil(floats / 2);
+  for (const [name, n] of Object.entries(tables)) {
+    f64At[name] = [d, n];
+    d += perPart.includes(name) ? n * parts : n;
+  }
+  const sab = arenaOf(8 * d);
+  const a: PartArgs = { sab, channels: C, inner, bounds, at, f64: f64At };
+  for (const [name, src] of Object.entries(inputs)) {
+    for (let p = 1; p < parts; p++) f32(a, name, p).set(src.subarray(bounds[p]! * slice, bounds[p + 1]! * slice));
+  }
+  return a;
+}
+
+function copyOut(a: PartArgs, name: string, dst: Float32Array): void {
+  const slice = a.channels * a.inner;
+  for (let p = 1; p < a.bounds.length - 1; p++) dst.set(f32(a, name, p), a.bounds[p]! * slice);
+}
+
+/** Whether the threaded forwards can take this layout (before the pool is asked). */
+export function threadable(L: EngineLayout): boolean {
+  return L.m > 1 && partsFor(L) > 1 && wasm.partialSumsSupported(L);
+}
+
+/** Whether the threaded backward (TypeScript loops) can take this layout. */
+export function threadableBackward(L: EngineLayout): boolean {
+  return partsFor(L) > 1;
+}
+
+/** Start the pool's workers (with this module loaded) without waiting for them. */
+function warm(): void {
+  getPool().warmInBackground(getPool().size - 1, [import.meta.url]);
+}
+
+/**
+ * Start the workers the threaded ops use and resolve once they are loaded (otherwise the first
+ * large calls run on one thread while the pool warms up in the background).
+ */
+export async function prewarm(): Promise<void> {
+  warm();
+  await getPool().warm(getPool().size - 1);
+}
+
+/** Workers ready for `parts` parts, or false (and the pool is warmed for next time). */
+function ready(parts: number): boolean {
+  if (getPool().idleReady >= parts - 1) return true;
+  warm();
+  return false;
+}
+
+/**
+ * Run one round: the workers' parts through the pool, part 0 here on the caller's arrays (the
+ * task reads them through `own` in place of the arena's copies). False if the pool declined.
+ */
+function round(a: PartArgs, task: keyof typeof TASKS, own: Record<string, Float32Array>): boolean {
+  const fn = { sums: sumsTask, affine: affineTask, backwardSums: backwardSumsTask, inferGradSums: inferGradSumsTask, dx: dxTask }[task];
+  const n = a.bounds[1]! * a.channels * a.inner;
+  return getPool().splitSync(TASKS[task], a, a.bounds.length - 1, () => runOwn(a, fn, own, n));
+}
+
+/** Part 0 on the caller's own arrays: the task's views swapped for views of those arrays. */
+function runOwn(a: PartArgs, fn: (a: PartArgs, ctx: TaskContext) => void, own: Record<string, Float32Array>, n: number): void {
+  ownViews = Object.fromEntries(Object.entries(own).map(([k, v]) => [k, v.subarray(0, n)]));
+  try {
+    fn(a, { index: 0, count: a.bounds.length - 1 });
+  } finally {
+    ownViews = undefined;
+  }
+}
+
+/**
+ * y = (x - center[c])·scale[c] + offset[c] over the parts. False, having done nothing, when the
+ * pool has no idle warm workers (it is then warmed for the next call).
+ */
+export function affine(x: Float32Array, y: Float32Array, L: EngineLayout, center: Float64Array, scale: Float64Array, offset: Float64Array): boolean {
+  const parts = partsFor(L);
+  if (!ready(parts)) return false;
+  const C = L.channels;
+  const a = plan(L, parts, { x }, ['y'], { center: C, scale: C, offset: C }, []);
+  f64(a, 'center').set(center.subarray(0, C));
+  f64(a, 'scale').set(scale.subarray(0, C));
+  f64(a, 'offset').set(offset.subarray(0, C));
+  if (!round(a, 'affine', { x, y })) return false;
+  copyOut(a, 'y', y);
+  counters.threaded++;
+  return true;
+}
+
+/** Training forward over the parts (see the header); false when the pool was not ready. */
+export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): boolean {
+  const parts = partsFor(L);
+  if (!ready(parts)) return false;
+  const { channels: C, inner } = L;
+  const rows = inner < ts.RUN_MIN;
+  const P = rows ? C * inner : C;
+  const a = plan(L, parts, { x }, ['y'], { K: P, s1: P, s2: P, center: C, scale: C, offset: C }, ['s1', 's2']);
+  const K = f64(a, 'K');
+  for (let k = 0; k < P; k++) K[k] = rows ? x[k]! : x[k * inner]!;
+  if (!round(a, 'sums', { x })) return false;
+  const s1 = new Float64Array(P), s2 = new Float64Array(P);
+  for (let p = 0; p < parts; p++) {
+    const t1 = f64(a, 's1', p), t2 = f64(a, 's2', p);
+    for (let k = 0; k < P; k++) {
+      s1[k] = s1[k]! + t1[k]!;
+      s2[k] = s2[k]! + t2[k]!;
+    }
+  }
+  if (rows) ts.mergeLanes(L, K, s1, s2, stats);
+  else for (let c = 0; c < C; c++) ts.finishStats(K[c]!, s1[c]!, s2[c]!, L.m, stats, c);
+  const center = f64(a, 'center'), scale = f64(a, 'scale'), offset = f64(a, 'offset');
+  for (let c = 0; c < C; c++) {
+    center[c] = stats.mean[c]!;
+    scale[c] = gamma[c]! / Math.sqrt(stats.variance[c]! + eps);
+    offset[c] = beta[c]!;
+  }
+  // a worker taken between the rounds (by another user of the pool): normalize here instead
+  if (round(a, 'affine', { x, y })) copyOut(a, 'y', y);
+  else wasm.affine(x, y, L, center, scale, offset);
+  counters.threaded++;
+  return true;
+}
+
+/** Per-channel tables the backward's second round reads (filled by the caller between rounds). */
+export interface DxCoefficients {
+  mean: Float64Array;
+  A: Float64Array;
+  B: Float64Array;
+  D: Float64Array;
+}
+
+/**
+ * Backward over the parts: round 1 fills `stats` (training only) and `g`, then `coefficients()`
+ * fills the caller's (mean, A, B, D) from them, then round 2 writes dx. For inference,
+ * `center` is the running mean. False, having done nothing, when the pool was not ready.
+ */
+export function backward(x: Float32Array, dy: Float32Array, dx: Float32Array, L: EngineLayout, training: boolean, center: Float32Array, stats: StatsOut, g: GradSums, coefficients: () => DxCoefficients): boolean {
+  const parts = partsFor(L);
+  if (!ready(parts)) return false;
+  const { channels: C, inner } = L;
+  const P = training && inner < ts.RUN_MIN ? C * inner : C;
+  const a = plan(L, parts, { x, dy }, ['dx'], { K: P, s1: P, s2: P, gd: P, gh: P, center: C, A: C, B: C, D: C }, ['s1', 's2', 'gd', 'gh']);
+  const merged: BackwardPartial = { s1: new Float64Array(P), s2: new Float64Array(P), gd: new Float64Array(P), gh: new Float64Array(P) };
+  if (training) {
+    ts.backwardShifts(x, L, f64(a, 'K'));
+    if (!round(a, 'backwardSums', { x, dy })) return false;
+  } else {
+    f64(a, 'center').set(center.subarray(0, C));
+    if (!round(a, 'inferGradSums', { x, dy })) return false;
+  }
+  const names = ['s1', 's2', 'gd', 'gh'] as const;
+  for (let p = 0; p < parts; p++) {
+    for (const n of names) {
+      if (!training && (n === 's1' || n === 's2')) continue;
+      const t = f64(a, n, p), acc = merged[n];
+      for (let k = 0; k < P; k++) acc[k] = acc[k]! + t[k]!;
+    }
+  }
+  if (training) ts.finishBackwardSums(L, f64(a, 'K'), merged, stats, g);
+  else {
+    g.sumDy.set(merged.gd.subarray(0, C));
+    g.sumDyCentered.set(merged.gh.subarray(0, C));
+  }
+  const k = coefficients();
+  f64(a, 'center').set(k.mean.subarray(0, C));
+  f64(a, 'A').set(k.A.subarray(0, C));
+  f64(a, 'B').set(k.B.subarray(0, C));
+  f64(a, 'D').set(k.D.subarray(0, C));
+  if (round(a, 'dx', { x, dy, dx })) copyOut(a, 'dx', dx);
+  else ts.backwardDx(x, dy, dx, L, k.mean, k.A, k.B, k.D);
+  counters.threaded++;
+  return true;
+}
