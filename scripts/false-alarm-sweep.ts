@@ -10,6 +10,7 @@
  *   npm run sweep -- --plan campaign [--shard 1/2] [--record /tmp/fa.json]   the campaign
  *   npm run sweep -- --plan ci                                               a small fixed slice
  *   npm run sweep -- --plan campaign --list                                  print the units
+ *   npm run sweep -- --plan campaign --stratum reference-10k --record f      one stratum only
  *   npm run sweep -- --summarize rec1.json rec2.json …                       totals as markdown
  *
  * Plans (seeds: fixed 1..20 plus random ones, drawn once per record and printed):
@@ -296,7 +297,9 @@ async function main(): Promise<void> {
     const why = i.available();
     if (why) rec.unavailable[i.label] = why;
   }
-  const all = plan(planName, rec.randomSeeds);
+  // --stratum S: only that stratum's units (an extra worker on one stratum, e.g. reference-10k)
+  const stratum = opt('--stratum');
+  const all = plan(planName, rec.randomSeeds).filter((u) => !stratum || u.stratum === stratum);
   const mine = all.filter((_, k) => k % shardCount === shardIndex - 1);
   console.log(`plan ${planName}: ${all.length} units, shard ${shardIndex}/${shardCount}: ${mine.length}; random seeds ${rec.randomSeeds.join(', ')}; record ${recordPath}`);
   for (const [k, v] of Object.entries(rec.unavailable)) console.log(`  not run: ${k} (${v})`);
