@@ -11,6 +11,8 @@
  *   npm run sweep -- --plan ci                                               a small fixed slice
  *   npm run sweep -- --plan campaign --list                                  print the units
  *   npm run sweep -- --plan campaign --stratum reference-10k --record f      one stratum only
+ *   npm run sweep -- --plan campaign --claims DIR --record w1.json            workers sharing the
+ *       plan through claim files (start several; --done rec.json,… marks units finished elsewhere)
  *   npm run sweep -- --summarize rec1.json rec2.json …                       totals as markdown
  *
  * Plans (seeds: fixed 1..20 plus random ones, drawn once per record and printed):
@@ -21,7 +23,7 @@
  * - large-m: bn:scale alone at --runs 1000 (4 runs per case, each up to m = 1056784).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUILTINS } from '../src/builtins.js';
@@ -44,7 +46,8 @@ interface Implementation {
 function python(module: string): string | undefined {
   if (!existsSync(PYTHON)) return `no python at ${PYTHON} (BN_PYTHON)`;
   try {
-    execFileSync(PYTHON, ['-c', `import ${module}`], { stdio: 'ignore' });
+    // find_spec, not import: importing torch costs tens of CPU seconds on a loaded machine
+    execFileSync(PYTHON, ['-c', `import importlib.util, sys; sys.exit(importlib.util.find_spec('${module}') is None)`], { stdio: 'ignore' });
     return undefined;
   } catch {
     return `python at ${PYTHON} lacks ${module}`;
@@ -212,6 +215,16 @@ async function runUnit(u: Unit): Promise<UnitRecord> {
   }
 }
 
+/** Take a unit: true when this call created its claim file. */
+function claim(dir: string, key: string): boolean {
+  try {
+    closeSync(openSync(join(dir, key.replace(/[^A-Za-z0-9=.,-]+/g, '_')), 'wx'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function save(path: string, rec: CampaignRecord): void {
   writeFileSync(`${path}.tmp`, `${JSON.stringify(rec, null, 1)}\n`);
   renameSync(`${path}.tmp`, path);
@@ -297,9 +310,10 @@ async function main(): Promise<void> {
     const why = i.available();
     if (why) rec.unavailable[i.label] = why;
   }
-  // --stratum S: only that stratum's units (an extra worker on one stratum, e.g. reference-10k)
+  // --stratum S: only that stratum's units; --skip-stratum S: all but that one
   const stratum = opt('--stratum');
-  const all = plan(planName, rec.randomSeeds).filter((u) => !stratum || u.stratum === stratum);
+  const skipStratum = opt('--skip-stratum');
+  const all = plan(planName, rec.randomSeeds).filter((u) => (!stratum || u.stratum === stratum) && u.stratum !== skipStratum);
   const mine = all.filter((_, k) => k % shardCount === shardIndex - 1);
   console.log(`plan ${planName}: ${all.length} units, shard ${shardIndex}/${shardCount}: ${mine.length}; random seeds ${rec.randomSeeds.join(', ')}; record ${recordPath}`);
   for (const [k, v] of Object.entries(rec.unavailable)) console.log(`  not run: ${k} (${v})`);
@@ -309,12 +323,22 @@ async function main(): Promise<void> {
   }
   save(recordPath, rec);
   let failed = 0;
+  // --claims DIR: any number of workers share the plan; a worker takes a unit by creating its
+  // claim file (exclusively), so none runs twice. --done a.json,b.json: units finished elsewhere.
+  const claims = opt('--claims');
+  if (claims) {
+    mkdirSync(claims, { recursive: true });
+    for (const f of (opt('--done') ?? '').split(',').filter(Boolean)) {
+      for (const k of Object.keys((JSON.parse(readFileSync(f, 'utf8')) as CampaignRecord).units)) claim(claims, k);
+    }
+  }
   for (const u of mine) {
     const key = keyOf(u);
     if (rec.units[key] && !rec.units[key]!.error) {
       failed += rec.units[key]!.failed;
       continue;
     }
+    if (claims && !claim(claims, key)) continue;
     const r = await runUnit(u);
     rec.units[key] = r;
     save(recordPath, rec);

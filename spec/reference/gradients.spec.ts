@@ -192,7 +192,7 @@ describe('the finite-difference step follows s = sqrt(var + eps), not |x| (issue
   const eps = 1e-5;
   const ref = createReference(profiles.keras);
   const L = (x0: number) => {
-    const y = ref.forwardTrain({ x: Float64Array.of(x0, x[1]!), shape: [2, 1], axis: 1, gamma: Float64Array.of(gamma), beta: Float64Array.of(0), eps, momentum: 0.9, runningMean: Float64Array.of(0), runningVar: Float64Array.of(1) }).y as Float64Array;
+    const y = (ref.forwardTrain as (r: unknown) => { y: Float64Array })({ x: Float64Array.of(x0, x[1]!), shape: [2, 1], axis: 1, gamma: Float64Array.of(gamma), beta: Float64Array.of(0), eps, momentum: 0.9, runningMean: Float64Array.of(0), runningVar: Float64Array.of(1) }).y;
     return y[0]! * 1 + y[1]! * 0.5; // dy = [1, 0.5]
   };
   it('is a power of two at most s / 1024 whose stencil is exact, and the difference then agrees', () => {
