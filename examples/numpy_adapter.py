@@ -7,7 +7,8 @@
 The protocol (CONTRACT.md, "The language-neutral door"): one JSON request a line on stdin, one
 JSON answer a line on stdout; arrays are {"b64": base64 of the little-endian bytes}. The first
 request is {"id":0,"op":"describe"}. An error is answered {"id":N,"error":"message"}.
-Statistics are two-pass, computed in the request's dtype (numpy's pairwise sums).
+Statistics are two-pass, computed in the request's dtype (numpy's pairwise sums); float16 x with
+float32 parameters is computed in float32 and y / dx rounded once to float16.
 """
 import base64
 import json
@@ -25,11 +26,15 @@ PROFILES = {
 }
 PROFILE = sys.argv[sys.argv.index("--profile") + 1] if "--profile" in sys.argv else "pytorch"
 MOMENTUM, RUNNING_VAR, SINGLE_VALUE = PROFILES[PROFILE]
-LE = {"float32": "<f4", "float64": "<f8"}
+LE = {"float32": "<f4", "float64": "<f8", "float16": "<f2"}
+# float16 activations (contract 0.2.0, with float32 parameters) are computed in float32 and y / dx
+# rounded once to float16 when encoded (numpy rounds to nearest even)
+COMPUTE = {"float32": "float32", "float64": "float64", "float16": "float32"}
+ACTIVATIONS = {"x", "dy", "y", "dx"}
 
 
 def arr(v, dtype):
-    return np.frombuffer(base64.b64decode(v["b64"]), dtype=LE[dtype]).astype(dtype)
+    return np.frombuffer(base64.b64decode(v["b64"]), dtype=LE[dtype]).astype(COMPUTE[dtype])
 
 
 def enc(a, dtype):
@@ -49,40 +54,40 @@ def moments(x2):
     return mean, var
 
 
-def forward_train(r, dt):
+def forward_train(r, dt, pdt):
     x2, back = channels_last(arr(r["x"], dt), r["shape"], r["axis"])
     m = x2.shape[0]
     if m == 1 and SINGLE_VALUE == "error":
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {r['shape']}")
-    gamma, beta = arr(r["gamma"], dt), arr(r["beta"], dt)
+    gamma, beta = arr(r["gamma"], pdt), arr(r["beta"], pdt)
     mean, var = moments(x2)
-    y = gamma * (x2 - mean) / np.sqrt(var + np.asarray(r["eps"], dtype=dt)) + beta
+    y = gamma * (x2 - mean) / np.sqrt(var + np.asarray(r["eps"], dtype=COMPUTE[dt])) + beta
     mom = r["momentum"]  # a Python float: 1 - momentum is formed before rounding to dt (no cancellation)
     keep, take = (mom, 1 - mom) if MOMENTUM == "decay" else (1 - mom, mom)
     batch_var = var * (m / max(m - 1, 1)) if RUNNING_VAR == "unbiased" else var
-    rm = keep * arr(r["runningMean"], dt) + take * mean
-    rv = keep * arr(r["runningVar"], dt) + take * batch_var
+    rm = keep * arr(r["runningMean"], pdt) + take * mean
+    rv = keep * arr(r["runningVar"], pdt) + take * batch_var
     return {"y": back(y), "mean": mean, "variance": var, "runningMean": rm, "runningVar": rv}
 
 
-def forward_infer(r, dt):
+def forward_infer(r, dt, pdt):
     x2, back = channels_last(arr(r["x"], dt), r["shape"], r["axis"])
-    gamma, beta = arr(r["gamma"], dt), arr(r["beta"], dt)
-    rm, rv = arr(r["runningMean"], dt), arr(r["runningVar"], dt)
-    return {"y": back(gamma * (x2 - rm) / np.sqrt(rv + np.asarray(r["eps"], dtype=dt)) + beta)}
+    gamma, beta = arr(r["gamma"], pdt), arr(r["beta"], pdt)
+    rm, rv = arr(r["runningMean"], pdt), arr(r["runningVar"], pdt)
+    return {"y": back(gamma * (x2 - rm) / np.sqrt(rv + np.asarray(r["eps"], dtype=COMPUTE[dt])) + beta)}
 
 
-def backward(r, dt):
+def backward(r, dt, pdt):
     x2, back = channels_last(arr(r["x"], dt), r["shape"], r["axis"])
     dy2, _ = channels_last(arr(r["dy"], dt), r["shape"], r["axis"])
-    gamma = arr(r["gamma"], dt)
-    eps = np.asarray(r["eps"], dtype=dt)
+    gamma = arr(r["gamma"], pdt)
+    eps = np.asarray(r["eps"], dtype=COMPUTE[dt])
     if r["training"]:
         if x2.shape[0] == 1 and SINGLE_VALUE == "error":
             raise ValueError("Expected more than 1 value per channel when training")
         mean, var = moments(x2)
     else:
-        mean, var = arr(r["runningMean"], dt), arr(r["runningVar"], dt)
+        mean, var = arr(r["runningMean"], pdt), arr(r["runningVar"], pdt)
     invstd = 1 / np.sqrt(var + eps)
     xhat = (x2 - mean) * invstd
     dgamma = (dy2 * xhat).sum(axis=0)
@@ -105,12 +110,18 @@ def main():
         rid = req.get("id")
         try:
             if req["op"] == "describe":
-                out = {"name": f"numpy adapter ({PROFILE})", "profile": PROFILE, "dtypes": ["float32", "float64"], "ops": list(OPS), "axes": "any"}
+                out = {"name": f"numpy adapter ({PROFILE})", "profile": PROFILE, "dtypes": ["float32", "float64", "float16"],
+                       "precisions": [{"dtype": "float32", "paramDtype": "float32"}, {"dtype": "float64", "paramDtype": "float64"},
+                                      {"dtype": "float16", "paramDtype": "float32"}],
+                       "ops": list(OPS), "axes": "any"}
             else:
                 dt = req["dtype"]
+                pdt = req.get("paramDtype", dt)
+                if dt == "float16" and pdt != "float32":
+                    raise ValueError(f"float16 is supported with float32 parameters, not {pdt}")
                 with np.errstate(all="ignore"):
-                    res = OPS[req["op"]](req, dt)
-                out = {k: enc(v, dt) for k, v in res.items()}
+                    res = OPS[req["op"]](req, dt, pdt)
+                out = {k: enc(v, dt if k in ACTIVATIONS else pdt) for k, v in res.items()}
         except Exception as e:  # an error answer: the harness sees a rejected call
             out = {"error": f"{type(e).__name__}: {e}"}
         out["id"] = rid

@@ -76,10 +76,15 @@ SHAPES = {
 
 
 def case(name, api, shape, axis, dtype="float32", seed=1, eps=1e-3, momentum=0.99, steps=2,
-         data="normal", description="", tags=(), offset_ratio=None, infer=True, backward=True):
+         data="normal", description="", tags=(), offset_ratio=None, infer=True, backward=True,
+         param_dtype=None, policy=None, running_var=None):
+    """param_dtype: the per-channel arrays' dtype when it differs from dtype (mixed precision);
+    policy: the Keras dtype policy (mixed_float16 / mixed_bfloat16); running_var: every channel's
+    initial moving variance (e.g. 1e5, above float16's 65504)."""
     return dict(name=name, api=api, shape=list(shape), axis=axis, dtype=dtype, seed=seed, eps=eps,
                 momentum=momentum, steps=steps, data=data, description=description, tags=list(tags),
-                offset_ratio=offset_ratio, infer=infer, backward=backward)
+                offset_ratio=offset_ratio, infer=infer, backward=backward,
+                param_dtype=param_dtype or dtype, policy=policy, running_var=running_var)
 
 
 def declare_cases():
@@ -158,9 +163,52 @@ def declare_cases():
         case("fused-offset1e4-nchw", "fused", [4, 3, 2, 2], 1, "float32", 409, 1e-5, 0.5, 1, data="offset", offset_ratio=1e4, tags=["ill-conditioned"], description="|mean|/std = 1e4 in float32, NCHW"),
         case("fused-large-m-nhwc", "fused", [4, 8, 8, 3], 3, "float32", 410, 1e-3, 0.9, 1, description="m = 256"),
     ]
+    cases += half_cases()
     names = [c["name"] for c in cases]
     assert len(names) == len(set(names)), "duplicate case names"
     return cases
+
+
+def half_cases():
+    """Mixed precision (issue 12): Keras 3 under mixed_float16 / mixed_bfloat16 (float16 / bfloat16
+    x and y, float32 variables) and fused_batch_norm with float16 x and float32 scale/offset,
+    with the half bug class's corners: a moving variance above 65504, sums past 65504, eps 1e-8 on
+    a constant channel, float16 subnormal inputs, |mean|/std = 100."""
+    m16 = dict(dtype="float16", param_dtype="float32", policy="mixed_float16")
+    mbf = dict(dtype="bfloat16", param_dtype="float32", policy="mixed_bfloat16")
+    f16 = dict(dtype="float16", param_dtype="float32")
+    return [
+        case("keras-mixed-float16-nc", "keras", [6, 3], 1, seed=501, eps=1e-3, momentum=0.99, steps=3, description="Keras 3 mixed_float16, NC, 3 steps", **m16),
+        case("keras-mixed-float16-nhwc", "keras", [2, 3, 2, 3], 3, seed=502, eps=1e-5, momentum=0.5, steps=2, description="Keras 3 mixed_float16, NHWC", **m16),
+        case("keras-mixed-float16-nchw", "keras", [2, 3, 3, 2], 1, seed=503, eps=0.1, momentum=0.0, steps=2, description="Keras 3 mixed_float16, NCHW, momentum 0", **m16),
+        case("keras-mixed-float16-ncl", "keras", [3, 3, 4], 1, seed=504, eps=1e-3, momentum=0.9, steps=2, description="Keras 3 mixed_float16, rank 3", **m16),
+        case("keras-mixed-float16-running-var-1e5", "keras", [8, 3], 1, seed=505, eps=1e-3, momentum=0.9, steps=2, running_var=1e5, tags=["half-edge"],
+             description="mixed_float16 with moving variance 1e5 (> 65504, float16's largest value): kept in float32, y finite", **m16),
+        case("keras-mixed-float16-sum-overflow", "keras", [4096, 1], 1, seed=506, eps=1e-3, momentum=0.9, steps=1, data="twenty", infer=False, backward=False, tags=["half-edge"],
+             description="m = 4096 values of 20 +- 0.5 in float16: the sum 81,920 is past 65504, the mean is not", **m16),
+        case("keras-mixed-float16-eps1e-8-constant", "keras", [6, 3], 1, seed=507, eps=1e-8, momentum=0.9, steps=2, data="constant-channel", tags=["half-edge"],
+             description="mixed_float16, eps 1e-8 (0 in float16) with a constant channel: y = beta", **m16),
+        case("keras-mixed-float16-subnormal", "keras", [8, 2], 1, seed=508, eps=1e-3, momentum=0.9, steps=1, data="subnormal16", tags=["half-edge"],
+             description="mixed_float16 with float16 subnormal inputs (k * 2^-24)", **m16),
+        case("keras-mixed-float16-offset100", "keras", [16, 3], 1, seed=509, eps=1e-5, momentum=0.9, steps=1, data="offset", offset_ratio=100, tags=["half-edge", "ill-conditioned"],
+             description="mixed_float16, |mean|/std = 100", **m16),
+        case("keras-mixed-bfloat16-nc", "keras", [6, 3], 1, seed=511, eps=1e-3, momentum=0.99, steps=3, description="Keras 3 mixed_bfloat16, NC, 3 steps", **mbf),
+        case("keras-mixed-bfloat16-nhwc", "keras", [2, 3, 2, 3], 3, seed=512, eps=1e-5, momentum=0.5, steps=2, description="Keras 3 mixed_bfloat16, NHWC", **mbf),
+        case("keras-mixed-bfloat16-ncdhw", "keras", [2, 3, 2, 2, 2], 1, seed=513, eps=1e-3, momentum=0.9, steps=2, description="Keras 3 mixed_bfloat16, rank 5", **mbf),
+        case("keras-mixed-bfloat16-offset100", "keras", [16, 3], 1, seed=514, eps=1e-5, momentum=0.9, steps=1, data="offset", offset_ratio=100, tags=["half-edge", "ill-conditioned"],
+             description="mixed_bfloat16, |mean|/std = 100: cancellation for anything centring in bfloat16", **mbf),
+        case("keras-mixed-bfloat16-large-m", "keras", [256, 4], 1, seed=515, eps=1e-3, momentum=0.99, steps=1, description="mixed_bfloat16, m = 256", **mbf),
+        case("fused-float16-nhwc", "fused", [2, 3, 2, 3], 3, seed=521, eps=1e-3, momentum=0.99, steps=3, description="fused_batch_norm float16 x, float32 scale/offset, NHWC", **f16),
+        case("fused-float16-nchw", "fused", [2, 3, 3, 2], 1, seed=522, eps=1e-5, momentum=0.5, steps=2, description="fused_batch_norm float16, NCHW", **f16),
+        case("fused-float16-ndhwc", "fused", [2, 2, 2, 2, 3], 4, seed=523, eps=1e-3, momentum=0.9, steps=2, description="fused_batch_norm float16, NDHWC", **f16),
+        case("fused-float16-ncdhw", "fused", [2, 3, 2, 2, 2], 1, seed=524, eps=1e-3, momentum=0.0, steps=2, description="fused_batch_norm float16, NCDHW, factor 1", **f16),
+        case("fused-float16-running-var-1e5", "fused", [4, 2, 2, 3], 3, seed=525, eps=1e-3, momentum=0.9, steps=2, running_var=1e5, tags=["half-edge"],
+             description="fused float16 with a float32 running variance 1e5 (> 65504)", **f16),
+        case("fused-float16-offset100", "fused", [4, 2, 2, 3], 3, seed=526, eps=1e-5, momentum=0.9, steps=1, data="offset", offset_ratio=100, tags=["half-edge", "ill-conditioned"],
+             description="fused float16, |mean|/std = 100", **f16),
+        case("fused-float16-m2-nhwc", "fused", [2, 1, 1, 3], 3, seed=527, eps=1e-3, momentum=0.5, steps=2, description="fused float16, m = 2 (Bessel factor 2)", **f16),
+        case("fused-float16-large-m-nhwc", "fused", [4, 8, 8, 3], 3, seed=528, eps=1e-3, momentum=0.9, steps=1, description="fused float16, m = 256", **f16),
+    ]
 
 
 # ---------------------------------------------------------------- data
@@ -178,11 +226,20 @@ def make_data(rng, c, shape, axis, dtype):
         loc = rng.uniform(-3.0, 3.0, C)
     z = rng.standard_normal(shape)
     x = loc.reshape(bshape) + spread.reshape(bshape) * z
+    if c["data"] == "twenty":
+        x = 20.0 + 0.5 * z
+    if c["data"] == "subnormal16":
+        x = np.round(8 * z) * 2.0**-24
     if c["data"] == "constant-channel":
         idx = [slice(None)] * len(shape)
         idx[axis] = min(1, C - 1)
         x[tuple(idx)] = 2.5
-    return x.astype(dtype)
+    return x.astype(np_dtype(dtype))
+
+
+def np_dtype(dtype):
+    """numpy dtype of a fixture dtype (bfloat16: ml_dtypes', as TensorFlow uses)."""
+    return tf.bfloat16.as_numpy_dtype if dtype == "bfloat16" else np.dtype(dtype)
 
 
 def params(rng, C, dtype):
@@ -194,9 +251,9 @@ def params(rng, C, dtype):
 
 
 def arr(a):
-    """Exact doubles of a float32/float64 array, flattened row-major."""
+    """Exact doubles of a float16/bfloat16/float32/float64 array, flattened row-major."""
     a = np.asarray(a)
-    assert a.dtype in (np.float32, np.float64), a.dtype
+    assert a.dtype in (np.float32, np.float64, np.float16, tf.bfloat16.as_numpy_dtype), a.dtype
     return [float(v) for v in a.astype(np.float64).ravel()]
 
 
@@ -222,14 +279,15 @@ class KerasRunner:
 
     def __init__(self, c, gamma, beta, rmean, rvar):
         self.c = c
-        self.layer = keras.layers.BatchNormalization(axis=c["axis"], momentum=c["momentum"], epsilon=c["eps"], dtype=c["dtype"])
+        self.layer = keras.layers.BatchNormalization(axis=c["axis"], momentum=c["momentum"], epsilon=c["eps"], dtype=c["policy"] or c["dtype"])
         self.layer.build(tuple(c["shape"]))
         self.layer.set_weights([gamma, beta, rmean, rvar])
 
     def train(self, x):
         c = self.c
         xt = tf.constant(x)
-        mean, var = keras.ops.moments(xt, reduction_axes(c["shape"], c["axis"]))
+        # mixed precision: the statistics in the variables' dtype, from x widened (as the layer does)
+        mean, var = keras.ops.moments(tf.cast(xt, c["param_dtype"]), reduction_axes(c["shape"], c["axis"]))
         y = self.layer(xt, training=True)
         return dict(y=np_(y), mean=np_(mean), variance=np_(var),
                     runningMean=np_(self.layer.moving_mean), runningVar=np_(self.layer.moving_variance))
@@ -240,7 +298,7 @@ class KerasRunner:
     def backward(self, x, dy, training):
         xt = tf.constant(x)
         # A twin layer so the moving statistics of self.layer are left alone.
-        twin = keras.layers.BatchNormalization(axis=self.c["axis"], momentum=self.c["momentum"], epsilon=self.c["eps"], dtype=self.c["dtype"])
+        twin = keras.layers.BatchNormalization(axis=self.c["axis"], momentum=self.c["momentum"], epsilon=self.c["eps"], dtype=self.c["policy"] or self.c["dtype"])
         twin.build(tuple(self.c["shape"]))
         twin.set_weights(self.layer.get_weights())
         with tf.GradientTape() as tape:
@@ -359,7 +417,9 @@ def export_case(c, versions):
     rng = np.random.default_rng(c["seed"])
     shape, axis, dtype = c["shape"], c["axis"], c["dtype"]
     C = shape[axis]
-    gamma, beta, rmean, rvar = params(rng, C, dtype)
+    gamma, beta, rmean, rvar = params(rng, C, c["param_dtype"])
+    if c["running_var"] is not None:
+        rvar = np.full(C, c["running_var"], dtype=rvar.dtype)
     runner = RUNNERS[c["api"]](c, gamma, beta, rmean, rvar)
     base = dict(shape=shape, axis=axis)
     steps = []
@@ -382,7 +442,7 @@ def export_case(c, versions):
     if c["backward"]:
         for training in (True, False):
             x = first_x if training else make_data(rng, c, shape, axis, dtype)
-            dy = rng.standard_normal(shape).astype(dtype)
+            dy = rng.standard_normal(shape).astype(np_dtype(dtype))
             g, b, rm, rv = runner.state()
             req = dict(base, x=arr(x), dy=arr(dy), gamma=arr(g), eps=c["eps"], training=training)
             if not training:
@@ -409,6 +469,7 @@ def export_case(c, versions):
         "api": runner.api,
         "profile": runner.profile,
         "dtype": dtype,
+        **({"paramDtype": c["param_dtype"]} if c["param_dtype"] != dtype else {}),
         "shape": shape,
         "axis": axis,
         "layout": layout_name(shape, axis),

@@ -133,8 +133,10 @@ function plan(name: string, randomSeeds: number[]): Unit[] {
   const has = (label: string) => available.some((i) => i.label === label);
   if (name === 'ci') {
     // a small fixed slice: a few seconds, every door type once
-    units.push({ stratum: 'ci', impl: 'reference', profile: 'keras', seed: 2, runs: 50, only: 'bn:gradients' });
-    units.push({ stratum: 'ci', impl: 'cpu-f32', profile: 'pytorch', seed: 6, runs: 50, skip: 'bn:scale' });
+    // (half precisions, 0.2.0, are skipped here to keep CI time: spec/gallery runs them for the
+    // reference and cpu-f32, scripts/half-sweep.ts at scale; the campaign below includes them)
+    units.push({ stratum: 'ci', impl: 'reference', profile: 'keras', seed: 2, runs: 50, only: 'bn:gradients', skip: '*float16*' });
+    units.push({ stratum: 'ci', impl: 'cpu-f32', profile: 'pytorch', seed: 6, runs: 50, skip: 'bn:scale,*float16*' });
     return units;
   }
   if (name !== 'campaign') throw new Error(`unknown plan ${name} (campaign, ci)`);

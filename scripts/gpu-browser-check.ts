@@ -12,6 +12,10 @@
  * Node; the page only runs createGpu(profile, { mode }) and returns the arrays. The kernel checks
  * the class that ran after every pass, so a silent CPU fallback fails instead of passing.
  * Needs: `apt-get install -y chromium`, devDependency playwright-core. Exit 0 = every case passed.
+ *
+ * The full check of the same kernel in the browser goes through the browser door:
+ * `bn-conformance check --builtin gpu --gpu-mode webgl2|webgl|webgpu` (docs/browser.md). This
+ * script's page (setContent, about:blank) is not a secure context, so it has no WebGPU.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -116,3 +116,31 @@ describe('tolerance: honest float32 kernels pass, one-pass fails', () => {
     }
   });
 });
+
+// ------------------------------------------------------------------ half precision (issue 12)
+describe('tolerance: half precision (float32 compute, one rounding per output)', () => {
+  const facts = { m: 16, mean: 3, variance: 2, eps: 1e-3, absMean: 3, maxDev: 2.5, gamma: 1.5, training: true, meanAbsDy: 0.5, meanAbsDyXhat: 0.4, meanAbsDyX: 1.5 };
+  const f32 = tolerance({ dtype: 'float32', accumulation: F32_SEQ }, facts);
+  const mixed = tolerance({ dtype: 'float16', paramDtype: 'float32', accumulation: F32_SEQ }, facts);
+  const pure = tolerance({ dtype: 'bfloat16', paramDtype: 'bfloat16', accumulation: F32_SEQ }, facts);
+  it('y and dx: the float32 bound plus one rounding to the activation dtype', () => {
+    const y = 2.25;
+    const b32 = f32.y(0.5, 3.7, y);
+    expect(mixed.y(0.5, 3.7, y)).toBeCloseTo(b32 + 2 ** -11 * (y + b32) + 2 ** -24, 15);
+    expect(pure.y(0.5, 3.7, y)).toBeCloseTo(b32 + 2 ** -8 * (y + b32) + 2 ** -133, 15);
+    expect(mixed.dx(0.5, 3.7, 0.25, 0.1, 0.2, 0.05)).toBeGreaterThan(2 ** -11 * 0.05);
+  });
+  it('statistics: rounded to the parameters\' dtype (float32 under mixed precision, bfloat16 under pure)', () => {
+    expect(mixed.mean).toBeLessThan(f32.mean * (1 + 1e-6) + 2 ** -24 * 3 + 2 ** -24 * 2);
+    expect(mixed.mean).toBeLessThan(1e-5); // no float16 term: a mean held in float16 (error ~ 3 * 2^-11) fails
+    expect(pure.mean).toBeGreaterThan(2 ** -8 * 3);
+  });
+  it('a declared half accumulation that cannot bound its sum gives no bound, never a negative one', () => {
+    const big = tolerance({ dtype: 'float16', paramDtype: 'float16', accumulation: { dtype: 'float16', order: 'sequential' } }, { ...facts, m: 70000 });
+    expect(big.mean).toBe(Infinity);
+    expect(big.y(0, 3, 1)).toBe(Infinity);
+    const small = tolerance({ dtype: 'float16', paramDtype: 'float16', accumulation: { dtype: 'float16', order: 'pairwise' } }, facts);
+    expect(small.mean).toBeGreaterThan(0);
+    expect(Number.isFinite(small.mean)).toBe(true);
+  });
+});

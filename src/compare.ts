@@ -11,8 +11,12 @@ import type {
   ForwardInferRequest,
   ForwardTrainRequest,
   Op,
+  Precision,
   Profile,
 } from './contract.js';
+import { fieldDtype, numericRequest, precisionOfRequest } from './dtypes.js';
+import { HALF_FORMATS, isHalf } from './numerics/half.js';
+import { accumulationOf } from './declaration.js';
 import { type Layout, layoutOf } from './layout.js';
 import { effectiveEps, emaWeights, runningVarFactor } from './profiles.js';
 import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from './reference/reference.js';
@@ -38,11 +42,12 @@ export interface Comparison {
   reason: string;
 }
 
+/**
+ * The accumulation the tolerance assumes for a dtype (src/declaration.ts: the declared one, or
+ * sequential sums in the dtype; float32 for half dtypes).
+ */
 export function accumulationFor(impl: Pick<BatchNormImplementation, 'accumulation'>, dtype: DType): AccumulationInfo {
-  const a = impl.accumulation;
-  if (!a) return { dtype, order: 'sequential' };
-  if ('order' in a && typeof a.order === 'string') return a as AccumulationInfo;
-  return (a as Partial<Record<DType, AccumulationInfo>>)[dtype] ?? { dtype, order: 'sequential' };
+  return accumulationOf(impl, dtype).info;
 }
 
 export const toFloat64 = (a: ArrayLike<number>): Float64Array => {
@@ -119,11 +124,15 @@ class Worst {
   ratios: Record<string, number> = {};
   worst?: ElementReport;
   worstRatio = -1;
-  check(output: string, index: number, channel: number, expected: number, got: unknown, bound: number): void {
+  check(output: string, index: number, channel: number, expected: number, got: unknown, bound: number, overflowAt = Infinity): void {
     const g = typeof got === 'number' ? got : NaN;
     let ratio: number;
     let error: number;
-    if (Number.isNaN(expected) || !Number.isFinite(expected)) {
+    if (Math.abs(g) === Infinity && Number.isFinite(expected) && Math.sign(g) === Math.sign(expected) && Math.abs(expected) + bound >= overflowAt) {
+      // a half output whose exact value is within its bound of the overflow threshold may round to ±Infinity
+      error = 0;
+      ratio = 0;
+    } else if (Number.isNaN(expected) || !Number.isFinite(expected)) {
       const same = Object.is(expected, g) || (Number.isNaN(expected) && Number.isNaN(g));
       error = same ? 0 : Infinity;
       ratio = same ? 0 : Infinity;
@@ -141,6 +150,8 @@ class Worst {
 
 export interface CompareOptions {
   accumulation: AccumulationInfo;
+  /** The implementation's precision; default: read from the request (its fields, else its arrays). */
+  precision?: Precision;
 }
 
 /** The reference's answer and, per element, the bound the tolerance allows around it. */
@@ -151,13 +162,13 @@ export interface Expectation {
   channelOf: (output: string, index: number) => number;
   /** Per channel, the tolerance's reason. */
   reasons: string[];
+  /** Per output, the magnitude at which its dtype overflows to ±Infinity (half outputs only). */
+  overflowAt?: Record<string, number>;
 }
 
-const f64Request = <T extends object>(req: T): T => {
-  const out: Record<string, unknown> = { ...(req as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(req)) if (v instanceof Float32Array || v instanceof Float64Array) out[k] = toFloat64(v);
-  return out as unknown as T;
-};
+/** The request as float64 numbers (half decoded), for the float64 reference. */
+const f64Request = <T extends ForwardTrainRequest | ForwardInferRequest | BackwardRequest>(req: T, p: Precision): T =>
+  ({ ...numericRequest({ ...req, dtype: req.dtype ?? p.dtype, paramDtype: req.paramDtype ?? p.paramDtype }), dtype: 'float64', paramDtype: 'float64' }) as T;
 
 /** Expected outputs (reference, float64) and per-element bounds for an implementation of `dtype`. */
 export function expectationFor(
@@ -166,15 +177,24 @@ export function expectationFor(
   req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest,
   opts: CompareOptions,
 ): Expectation {
-  const dtype: DType = req.x instanceof Float32Array ? 'float32' : 'float64';
+  const precision = opts.precision ?? precisionOfRequest(req);
+  const { dtype, paramDtype } = precision;
   const L = layoutOf(req.shape, req.axis);
   const eps = effectiveEps(profile, req.eps);
   const perElement = (o: string) => o === 'y' || o === 'dx';
   const channelOfOutput = (o: string, i: number) => (perElement(o) ? channelOf(L, i) : i);
-  const tol = (fs: ChannelFacts[]) => fs.map((f) => tolerance({ dtype, accumulation: opts.accumulation }, f));
+  const tol = (fs: ChannelFacts[]) => fs.map((f) => tolerance({ dtype, paramDtype, accumulation: opts.accumulation }, f));
+  const overflowAt = (outputs: string[]) => {
+    const out: Record<string, number> = {};
+    for (const o of outputs) {
+      const d = fieldDtype(o, precision);
+      if (isHalf(d)) out[o] = HALF_FORMATS[d].overflowThreshold;
+    }
+    return { overflowAt: out };
+  };
 
   if (op === 'forwardTrain') {
-    const r = f64Request(req as ForwardTrainRequest);
+    const r = f64Request(req as ForwardTrainRequest, precision);
     const exp = referenceForwardTrain(profile, r);
     const st = channelStats(r.x, L);
     const { perChannel, xhat } = facts(L, r.x as Float64Array, eps, r.gamma as Float64Array, { mean: exp.mean as Float64Array, variance: st.variance }, true);
@@ -193,10 +213,11 @@ export function expectationFor(
       },
       channelOf: channelOfOutput,
       reasons: b.map((x) => x.reason),
+      ...overflowAt(['y', 'mean', 'variance', 'runningMean', 'runningVar']),
     };
   }
   if (op === 'forwardInfer') {
-    const r = f64Request(req as ForwardInferRequest);
+    const r = f64Request(req as ForwardInferRequest, precision);
     const exp = referenceForwardInfer(profile, r);
     const { perChannel, xhat } = facts(L, r.x as Float64Array, eps, r.gamma as Float64Array, { mean: r.runningMean as Float64Array, variance: r.runningVar as Float64Array }, false);
     const b = tol(perChannel);
@@ -205,9 +226,10 @@ export function expectationFor(
       bounds: { y: build(L.numel, (i) => b[channelOf(L, i)]!.y(xhat[i]!, r.x[i]!, exp.y[i]!)) },
       channelOf: channelOfOutput,
       reasons: b.map((x) => x.reason),
+      ...overflowAt(['y']),
     };
   }
-  const r = f64Request(req as BackwardRequest);
+  const r = f64Request(req as BackwardRequest, precision);
   const x = r.x as Float64Array;
   const exp = referenceBackward(profile, r);
   const stats = r.training
@@ -230,6 +252,7 @@ export function expectationFor(
     },
     channelOf: channelOfOutput,
     reasons: b.map((x) => x.reason),
+    ...overflowAt(['dx', 'dgamma', 'dbeta']),
   };
 }
 
@@ -239,7 +262,8 @@ export function checkAgainst(e: Expectation, got: Record<string, ArrayLike<numbe
   for (const [output, expected] of Object.entries(e.expected)) {
     const bounds = e.bounds[output]!;
     const g = got[output];
-    for (let i = 0; i < expected.length; i++) w.check(output, i, e.channelOf(output, i), expected[i]!, g?.[i], bounds[i]!);
+    const overflowAt = e.overflowAt?.[output];
+    for (let i = 0; i < expected.length; i++) w.check(output, i, e.channelOf(output, i), expected[i]!, g?.[i], bounds[i]!, overflowAt);
   }
   const ok = w.worstRatio <= 1;
   return { ok, ratios: w.ratios, ...(w.worst ? { worst: w.worst } : {}), reason: w.worst ? (e.reasons[w.worst.channel] ?? '') : '' };

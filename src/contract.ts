@@ -12,8 +12,24 @@
  *   y = gamma * (x - mean) / sqrt(variance + eps) + beta, eps inside the square root.
  */
 
-export type DType = 'float32' | 'float64';
-export type Arr = Float32Array | Float64Array;
+/**
+ * Element types. 'float16' (IEEE binary16) and 'bfloat16' arrays are Uint16Array holding the bit
+ * patterns (extension, 0.2.0: Node 20 has no Float16Array); see src/numerics/half.ts.
+ */
+export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16';
+export const DTYPES: readonly DType[] = ['float32', 'float64', 'float16', 'bfloat16'];
+export type Arr = Float32Array | Float64Array | Uint16Array;
+
+/**
+ * A supported precision (extension, 0.2.0): `dtype` for the activations (x, dy, y, dx) and
+ * `paramDtype` for the per-channel arrays (gamma, beta, running statistics, batch mean and
+ * variance, dgamma, dbeta). Mixed precision is e.g. { dtype: 'float16', paramDtype: 'float32' }
+ * (ONNX BatchNormalization's T / U, PyTorch autocast, Keras mixed_float16).
+ */
+export interface Precision {
+  dtype: DType;
+  paramDtype: DType;
+}
 export type AxesSupport = 'first' | 'last' | 'any';
 export type Op = 'forwardTrain' | 'forwardInfer' | 'backward';
 export const OPS: readonly Op[] = ['forwardTrain', 'forwardInfer', 'backward'];
@@ -66,6 +82,11 @@ export interface BatchNormImplementation {
   name: string;
   profile: ProfileName | Profile;
   dtypes: DType[];
+  /**
+   * Extension (0.2.0): the (dtype, paramDtype) pairs supported. When absent: each entry of
+   * `dtypes` with paramDtype = dtype (so float32/float64 implementations are unchanged).
+   */
+  precisions?: Precision[];
   axes?: AxesSupport;
   /** Extension: the reduction structure, for an honest tolerance (see AccumulationInfo). */
   accumulation?: AccumulationInfo | Partial<Record<DType, AccumulationInfo>>;
@@ -74,7 +95,19 @@ export interface BatchNormImplementation {
   backward?(req: BackwardRequest): BackwardResult | Promise<BackwardResult>;
 }
 
-export interface ForwardTrainRequest {
+/**
+ * The request's precision (extension, 0.2.0). The harness always sends both; a request without
+ * them is read from its arrays (Float32Array: float32, Float64Array: float64). Required for half
+ * dtypes, whose Uint16Array does not say which format it holds.
+ */
+export interface RequestPrecision {
+  /** x, dy (and the outputs y, dx). */
+  dtype?: DType;
+  /** gamma, beta, runningMean, runningVar (and mean, variance, dgamma, dbeta). */
+  paramDtype?: DType;
+}
+
+export interface ForwardTrainRequest extends RequestPrecision {
   x: Arr;
   shape: number[];
   axis: number;
@@ -98,7 +131,7 @@ export interface ForwardTrainResult {
   runningVar: Arr;
 }
 
-export interface ForwardInferRequest {
+export interface ForwardInferRequest extends RequestPrecision {
   x: Arr;
   shape: number[];
   axis: number;
@@ -113,7 +146,7 @@ export interface ForwardInferResult {
   y: Arr;
 }
 
-export interface BackwardRequest {
+export interface BackwardRequest extends RequestPrecision {
   x: Arr;
   dy: Arr;
   shape: number[];

@@ -38,8 +38,40 @@ export class UnsupportedDTypeError extends BnConformanceError {
 
 /** Wrong command-line or API usage: unknown profile, bad option value, unreadable file. */
 export class UsageError extends BnConformanceError {
+  constructor(message: string, code = 'BN_USAGE') {
+    super(code, message);
+  }
+}
+
+/** An implementation's `accumulation` declaration that is not a valid AccumulationInfo (or map of them). */
+export class AccumulationError extends UsageError {
   constructor(message: string) {
-    super('BN_USAGE', message);
+    super(message, 'BN_ACCUMULATION');
+  }
+}
+
+/** A profile that is neither a built-in name nor a complete, valid Profile object. */
+export class ProfileError extends UsageError {
+  constructor(message: string) {
+    super(message, 'BN_PROFILE');
+  }
+}
+
+/** An --only / --skip pattern that selects no check: a typo would otherwise pass vacuously. */
+export class NoMatchError extends UsageError {
+  constructor(message: string) {
+    super(message, 'BN_NO_MATCH');
+  }
+}
+
+/**
+ * A bug in bn-conformance itself, never the implementation's fault: e.g. a check that calls an
+ * op it does not declare (its `needs` would then not make it "not supported" when the op is
+ * missing). Reported as the check's failure, so it can never pass unnoticed.
+ */
+export class InternalError extends BnConformanceError {
+  constructor(message: string) {
+    super('BN_INTERNAL', `internal error (a bug in bn-conformance, please report it): ${message}`);
   }
 }
 

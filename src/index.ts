@@ -22,9 +22,13 @@ export type {
 export { OPS } from './contract.js';
 export { effectiveEps, emaWeights, PROFILE_NAMES, profiles, resolveProfile, runningVarFactor } from './profiles.js';
 export {
+  AccumulationError,
   BatchNormInputError,
   BnConformanceError,
   FixtureError,
+  InternalError,
+  NoMatchError,
+  ProfileError,
   SingleValuePerChannelError,
   UnsupportedDTypeError,
   UsageError,
@@ -46,9 +50,11 @@ export {
 export { tolerance, reductionDepth, sumErrorFactor, finiteDifferenceStep, finiteDifferenceBound, exactStencil, type ChannelFacts, type ChannelBounds } from './tolerance.js';
 export { compareWithReference, expectationFor, checkAgainst, type Comparison, type Expectation, type ElementReport } from './compare.js';
 export { ulp, ulpDistanceF32, unitRoundoff } from './numerics/ulp.js';
-export { runConformance, DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, type ConformanceOptions, type ProgressEvent } from './harness/runner.js';
+export { validateAccumulation, validateImplementation, describeAccumulation, KNOWN_DTYPES } from './declaration.js';
+export { idMatcher, closestIds } from './harness/filters.js';
+export { runConformance, planRun, DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, type ConformanceOptions, type ProgressEvent } from './harness/runner.js';
 export { formatText, formatJson, formatJunit, formatFailure } from './harness/format.js';
-export type { CheckResult, CheckStatus, CheckFailure, ConformanceReport, Counterexample, WorstElement, AxisVariant } from './harness/types.js';
+export type { AccumulationRecord, CheckResult, CheckStatus, CheckFailure, ConformanceReport, Counterexample, WorstElement, AxisVariant } from './harness/types.js';
 export { REPORT_SCHEMA_VERSION } from './harness/types.js';
 export { ALL_CHECK_SPECS, planCases } from './checks/index.js';
 export { BUILTINS, createBuiltin } from './builtins.js';
@@ -56,6 +62,8 @@ export { loadFixtures, FixtureFileError, type Fixture } from './fixtures/load.js
 export { goldenCases } from './checks/golden.js';
 export { createExecImplementation, ExecFault, type ExecImplementation, type ExecOptions, type ExecFaultName } from './harness/exec.js';
 export { createIsolatedImplementation, type IsolatedImplementation, type IsolateOptions } from './harness/isolate.js';
+export { createBrowserImplementation, type BrowserImplementation, type BrowserOptions, type BrowserEnvironment } from './harness/browser/door.js';
+export { encodeMessage, decodeMessage } from './harness/browser/wire.js';
 export { mergeReports, readReportFile } from './harness/merge.js';
 export {
   TOPICS,

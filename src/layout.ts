@@ -45,6 +45,11 @@ export function dtypeOf(a: unknown): DType | undefined {
   return undefined;
 }
 
+const DTYPE_NAMES: readonly string[] = ['float32', 'float64', 'float16', 'bfloat16'];
+const storageName = (dtype: DType) => (dtype === 'float32' ? 'Float32Array' : dtype === 'float64' ? 'Float64Array' : 'Uint16Array');
+const holds = (a: unknown, dtype: DType) =>
+  dtype === 'float32' ? a instanceof Float32Array : dtype === 'float64' ? a instanceof Float64Array : a instanceof Uint16Array;
+
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (v === undefined) return 'undefined';
@@ -53,10 +58,16 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
-function checkArray(name: string, a: unknown, dtype: DType, length: number): asserts a is Arr {
-  const d = dtypeOf(a);
-  if (d === undefined) throw new BatchNormInputError(`${name} must be a Float32Array or Float64Array, got ${describe(a)}`);
-  if (d !== dtype) throw new BatchNormInputError(`${name} is ${d} but x is ${dtype}: every array of a request has one dtype`);
+/**
+ * `named`: the request names its dtypes (dtype / paramDtype fields, required for half); otherwise
+ * every array has x's dtype, read from its type.
+ */
+function checkArray(name: string, a: unknown, dtype: DType, length: number, named: boolean): asserts a is Arr {
+  if (!holds(a, dtype)) {
+    const d = dtypeOf(a);
+    if (!named && d !== undefined) throw new BatchNormInputError(`${name} is ${d} but x is ${dtype}: every array of a request has one dtype`);
+    throw new BatchNormInputError(`${name} must be a ${storageName(dtype)} (${dtype}), got ${describe(a)}`);
+  }
   if ((a as Arr).length !== length) throw new BatchNormInputError(`${name} has length ${(a as Arr).length}, expected ${length}`);
 }
 
@@ -68,43 +79,53 @@ function checkEps(eps: unknown): void {
 
 export interface Validated {
   layout: Layout;
+  /** x, dy, y, dx. */
   dtype: DType;
+  /** gamma, beta, running and batch statistics, dgamma, dbeta (= dtype unless the request names another). */
+  paramDtype: DType;
 }
 
 /** Validate a request of the given op against the contract; throws BatchNormInputError. */
 export function validateRequest(op: Op, req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest): Validated {
   if (typeof req !== 'object' || req === null) throw new BatchNormInputError(`${op}: request must be an object`);
   const layout = layoutOf(req.shape, req.axis);
-  const dtype = dtypeOf(req.x);
-  if (dtype === undefined) throw new BatchNormInputError(`x must be a Float32Array or Float64Array, got ${describe(req.x)}`);
-  checkArray('x', req.x, dtype, layout.numel);
-  checkArray('gamma', req.gamma, dtype, layout.channels);
+  const named = req.dtype !== undefined || req.paramDtype !== undefined;
+  for (const [k, v] of [['dtype', req.dtype], ['paramDtype', req.paramDtype]] as const) {
+    if (v !== undefined && !DTYPE_NAMES.includes(v)) throw new BatchNormInputError(`${k} must be one of ${DTYPE_NAMES.join(', ')}, got ${String(v)}`);
+  }
+  const dtype = req.dtype ?? dtypeOf(req.x);
+  if (dtype === undefined) {
+    if (req.x instanceof Uint16Array) throw new BatchNormInputError('x is a Uint16Array: a float16 or bfloat16 request must name its dtype');
+    throw new BatchNormInputError(`x must be a Float32Array or Float64Array, got ${describe(req.x)}`);
+  }
+  const paramDtype = req.paramDtype ?? dtype;
+  checkArray('x', req.x, dtype, layout.numel, named);
+  checkArray('gamma', req.gamma, paramDtype, layout.channels, named);
   checkEps(req.eps);
   if (op === 'forwardTrain') {
     const r = req as ForwardTrainRequest;
-    checkArray('beta', r.beta, dtype, layout.channels);
-    checkArray('runningMean', r.runningMean, dtype, layout.channels);
-    checkArray('runningVar', r.runningVar, dtype, layout.channels);
+    checkArray('beta', r.beta, paramDtype, layout.channels, named);
+    checkArray('runningMean', r.runningMean, paramDtype, layout.channels, named);
+    checkArray('runningVar', r.runningVar, paramDtype, layout.channels, named);
     if (typeof r.momentum !== 'number' || !Number.isFinite(r.momentum)) {
       throw new BatchNormInputError(`momentum must be a finite number, got ${String(r.momentum)}`);
     }
   } else if (op === 'forwardInfer') {
     const r = req as ForwardInferRequest;
-    checkArray('beta', r.beta, dtype, layout.channels);
-    checkArray('runningMean', r.runningMean, dtype, layout.channels);
-    checkArray('runningVar', r.runningVar, dtype, layout.channels);
+    checkArray('beta', r.beta, paramDtype, layout.channels, named);
+    checkArray('runningMean', r.runningMean, paramDtype, layout.channels, named);
+    checkArray('runningVar', r.runningVar, paramDtype, layout.channels, named);
   } else {
     const r = req as BackwardRequest;
-    checkArray('dy', r.dy, dtype, layout.numel);
+    checkArray('dy', r.dy, dtype, layout.numel, named);
     if (typeof r.training !== 'boolean') throw new BatchNormInputError(`training must be a boolean, got ${describe(r.training)}`);
     if (!r.training) {
-      checkArray('runningMean', r.runningMean, dtype, layout.channels);
-      checkArray('runningVar', r.runningVar, dtype, layout.channels);
+      checkArray('runningMean', r.runningMean, paramDtype, layout.channels, named);
+      checkArray('runningVar', r.runningVar, paramDtype, layout.channels, named);
     }
   }
-  return { layout, dtype };
+  return { layout, dtype, paramDtype };
 }
-
 export function allocLike(dtype: DType, n: number): Arr {
-  return dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+  return dtype === 'float32' ? new Float32Array(n) : dtype === 'float64' ? new Float64Array(n) : new Uint16Array(n);
 }

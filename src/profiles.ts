@@ -3,7 +3,7 @@
  * Every field is sourced; the long version is docs/framework-semantics.md.
  */
 import type { Profile, ProfileName } from './contract.js';
-import { UsageError } from './errors.js';
+import { ProfileError } from './errors.js';
 
 export const profiles = {
   /**
@@ -84,22 +84,27 @@ export const PROFILE_ALIASES: Record<string, keyof typeof profiles> = { tfjs: 'k
 
 export const PROFILE_NAMES = [...Object.keys(profiles), ...Object.keys(PROFILE_ALIASES)] as ProfileName[];
 
-/** Resolve a profile name or validate a custom profile object. Throws UsageError when invalid. */
+/** Resolve a profile name or validate a custom profile object. Throws ProfileError (a UsageError) when invalid. */
 export function resolveProfile(p: ProfileName | Profile | string | undefined, fallback: ProfileName = 'keras'): Profile {
   if (p === undefined) return profiles[PROFILE_ALIASES[fallback] ?? (fallback as keyof typeof profiles)];
   if (typeof p === 'string') {
     const key = (PROFILE_ALIASES[p] ?? p) as keyof typeof profiles;
     const found = profiles[key];
-    if (!found) throw new UsageError(`unknown profile "${p}"; built in: ${PROFILE_NAMES.join(', ')}`);
+    if (!Object.hasOwn(profiles, key) || !found) throw new ProfileError(`unknown profile "${p}"; built in: ${PROFILE_NAMES.join(', ')}`);
     return found;
   }
   validateProfile(p);
   return p;
 }
 
+/** Every field a Profile may have; anything else is a typo that would otherwise be ignored. */
+const PROFILE_FIELDS = new Set(['name', 'momentum', 'runningVar', 'defaultEps', 'defaultMomentum', 'minEps', 'singleValue']);
+
 function validateProfile(p: Profile): void {
   const problems: string[] = [];
-  if (typeof p !== 'object' || p === null) throw new UsageError('a profile must be a name or an object');
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new ProfileError(`a profile must be a built-in name (${PROFILE_NAMES.join(', ')}) or a Profile object, got ${p === null ? 'null' : Array.isArray(p) ? 'an array' : typeof p}`);
+  const unknown = Object.keys(p).filter((k) => !PROFILE_FIELDS.has(k));
+  if (unknown.length) problems.push(`unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (a Profile has ${[...PROFILE_FIELDS].join(', ')})`);
   if (typeof p.name !== 'string' || !p.name) problems.push('name must be a non-empty string');
   if (p.momentum !== 'decay' && p.momentum !== 'update-fraction') problems.push(`momentum must be 'decay' or 'update-fraction'`);
   if (p.runningVar !== 'biased' && p.runningVar !== 'unbiased') problems.push(`runningVar must be 'biased' or 'unbiased'`);
@@ -107,7 +112,7 @@ function validateProfile(p: Profile): void {
   if (!Number.isFinite(p.defaultMomentum)) problems.push('defaultMomentum must be finite');
   if (p.minEps !== undefined && !(Number.isFinite(p.minEps) && p.minEps >= 0)) problems.push('minEps must be a finite number >= 0');
   if (p.singleValue !== 'error' && p.singleValue !== 'allowed') problems.push(`singleValue must be 'error' or 'allowed'`);
-  if (problems.length) throw new UsageError(`invalid profile ${JSON.stringify(p.name)}: ${problems.join('; ')}`);
+  if (problems.length) throw new ProfileError(`invalid profile ${JSON.stringify(p.name)}: ${problems.join('; ')}`);
 }
 
 /** The eps a profile actually uses (raised to minEps where the profile has a floor). */

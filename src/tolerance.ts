@@ -46,6 +46,12 @@
  *            dRV = |take| b dvar + 3u (|keep RV| + |take b var|) + u |RV'| + u |momentum| (|RV| + |b var|)
  *            (b: Bessel factor). The last term: an implementation may hold momentum in its dtype;
  *            fl(0.99) in float32 moves 1 - momentum by u * 0.99, i.e. 99u relative to 0.01.
+ *            The difference form RM' = RM - take (RM - mu) (tf.compat.v1.assign_moving_average,
+ *            tf-keras, TF.js layers) rounds RM - mu, the product and the subtraction:
+ *            2u |take| (|RM| + |mu|) + u |RM'| (and one more u |take b var| for the Bessel product),
+ *            which exceeds the keep/take form's terms when keep is small: TF.js at momentum 0.1 was
+ *            9 ulp off with full-mantissa statistics (exactly this form's rounding, reproduced).
+ *            The rounding term is the larger of the two forms'.
  * backward (training), Q = mean(dy), P = mean(dy xhat):
  *            dQ = g mean|dy| + u|Q|;  dP = mean(|dy| dxhat) + (g + u) mean|dy xhat|
  *            inner = dy - Q - xhat P;  d(inner) = dQ + dxhat |P| + |xhat| dP + 3u(|dy| + |Q| + |xhat P|)
@@ -70,15 +76,16 @@
 import type { AccumulationInfo, DType } from './contract.js';
 import { twoSum } from './numerics/eft.js';
 import { unitRoundoff } from './numerics/ulp.js';
+import { roundToHalf } from './numerics/half.js';
 
 export const SAFETY = 2;
 /** The reference's proven error, in ulp(float64) of each output's scale (dx's bound, the largest). */
 const REF_ULPS = 8;
 const U64 = 2 ** -53;
 /** Smallest subnormal: the absolute error of a rounding that underflows (gradual underflow). */
-const TINY: Record<DType, number> = { float32: 2 ** -149, float64: 2 ** -1074 };
+const TINY: Record<DType, number> = { float32: 2 ** -149, float64: 2 ** -1074, float16: 2 ** -24, bfloat16: 2 ** -133 };
 /** Smallest normal: what a flush-to-zero implementation may lose to one underflow, input or result. */
-const TINY_NORMAL: Record<DType, number> = { float32: 2 ** -126, float64: 2 ** -1022 };
+const TINY_NORMAL: Record<DType, number> = { float32: 2 ** -126, float64: 2 ** -1022, float16: 2 ** -14, bfloat16: 2 ** -126 };
 /** Roundings near underflow that one output can go through (squares, sums, the final cast). */
 const UNDERFLOW_STEPS = 4;
 
@@ -103,6 +110,8 @@ export interface ChannelFacts {
 
 export interface ToleranceInput {
   dtype: DType;
+  /** Dtype of the per-channel outputs (mean, variance, running statistics, dgamma, dbeta); default dtype. */
+  paramDtype?: DType;
   accumulation?: AccumulationInfo;
 }
 
@@ -147,8 +156,13 @@ export function sumErrorFactor(n: number, acc: AccumulationInfo): number {
   return k * ua < 1 ? (k * ua) / (1 - k * ua) : Infinity;
 }
 
-/** Per-channel error bounds for every output; see the derivation above. */
+/** Per-channel error bounds for every output; see the derivation above (and below, for half dtypes). */
 export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
+  if (involvesHalf(input)) return halfTolerance(input, f);
+  return fullTolerance(input, f);
+}
+
+function fullTolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
   const u = unitRoundoff(input.dtype);
   const acc = input.accumulation ?? { dtype: input.dtype, order: 'sequential' };
   const ua = unitRoundoff(acc.dtype);
@@ -203,12 +217,14 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
     runningMean: (keep, take, momentum, old, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * f.mean);
       const heldMomentum = u * Math.abs(momentum) * (Math.abs(old) + Math.abs(f.mean));
-      return bound(Math.abs(take) * dmu + 2 * u * scale + u * Math.abs(result) + heldMomentum, scale);
+      const rounding = 2 * u * Math.max(scale, Math.abs(take) * (Math.abs(old) + Math.abs(f.mean)));
+      return bound(Math.abs(take) * dmu + rounding + u * Math.abs(result) + heldMomentum, scale);
     },
     runningVar: (keep, take, momentum, old, bessel, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * bessel * f.variance);
       const heldMomentum = u * Math.abs(momentum) * (Math.abs(old) + Math.abs(bessel * f.variance));
-      return bound(Math.abs(take) * bessel * dvar + 3 * u * scale + u * Math.abs(result) + heldMomentum, scale);
+      const rounding = 3 * u * Math.max(scale, Math.abs(take) * (Math.abs(old) + Math.abs(bessel * f.variance)));
+      return bound(Math.abs(take) * bessel * dvar + rounding + u * Math.abs(result) + heldMomentum, scale);
     },
     dx: (xhat, x, dy, Q, P, dx) => {
       const inner = dy - Q - xhat * P;
@@ -221,6 +237,71 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds
     dbeta: (sumAbsDy, dbeta) => bound(g * sumAbsDy + u * Math.abs(dbeta), sumAbsDy, f.m),
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// HALF PRECISION (issue 12; owner: half). Kept apart from the float32/float64 derivation above,
+// which it calls unchanged.
+//
+// Model (what every framework does for float16 / bfloat16: PyTorch CPU and CUDA, Keras mixed
+// policies, TF fused_batch_norm, ONNX Runtime): inputs are exact (half values are float32 values);
+// the computation runs in a compute precision c; each output is rounded once to its own dtype
+// (y, dx to dtype; mean, variance, running statistics, dgamma, dbeta to paramDtype).
+//   c = float32, unless the declared accumulation is narrower (float16 / bfloat16: an
+//       implementation that computes in half says so, and is held to half arithmetic); sums use
+//       the declared accumulation as above (default for half dtypes: float32 sequential,
+//       src/declaration.ts accumulationOf).
+//   b_c = the float32/float64 bound above with dtype := c (elementwise ops at u_c, sums at u_a).
+//   One final rounding of a value v~ with |v~ - v| <= b_c to the output dtype (unit roundoff
+//   u_o = 2^-11 float16, 2^-8 bfloat16, 2^-24 float32; absolute tiny_o = the smallest subnormal
+//   in the subnormal range): |fl(v~) - v| <= b_c + u_o (|v| + b_c) + tiny_o.
+//   Overflow: a v~ beyond the largest finite value rounds to ±Infinity; src/compare.ts accepts
+//   ±Infinity of the right sign exactly when |v| + bound reaches the overflow threshold.
+// Not allowed (the bug class, each rejected in spec/gallery): parameters cast to half (inf at a
+// running variance > 65504), sums in half (overflow past 65504, lost mean digits), Bessel's
+// m / (m - 1) formed in half (NaN for m > 65504), eps rounded to half (1e-8 -> 0: 0 / 0 on a
+// constant channel), the centring x - mean done in bfloat16 (|mean| / std = 100 loses the result).
+// ---------------------------------------------------------------------------------------------
+
+const HALF_DTYPES: readonly DType[] = ['float16', 'bfloat16'];
+const involvesHalf = (input: ToleranceInput) => HALF_DTYPES.includes(input.dtype) || HALF_DTYPES.includes(input.paramDtype ?? input.dtype);
+
+/** The precision a half implementation computes in: float32, or its declared half accumulation. */
+export function halfComputeDtype(acc: AccumulationInfo): DType {
+  return HALF_DTYPES.includes(acc.dtype) ? acc.dtype : 'float32';
+}
+
+function halfTolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
+  const acc = input.accumulation ?? { dtype: 'float32', order: 'sequential' };
+  const compute = halfComputeDtype(acc);
+  const inner = fullTolerance({ dtype: compute, accumulation: acc }, f);
+  const paramDtype = input.paramDtype ?? input.dtype;
+  // A sum whose factor k u_a reaches 1 has no relative bound at all (m-term sums in half): no
+  // finite bound (Infinity, never an Infinity * 0 = NaN from the inner formulas)
+  const k = reductionDepth(f.m, acc);
+  const unbounded = k * unitRoundoff(acc.dtype) >= 1;
+  const round = (dtype: DType) => {
+    const uo = unitRoundoff(dtype);
+    const tinyO = acc.subnormals === 'flush-to-zero' ? TINY_NORMAL[dtype] : TINY[dtype];
+    return (bc: number, v: number) => (unbounded ? Infinity : bc + uo * (Math.abs(v) + bc) + tinyO);
+  };
+  const act = round(input.dtype);
+  const par = round(paramDtype);
+  return {
+    reason: `${input.dtype} activations, ${paramDtype} parameters, computed in ${compute}, rounded once to each output's dtype; ${inner.reason}`,
+    g: unbounded ? Infinity : inner.g,
+    depth: inner.depth,
+    mean: par(inner.mean, f.mean),
+    variance: par(inner.variance, f.variance),
+    xhat: (xhat, x) => act(inner.xhat(xhat, x), xhat),
+    y: (xhat, x, y) => act(inner.y(xhat, x, y), y),
+    runningMean: (keep, take, momentum, old, result) => par(inner.runningMean(keep, take, momentum, old, result), result),
+    runningVar: (keep, take, momentum, old, bessel, result) => par(inner.runningVar(keep, take, momentum, old, bessel, result), result),
+    dx: (xhat, x, dy, Q, P, dx) => act(inner.dx(xhat, x, dy, Q, P, dx), dx),
+    dgamma: (dgamma) => par(inner.dgamma(dgamma), dgamma),
+    dbeta: (sumAbsDy, dbeta) => par(inner.dbeta(sumAbsDy, dbeta), dbeta),
+  };
+}
+// --------------------------------------------- END HALF PRECISION ----------------------------
 
 /**
  * Central differences, for checking a float64 implementation's backward against its own forward
@@ -249,7 +330,12 @@ export function finiteDifferenceStep(dtype: DType, s: number, magnitude: number)
   return 2 ** Math.floor(Math.log2(target));
 }
 
-const ROUND: Record<DType, (v: number) => number> = { float32: Math.fround, float64: (v) => v };
+const ROUND: Record<DType, (v: number) => number> = {
+  float32: Math.fround,
+  float64: (v) => v,
+  float16: (v) => roundToHalf(v, 'float16'),
+  bfloat16: (v) => roundToHalf(v, 'bfloat16'),
+};
 
 /** True when v + j h (j = -2, -1, 1, 2) are exact in dtype: the perturbations are exactly j h. */
 export function exactStencil(dtype: DType, v: number, h: number): boolean {

@@ -34,11 +34,25 @@ describe('python adapters through --exec', () => {
       await impl.close();
     }
   }, 30_000);
-  it.skipIf(!torchPy)(`torch_adapter.py: torch refuses m = 1 (an error answer), and passes agreement${torchPy ? '' : ' [skipped: no python with torch]'}`, async () => {
+  it.skipIf(!torchPy)(`torch_adapter.py: torch refuses m = 1 (an error answer), and passes agreement (float32, float64, mixed half forward)${torchPy ? '' : ' [skipped: no python with torch]'}`, async () => {
     const impl = await createExecImplementation(`${torchPy} examples/torch_adapter.py`);
     try {
       expect(impl.profile).toBe('pytorch');
-      const r = await runConformance(impl, { runs: 2, seed: 5, only: ['bn:agreement:forward-infer', 'bn:edge:m1:dtype=float64'], golden: false });
+      // float32 / float64, and mixed float16 / bfloat16 over the wire (torch's pure half and mixed
+      // backward are findings, docs/adapters.md)
+      expect(impl.precisions).toContainEqual({ dtype: 'bfloat16', paramDtype: 'float32' });
+      const r = await runConformance(impl, {
+        runs: 2,
+        seed: 5,
+        only: [
+          'bn:agreement:forward-infer:dtype=float32;*',
+          'bn:agreement:forward-infer:dtype=float64;*',
+          'bn:edge:m1:dtype=float64;*',
+          'bn:agreement:forward-train:dtype=float16;params=float32;*',
+          'bn:edge:half-running-var-overflow:dtype=bfloat16;params=float32;*',
+        ],
+        golden: false,
+      });
       expect(r.results.filter((x) => x.status === 'fail').map((x) => x.failure?.message)).toEqual([]);
       expect(r.summary.passed).toBeGreaterThan(0);
     } finally {

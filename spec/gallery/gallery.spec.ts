@@ -7,7 +7,10 @@ import { runConformance } from '../../src/harness/runner.js';
 import { profiles } from '../../src/profiles.js';
 import type { Profile } from '../../src/contract.js';
 import { createReference } from '../../src/reference/reference.js';
+import { createCpuF32 } from '../../src/kernels/cpu-f32/index.js';
+import type { Precision } from '../../src/contract.js';
 import { type Bug, mutant } from './mutants.js';
+import { type HalfBug, halfMutant } from './half-mutants.js';
 // @ts-expect-error the example is plain JavaScript
 import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
 
@@ -61,7 +64,8 @@ describe('the broken gallery is rejected, each by the check that names its bug',
 describe('no false alarms', () => {
   for (const profile of Object.values(profiles)) {
     it(`the reference passes every check under ${profile.name}`, async () => {
-      const report = await runConformance(createReference(profile), { seed: SEED, skip: SKIP_SCALE });
+      // float32 / float64 here; the half precisions below (one profile in CI time; every profile: scripts/half-sweep.ts)
+      const report = await runConformance(createReference(profile, { precisions: [{ dtype: 'float32', paramDtype: 'float32' }, { dtype: 'float64', paramDtype: 'float64' }] }), { seed: SEED, skip: SKIP_SCALE });
       const failed = report.results.filter((r) => r.status === 'fail');
       expect(failed.map((r) => `${r.id}: ${r.failure?.message}`)).toEqual([]);
       expect(report.summary.passed).toBeGreaterThan(150);
@@ -86,6 +90,43 @@ describe('no false alarms at scale (m up to 2^20)', () => {
       expect(report.summary.passed).toBeGreaterThan(0);
     }
   });
+});
+
+const MIXED16: Precision = { dtype: 'float16', paramDtype: 'float32' };
+const PURE16: Precision = { dtype: 'float16', paramDtype: 'float16' };
+const MIXEDBF: Precision = { dtype: 'bfloat16', paramDtype: 'float32' };
+const HALF_GALLERY: Array<{ bug: HalfBug; profile: Profile; precisions: Precision[]; rejectedBy: string }> = [
+  { bug: 'params-cast-to-half', profile: profiles.keras, precisions: [MIXED16], rejectedBy: 'bn:edge:half-running-var-overflow:dtype=float16;params=float32' },
+  { bug: 'stats-accumulated-in-half', profile: profiles.keras, precisions: [MIXED16], rejectedBy: 'bn:edge:half-sum-overflow:dtype=float16;params=float32' },
+  { bug: 'bessel-in-half', profile: profiles.pytorch, precisions: [PURE16], rejectedBy: 'bn:edge:half-bessel-large-m:dtype=float16;axis' },
+  { bug: 'eps-rounded-to-half', profile: profiles.pytorch, precisions: [MIXED16], rejectedBy: 'bn:edge:half-eps:dtype=float16;params=float32' },
+  { bug: 'centred-in-bfloat16', profile: profiles.onnx, precisions: [MIXEDBF], rejectedBy: 'bn:edge:large-offset:dtype=bfloat16;params=float32' },
+];
+
+describe('half precision: the broken gallery is rejected by name, honest kernels pass', () => {
+  for (const { bug, profile, precisions, rejectedBy } of HALF_GALLERY) {
+    it(`${bug} (${profile.name}) fails ${rejectedBy}`, async () => {
+      // the edge family (where the named checks live) and agreement: enough to name the bug, lean in CI
+      const report = await runConformance(halfMutant(profile, bug, precisions), { seed: SEED, runs: 10, golden: false, only: ['bn:edge', 'bn:agreement'] });
+      const failed = report.results.filter((r) => r.status === 'fail').map((r) => r.id);
+      expect(failed.filter((id) => id.startsWith(rejectedBy)), `failed: ${failed.join(', ')}`).not.toHaveLength(0);
+    });
+  }
+  const ALL_HALF: Precision[] = [MIXED16, MIXEDBF, PURE16, { dtype: 'bfloat16', paramDtype: 'bfloat16' }];
+  // CI keeps one profile each (time); every profile at 100 runs x 3 seeds: scripts/half-sweep.sh, docs/edge-cases.md
+  it('the same kernel without a bug passes the checks that name them (pytorch, every half precision)', async () => {
+    // the checks that name the bugs above (so a rejection there is the bug's, not the kernel's)
+    const report = await runConformance(halfMutant(profiles.pytorch, 'none', ALL_HALF), { seed: SEED, runs: 3, golden: false, only: ['bn:edge:half-*', 'bn:edge:large-offset', 'bn:agreement:forward-train'] });
+    expect(report.results.filter((r) => r.status === 'fail').map((r) => `${r.id}: ${r.failure?.message}`)).toEqual([]);
+  });
+  for (const [make, profile] of [[createReference, profiles.keras], [createCpuF32, profiles.pytorch]] as const) {
+    it(`${make.name} passes every half check under ${profile.name}`, async () => {
+      const impl = make(profile);
+      const report = await runConformance(impl, { seed: SEED, runs: 3, golden: false, only: ['*float16*', '*bfloat16*'] });
+      expect(report.summary.passed).toBeGreaterThan(impl.precisions!.length > 3 ? 300 : 150);
+      expect(report.results.filter((r) => r.status === 'fail').map((r) => `${impl.name} ${r.id}: ${r.failure?.message}`)).toEqual([]);
+    });
+  }
 });
 
 describe('replay', () => {

@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ConformanceReport } from '../../src/harness/types.js';
 import { main } from '../../src/cli/main.js';
+import { runConformance } from '../../src/harness/runner.js';
+// @ts-expect-error plain JavaScript
+import reusesBuffers from '../fixtures/hostile/reuses-buffers.mjs';
 
 const H = 'spec/fixtures/hostile';
 const dir = mkdtempSync(join(tmpdir(), 'bn-hostile-'));
@@ -102,9 +105,15 @@ const EXEC: Array<[string, string]> = [
 const moduleArgs = (m: string, only: string) => [`${H}/${m}.mjs`, '--only', only, '--timeout-ms', m === 'exits' ? '5000' : '300'];
 const execArgs = (mode: string) => ['--exec', `${process.execPath} ${H}/exec-server.mjs ${mode}`, '--only', 'bn:agreement:forward-train', '--timeout-ms', '2000'];
 
-// the two real-CLI runs start now and overlap the in-process ones
+// a correct kernel that reuses its output buffers: the checks that compare two results or feed
+// one call's output to the next (each fails on it when results are not copied)
+const REUSE_ONLY = ['--only', 'bn:normalization:affine:dtype=float32,bn:invariance:batch-permutation:dtype=float32,bn:running-stats:closed-form:dtype=float32'];
+const reuseArgs = [`${H}/reuses-buffers.mjs`, ...REUSE_ONLY];
+
+// the real-CLI runs start now and overlap the in-process ones
 const busyCli = cli(moduleArgs('busy-loop', 'bn:hygiene:settles'), join(dir, 'cli-busy.json'));
 const hugeCli = cli(execArgs('huge-line'), join(dir, 'cli-huge.json'));
+const reuseCli = cli(reuseArgs, join(dir, 'cli-reuse.json'));
 
 // in-process runs, one at a time (main() uses process.exitCode)
 const runs = new Map<string, Promise<Outcome>>();
@@ -116,6 +125,10 @@ const enqueue = (key: string, f: () => Promise<Outcome>) => {
 };
 for (const [m, only] of MODULES) enqueue(m, () => inProcess(moduleArgs(m, only), join(dir, `${m}.json`)));
 for (const [mode] of EXEC) enqueue(`exec-${mode}`, () => inProcess(execArgs(mode), join(dir, `exec-${mode}.json`)));
+enqueue('mutates-in-process', () => inProcess([...moduleArgs('mutates', 'bn:hygiene:inputs-unchanged'), '--no-isolate'], join(dir, 'mutates-in-process.json')));
+enqueue('reuse-in-process', () => inProcess([...reuseArgs, '--no-isolate'], join(dir, 'reuse-in-process.json')));
+enqueue('bad-accumulation', () => inProcess([`${H}/bad-accumulation.mjs`], join(dir, 'bad-accumulation.json')));
+enqueue('exec-bad-accumulation', () => inProcess(execArgs('bad-accumulation'), join(dir, 'exec-bad-accumulation.json')));
 
 describe('hostile implementations', () => {
   for (const [m, , fault] of MODULES) {
@@ -141,6 +154,30 @@ describe('hostile implementations', () => {
     expect(faultsOf(busy.report).some((f) => f.includes('timeout'))).toBe(true);
     expect(huge.code, huge.stderr).toBe(1);
     expect(faultsOf(huge.report).some((f) => f.includes('exec-line-too-long'))).toBe(true);
+  }, 70_000);
+  it('a mutation is named with the same words in the worker and in process', async () => {
+    const [worker, inproc] = await Promise.all([runs.get('mutates')!, runs.get('mutates-in-process')!]);
+    const msg = (o: Outcome) => o.report?.results.find((r) => r.status === 'fail')?.failure?.message;
+    expect(msg(inproc)).toMatch(/input-mutated: forwardTrain modified its input x \(byte \d+\)/);
+    expect(msg(worker)).toBe(msg(inproc));
+  }, 70_000);
+  it('a correct kernel that reuses its output buffers passes, with the same verdict per check in the CLI (worker), in process (--no-isolate) and runConformance', async () => {
+    const [viaCli, viaMain] = await Promise.all([reuseCli, runs.get('reuse-in-process')!]);
+    const viaApi = await runConformance(reusesBuffers, { runs: 1, seed: 1, golden: false, only: REUSE_ONLY[1]!.split(',') });
+    const verdicts = (r: ConformanceReport | undefined) => Object.fromEntries((r?.results ?? []).map((x) => [x.id, x.status]));
+    expect(viaCli.code, `the CLI (worker): ${viaCli.stderr}`).toBe(0);
+    expect(viaMain.code, `main() --no-isolate: ${viaMain.stderr}`).toBe(0);
+    expect(viaApi.ok, JSON.stringify(viaApi.results.map((x) => x.failure?.message).filter(Boolean))).toBe(true);
+    expect(Object.keys(verdicts(viaApi))).toHaveLength(7); // 3 axes of affine and batch-permutation, closed-form runs on one
+    expect(verdicts(viaCli.report)).toEqual(verdicts(viaApi));
+    expect(verdicts(viaMain.report)).toEqual(verdicts(viaApi));
+  }, 70_000);
+  it('an accumulation with a typo is a named usage error (exit 2) from a module and from an --exec describe answer', async () => {
+    const [mod, exec] = await Promise.all([runs.get('bad-accumulation')!, runs.get('exec-bad-accumulation')!]);
+    expect(mod.code).toBe(2);
+    expect(mod.stderr).toContain('AccumulationError: invalid accumulation of "bad-accumulation": accumulation.order must be one of sequential, pairwise, tiled, got "sequental"');
+    expect(exec.code).toBe(2);
+    expect(exec.stderr).toMatch(/AccumulationError: invalid accumulation of --exec ".*" \(describe answer\): accumulation\.order must be one of sequential, pairwise, tiled, got "sequental"/);
   }, 70_000);
   it('the baseline (a correct --exec child) passes the same checks', async () => {
     const o = await inProcess(['--exec', `"${process.execPath}" ${H}/exec-server.mjs ok`, '--only', 'bn:agreement:forward-train'], join(dir, 'exec-ok.json'));

@@ -188,7 +188,12 @@ describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
   it('describes itself per the contract', () => {
     const impl = createCpuF32('pytorch', { engine });
     expect(impl.name).toBe('cpu-f32');
-    expect(impl.dtypes).toEqual(['float32']);
+    expect(impl.dtypes).toEqual(['float32', 'float16', 'bfloat16']);
+    expect(impl.precisions).toEqual([
+      { dtype: 'float32', paramDtype: 'float32' },
+      { dtype: 'float16', paramDtype: 'float32' },
+      { dtype: 'bfloat16', paramDtype: 'float32' },
+    ]);
     expect(impl.axes).toBe('any');
     expect(impl.accumulation).toEqual({ dtype: 'float64', order: 'sequential' });
     expect(resolveProfile(impl.profile).name).toBe('pytorch');

@@ -25,6 +25,7 @@ import { profiles } from '../../src/profiles.js';
 import { type Big, exactBig, oracleBackward, oracleForwardInfer, oracleForwardTrain } from '../../src/reference/oracle.js';
 import { createReference } from '../../src/reference/reference.js';
 import { mulberry32 as mulberry } from '../../src/numerics/random.js';
+import { fieldDtype, roundTo, toContractRequest, toNumbers } from '../../src/dtypes.js';
 
 const RUNS = Number(process.env.BN_ORACLE_RUNS ?? 1000);
 const BOUND_F64 = 4;
@@ -235,5 +236,59 @@ describe('reference vs 60-digit oracle', () => {
         );
       });
     }
+  }
+});
+
+// ------------------------------------------------------------------ half precision (issue 12)
+describe('reference vs oracle in half precision: one rounding of each output to its dtype', () => {
+  // |error| <= half an ulp of the value in its dtype (one correct rounding) plus the float64
+  // reference's own error (<= 8 ulp64 of the scale, < 1e-6 ulp of the scale in float32 or half):
+  // HALF_ULP = 0.5 + 1e-6 ulp of the scale (a second rounding, e.g. through float32, may be off
+  // by up to a whole ulp near a midpoint; the exhaustive conversion checks are in
+  // spec/numerics/half.spec.ts).
+  const HALF_ULP = 0.5 + 1e-6;
+  const PRECISIONS: Array<{ dtype: DType; paramDtype: DType }> = [
+    { dtype: 'float16', paramDtype: 'float32' },
+    { dtype: 'bfloat16', paramDtype: 'float32' },
+    { dtype: 'float16', paramDtype: 'float16' },
+    { dtype: 'bfloat16', paramDtype: 'bfloat16' },
+  ];
+  const arb = fc.record({
+    C: fc.integer({ min: 1, max: 3 }),
+    n: fc.integer({ min: 2, max: 6 }),
+    mu: fc.integer({ min: -100, max: 100 }),
+    logSigma: fc.integer({ min: -4, max: 3 }),
+    seed: fc.nat(),
+  });
+  for (const p of PRECISIONS) {
+    it(`forwardTrain and backward, ${p.dtype} with ${p.paramDtype} parameters`, () => {
+      const ref = createReference(profiles.pytorch, { precisions: [p] });
+      fc.assert(
+        fc.property(arb, ({ C, n, mu, logSigma, seed }) => {
+          const rnd = mulberry(seed);
+          const rd = (d: DType) => (v: number) => roundTo(d, v);
+          const x = Array.from({ length: n * C }, () => rd(p.dtype)(mu + 2 ** logSigma * (2 * rnd() - 1)));
+          const dy = Array.from({ length: n * C }, () => rd(p.dtype)(2 * rnd() - 1));
+          const per = (f: () => number) => Array.from({ length: C }, () => rd(p.paramDtype)(f()));
+          const numeric = { x: Float64Array.from(x), shape: [n, C], axis: 1, gamma: Float64Array.from(per(() => 0.5 + rnd())), beta: Float64Array.from(per(() => rnd() - 0.5)), eps: 1e-3, momentum: 0.1, runningMean: Float64Array.from(per(() => rnd())), runningVar: Float64Array.from(per(() => 0.5 + rnd())) };
+          const req = toContractRequest(numeric, p) as ForwardTrainRequest;
+          const got = ref.forwardTrain!(req) as unknown as Record<string, Uint16Array | Float32Array>;
+          const ex = oracleForwardTrain(profiles.pytorch, req);
+          const dec = (k: string) => (got[k] instanceof Uint16Array ? toNumbers(got[k] as Uint16Array, fieldDtype(k, p)) : got[k]!);
+          const yScale = (i: number) => Math.abs(numeric.gamma[i % C]!) * Math.abs(ex.y[i]!.minus(numeric.beta[i % C]!).toNumber() / numeric.gamma[i % C]!) + Math.abs(numeric.beta[i % C]!);
+          expect(worst(dec('y'), ex.y, yScale, p.dtype)).toBeLessThanOrEqual(HALF_ULP);
+          for (const k of ['mean', 'variance', 'runningMean', 'runningVar'] as const) {
+            expect(worst(dec(k), ex[k], (c) => Math.abs(ex[k][c]!.toNumber()) + 2 ** -60, p.paramDtype), k).toBeLessThanOrEqual(HALF_ULP);
+          }
+          const breq = toContractRequest({ x: numeric.x, dy: Float64Array.from(dy), shape: [n, C], axis: 1, gamma: numeric.gamma, eps: 1e-3, training: true }, p) as BackwardRequest;
+          const gb = ref.backward!(breq) as unknown as Record<string, Uint16Array | Float32Array>;
+          const eb = oracleBackward(profiles.pytorch, breq);
+          const decB = (k: string) => (gb[k] instanceof Uint16Array ? toNumbers(gb[k] as Uint16Array, fieldDtype(k, p)) : gb[k]!);
+          expect(worst(decB('dx'), eb.dx, (i) => eb.dxScale[i]!.toNumber(), p.dtype)).toBeLessThanOrEqual(HALF_ULP);
+          expect(worst(decB('dgamma'), eb.dgamma, (c) => eb.dgammaScale[c]!.toNumber(), p.paramDtype)).toBeLessThanOrEqual(HALF_ULP);
+        }),
+        { numRuns: Math.max(20, Math.ceil(RUNS / 20)) },
+      );
+    });
   }
 });

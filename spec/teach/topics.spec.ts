@@ -10,6 +10,7 @@ import { num } from '../../src/teach/common.js';
 import { oneBatch, type OneBatchData } from '../../src/teach/topics/one-batch.js';
 import { tinyBatches, type TinyData } from '../../src/teach/topics/tiny-batches.js';
 import { eps, type EpsData } from '../../src/teach/topics/eps.js';
+import { halfPrecision, type HalfData } from '../../src/teach/topics/half-precision.js';
 import { onePass, type OnePassData } from '../../src/teach/topics/one-pass.js';
 import { momentum, type MomentumData } from '../../src/teach/topics/momentum.js';
 import { runningVariance, type RunningVarianceData, OBSERVED_RUNNING_VAR } from '../../src/teach/topics/running-variance.js';
@@ -30,7 +31,7 @@ describe('topic list', () => {
     const text = topicList();
     for (const t of TOPICS) expect(text).toContain(`${t.id}  `);
     expect(text).toContain('ema-running-mean');
-    expect(TOPICS.map((t) => t.id)).toEqual(['one-batch', 'tiny-batches', 'eps', 'one-pass', 'momentum', 'running-variance', 'train-vs-infer', 'tolerance']);
+    expect(TOPICS.map((t) => t.id)).toEqual(['one-batch', 'tiny-batches', 'eps', 'one-pass', 'momentum', 'running-variance', 'train-vs-infer', 'tolerance', 'half-precision']);
   });
   it('every topic names the checks that guard it', () => {
     for (const t of TOPICS) {
@@ -133,6 +134,33 @@ describe('eps', () => {
     const ref = createReference('keras').forwardTrain!({ x: Float64Array.of(5, 5, 5, 5), shape: [4, 1], axis: 1, gamma: Float64Array.of(1), beta: Float64Array.of(0.75), eps: 0, momentum: 0.99, runningMean: Float64Array.of(0), runningVar: Float64Array.of(1) }) as { y: Float64Array };
     expect(Number.isNaN(ref.y[0])).toBe(true);
     expect(eps.render(d)).toContain('NaN');
+  });
+});
+
+describe('half-precision', () => {
+  let d: HalfData;
+  beforeAll(() => {
+    d = halfPrecision.compute() as HalfData;
+  });
+  it('eps, 65504 and the sums are what float16 arithmetic gives', () => {
+    expect(d.float16.max).toBe(65504);
+    expect(d.eps.find((r) => r.eps === 1e-8)!.float16).toBe(0);
+    expect(d.eps.find((r) => r.eps === 1e-5)!.float16).toBe(0.000010013580322265625);
+    expect(d.runningVar.asFloat16).toBe(Infinity);
+    expect(d.runningVar.yCastToHalf).toBe(0);
+    expect(d.runningVar.yFloat32).toBeCloseTo(300 / Math.sqrt(1e5), 5);
+    const ones = d.sums.find((s) => s.v === 1)!;
+    expect([ones.float16, ones.float32, ones.exact]).toEqual([2048, 4096, 4096]);
+    expect(d.sums.find((s) => s.v === 20)!.float16).toBe(Infinity);
+    expect(Math.abs(d.mixedMean.mean - d.mixedMean.exactSum / 4096)).toBeLessThan(1e-5);
+    expect(d.mixedMean.exactSum).toBeGreaterThan(65504);
+  });
+  it('a bfloat16 mean loses x-hat at |mean|/std = 100; float32 does not', () => {
+    const at100 = d.cancellation.find((r) => r.ratio === 100)!;
+    expect(at100.bfloat16).toBeGreaterThan(0.05);
+    expect(at100.float16).toBeLessThan(at100.bfloat16);
+    for (const r of d.cancellation) expect(r.float32).toBeLessThan(1e-4);
+    expect(halfPrecision.render(d)).toContain('65504');
   });
 });
 

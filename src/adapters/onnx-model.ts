@@ -25,7 +25,7 @@ export class Pb {
     return this.tag(field, 0).varint(v);
   }
   str(field: number, s: string): this {
-    const b = Buffer.from(s, 'utf8');
+    const b = new TextEncoder().encode(s); // no Buffer: this file is also bundled for the browser
     this.tag(field, 2).varint(b.length);
     this.bytes.push(...b);
     return this;
@@ -36,8 +36,8 @@ export class Pb {
     return this;
   }
   f32(field: number, v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeFloatLE(v);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
     this.tag(field, 5);
     this.bytes.push(...b);
     return this;
@@ -61,8 +61,8 @@ export function node(op: string, inputs: string[], outputs: string[], attrs: Pb[
   return p;
 }
 
-/** TensorProto.DataType: FLOAT = 1, DOUBLE = 11. */
-export const ELEM = { float32: 1, float64: 11 } as const;
+/** TensorProto.DataType: FLOAT = 1, DOUBLE = 11, FLOAT16 = 10. */
+export const ELEM = { float32: 1, float64: 11, float16: 10 } as const;
 
 export function valueInfo(name: string, shape: number[], elem: number = ELEM.float32): Pb {
   const dims = new Pb();
@@ -76,7 +76,10 @@ export interface BnModelSpec {
   training: boolean;
   epsilon: number;
   momentum: number;
-  dtype: 'float32' | 'float64';
+  /** X and Y (T). */
+  dtype: 'float32' | 'float64' | 'float16';
+  /** Scale, B, mean, variance and the running statistics (T1, T2); default dtype. */
+  paramDtype?: 'float32' | 'float64' | 'float16';
   /** Also output the batch mean and biased variance (ReduceMean nodes beside the BN node). */
   batchStats?: boolean;
 }
@@ -90,6 +93,10 @@ export function batchNormModel(spec: BnModelSpec): Uint8Array {
   const { shape, training, dtype } = spec;
   const C = shape[1]!;
   const elem = ELEM[dtype];
+  const paramElem = ELEM[spec.paramDtype ?? dtype];
+  // float16 x: the helper statistics are taken in float32 (a float16 ReduceMean would be the
+  // adapter summing in half), then cast to the parameters' dtype
+  const widen = dtype === 'float16';
   const g = new Pb();
   const outs = training ? ['Y', 'RM', 'RV'] : ['Y'];
   const attrs = [attrF('epsilon', spec.epsilon), attrF('momentum', spec.momentum)];
@@ -97,23 +104,30 @@ export function batchNormModel(spec: BnModelSpec): Uint8Array {
   g.msg(1, node('BatchNormalization', ['X', 'S', 'B', 'M', 'V'], outs, attrs));
   const axes = shape.map((_, k) => k).filter((k) => k !== 1);
   if (spec.batchStats) {
-    g.msg(1, node('ReduceMean', ['X'], ['MK'], [attrInts('axes', axes), attrI('keepdims', 1)]));
-    g.msg(1, node('Sub', ['X', 'MK'], ['D']));
+    const X = widen ? 'XF' : 'X';
+    const [MEAN, VAR] = widen ? ['MEANF', 'VARF'] : ['MEAN', 'VAR'];
+    if (widen) g.msg(1, node('Cast', ['X'], ['XF'], [attrI('to', ELEM.float32)]));
+    g.msg(1, node('ReduceMean', [X], ['MK'], [attrInts('axes', axes), attrI('keepdims', 1)]));
+    g.msg(1, node('Sub', [X, 'MK'], ['D']));
     g.msg(1, node('Mul', ['D', 'D'], ['D2']));
-    g.msg(1, node('ReduceMean', ['D2'], ['VAR'], [attrInts('axes', axes), attrI('keepdims', 0)]));
-    g.msg(1, node('ReduceMean', ['X'], ['MEAN'], [attrInts('axes', axes), attrI('keepdims', 0)]));
+    g.msg(1, node('ReduceMean', ['D2'], [VAR], [attrInts('axes', axes), attrI('keepdims', 0)]));
+    g.msg(1, node('ReduceMean', [X], [MEAN], [attrInts('axes', axes), attrI('keepdims', 0)]));
+    if (widen) {
+      g.msg(1, node('Cast', ['MEANF'], ['MEAN'], [attrI('to', paramElem)]));
+      g.msg(1, node('Cast', ['VARF'], ['VAR'], [attrI('to', paramElem)]));
+    }
   }
   g.str(2, 'bn');
   g.msg(11, valueInfo('X', shape, elem));
-  for (const n of ['S', 'B', 'M', 'V']) g.msg(11, valueInfo(n, [C], elem));
+  for (const n of ['S', 'B', 'M', 'V']) g.msg(11, valueInfo(n, [C], paramElem));
   g.msg(12, valueInfo('Y', shape, elem));
   if (training) {
-    g.msg(12, valueInfo('RM', [C], elem));
-    g.msg(12, valueInfo('RV', [C], elem));
+    g.msg(12, valueInfo('RM', [C], paramElem));
+    g.msg(12, valueInfo('RV', [C], paramElem));
   }
   if (spec.batchStats) {
-    g.msg(12, valueInfo('MEAN', [C], elem));
-    g.msg(12, valueInfo('VAR', [C], elem));
+    g.msg(12, valueInfo('MEAN', [C], paramElem));
+    g.msg(12, valueInfo('VAR', [C], paramElem));
   }
   // ModelProto: ir_version 8, producer, graph, opset_import (default domain, 15)
   const model = new Pb().int(1, 8).str(2, 'bn-conformance').msg(7, g).msg(8, new Pb().str(1, '').int(2, 15));

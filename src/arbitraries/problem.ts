@@ -12,14 +12,19 @@
  */
 import fc from 'fast-check';
 import type { AnyRequest, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest } from '../contract.js';
+import { roundTo } from '../dtypes.js';
+import { isHalf } from '../numerics/half.js';
 import { layoutOf } from '../layout.js';
 import type { AxisVariant } from '../harness/types.js';
 
 export interface Problem {
+  /** Activations' dtype (x, dy). */
   dtype: DType;
+  /** Per-channel arrays' dtype (gamma, beta, running statistics); default dtype. */
+  paramDtype?: DType;
   shape: number[];
   axis: number;
-  /** Plain numbers, exactly representable in dtype. */
+  /** Plain numbers, exactly representable in dtype (per-channel arrays: in paramDtype). */
   x: number[];
   dy: number[];
   gamma: number[];
@@ -32,6 +37,7 @@ export interface Problem {
 
 export interface ProblemOptions {
   dtype: DType;
+  paramDtype?: DType;
   axis: AxisVariant;
   /** Smallest m allowed (2 unless a check is about m = 1). */
   minM?: number;
@@ -62,14 +68,26 @@ const fullFraction = fc
   .tuple(fc.integer({ min: -(2 ** 26 - 1), max: 2 ** 26 - 1 }), fc.integer({ min: 0, max: 2 ** 26 - 1 }))
   .map(([hi, lo]) => (hi * 2 ** 26 + (hi < 0 ? -lo : lo)) / 2 ** 52);
 
-const toDtype = (dtype: DType) => (v: number) => (dtype === 'float32' ? Math.fround(v) : v);
+const toDtype = (dtype: DType) => (v: number) => roundTo(dtype, v);
+
+/**
+ * Half dtypes: the grid must stay exact and finite. |offset + z| <= 2^r + 8 fits the significand
+ * (11 bits float16, 8 bfloat16) when r <= precision - 1; float16's range (65504) caps the grid
+ * scale at 2^4 (|x| <= 1032 * 16, and a spread of 8 * 16 keeps even a pure-float16 variance finite).
+ * With full-mantissa values every value is rounded once to its dtype, so it is representable.
+ */
+const HALF_GRID: Record<string, { maxLogRatio: number; maxScale: number }> = {
+  float16: { maxLogRatio: 10, maxScale: 4 },
+  bfloat16: { maxLogRatio: 7, maxScale: 6 },
+};
 
 /** Grid values: (offset + z) * 2^scale with z small; exact in float32 when |offset + z| < 2^24. */
 export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
   const maxRank = opts.maxRank ?? 4;
   const maxDim = opts.maxDim ?? 4;
   const minM = opts.minM ?? 2;
-  const maxLogRatio = Math.min(opts.maxLogRatio ?? 20, 22);
+  const half = HALF_GRID[opts.dtype] ?? HALF_GRID[opts.paramDtype ?? opts.dtype];
+  const maxLogRatio = Math.min(opts.maxLogRatio ?? 20, 22, half?.maxLogRatio ?? 22);
   return fc
     .record({
       dims: fc.array(fc.integer({ min: 1, max: maxDim }), { minLength: 2, maxLength: maxRank }),
@@ -77,7 +95,7 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
       eps: fc.constantFrom(...(opts.eps ?? [1e-3, 1e-5, 0.1, 1])),
       momentum: fc.constantFrom(...(opts.momentum ?? [0.9, 0.1, 0.5, 0.99, 0])),
       logRatio: fc.integer({ min: 0, max: maxLogRatio }),
-      scale: fc.integer({ min: -6, max: 6 }),
+      scale: fc.integer({ min: -6, max: half?.maxScale ?? 6 }),
       seed: fc.nat(),
     })
     .map((r) => {
@@ -116,6 +134,8 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
         })
         .map((v) => {
           const f = toDtype(opts.dtype);
+          // eps is a number, not an array: rounded to float32 at most (the compute precision of a half implementation)
+          const fEps = toDtype(isHalf(opts.dtype) ? 'float32' : opts.dtype);
           const grid = 2 ** r.scale;
           const x = new Array<number>(n);
           for (let o = 0; o < L.outer; o++) {
@@ -128,14 +148,17 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
           }
           const problem: Problem = {
             dtype: opts.dtype,
+            ...(opts.paramDtype && opts.paramDtype !== opts.dtype ? { paramDtype: opts.paramDtype } : {}),
             shape: r.dims,
             axis: r.axis,
             x,
             // |gamma| >= 1/8: g is a nonzero integer and its fraction is at most 1/2
+            // (per-channel values rounded to the activations' dtype: representable in paramDtype too,
+            // which is the same dtype or float32)
             dy: v.dy.map((d, i) => f((d + v.fdy[i]!) / 4)),
             gamma: v.gamma.map((g, i) => f((g + v.fgamma[i]!) / 4)),
             beta: v.beta.map((b, i) => f((b + v.fbeta[i]!) / 4)),
-            eps: f(r.eps),
+            eps: fEps(r.eps),
             momentum: r.momentum,
             runningMean: v.runningMean.map((m) => m / 2),
             runningVar: v.runningVar.map((m) => m / 4),
@@ -145,22 +168,33 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
     });
 }
 
+/**
+ * Numbers as the check-side array for dtype, each rounded once to dtype: Float32Array for
+ * float32, Float64Array otherwise (half values as numbers; the guarded call sends them as bit
+ * patterns, src/dtypes.ts toContractRequest).
+ */
 export function typed(dtype: DType, v: ArrayLike<number>): Float32Array | Float64Array {
-  return dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v);
+  if (dtype === 'float32') return Float32Array.from(v);
+  return isHalf(dtype) ? Float64Array.from(v, toDtype(dtype)) : Float64Array.from(v);
 }
+
+const paramsOf = (q: Problem) => q.paramDtype ?? q.dtype;
 
 export function trainRequest(p: Problem, over: Partial<Problem> = {}): ForwardTrainRequest {
   const q = { ...p, ...over };
+  const pd = paramsOf(q);
   return {
+    dtype: q.dtype,
+    paramDtype: pd,
     x: typed(q.dtype, q.x),
     shape: q.shape.slice(),
     axis: q.axis,
-    gamma: typed(q.dtype, q.gamma),
-    beta: typed(q.dtype, q.beta),
+    gamma: typed(pd, q.gamma),
+    beta: typed(pd, q.beta),
     eps: q.eps,
     momentum: q.momentum,
-    runningMean: typed(q.dtype, q.runningMean),
-    runningVar: typed(q.dtype, q.runningVar),
+    runningMean: typed(pd, q.runningMean),
+    runningVar: typed(pd, q.runningVar),
   };
 }
 
@@ -171,15 +205,18 @@ export function inferRequest(p: Problem, over: Partial<Problem> = {}): ForwardIn
 
 export function backwardRequest(p: Problem, training: boolean, over: Partial<Problem> = {}): BackwardRequest {
   const q = { ...p, ...over };
+  const pd = paramsOf(q);
   return {
+    dtype: q.dtype,
+    paramDtype: pd,
     x: typed(q.dtype, q.x),
     dy: typed(q.dtype, q.dy),
     shape: q.shape.slice(),
     axis: q.axis,
-    gamma: typed(q.dtype, q.gamma),
+    gamma: typed(pd, q.gamma),
     eps: q.eps,
     training,
-    ...(training ? {} : { runningMean: typed(q.dtype, q.runningMean), runningVar: typed(q.dtype, q.runningVar) }),
+    ...(training ? {} : { runningMean: typed(pd, q.runningMean), runningVar: typed(pd, q.runningVar) }),
   };
 }
 

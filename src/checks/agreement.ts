@@ -14,7 +14,7 @@ export const agreementChecks: CheckSpec[] = [
     title: 'every training output (y, mean, variance, running statistics) is within the tolerance of the reference',
     needs: ['forwardTrain'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
         await callAndAgree(c, 'forwardTrain', trainRequest(p));
       }),
   },
@@ -24,7 +24,7 @@ export const agreementChecks: CheckSpec[] = [
     title: 'the inference output is within the tolerance of the reference',
     needs: ['forwardInfer'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
         await callAndAgree(c, 'forwardInfer', inferRequest(p));
       }),
   },

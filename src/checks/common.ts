@@ -11,7 +11,7 @@ import { expectAgreement, Mismatch, type CheckContext } from '../harness/check.j
 import { ContractFault } from '../harness/call.js';
 
 export function expectation(ctx: CheckContext, op: Op, req: AnyRequest): Expectation {
-  return expectationFor(op, ctx.profile, req, { accumulation: ctx.accumulation });
+  return expectationFor(op, ctx.profile, req, { accumulation: ctx.accumulation, precision: { dtype: ctx.dtype, paramDtype: ctx.paramDtype } });
 }
 
 /** Call op and require every output within the tolerance of the reference; returns the result. */

@@ -18,16 +18,16 @@ export const consistencyChecks: CheckSpec[] = [
     title: 'inference with running statistics equal to the batch statistics reproduces the training output',
     needs: ['forwardTrain', 'forwardInfer'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
         const train = trainRequest(p);
         const yt = (await c.call('forwardTrain', train)).y;
         const { mean, variance, s } = exactStats(c, train);
-        // the batch statistics, rounded to the dtype, become the running statistics
+        // the batch statistics, rounded to the parameters' dtype, become the running statistics
         const infer = inferRequest(p, { runningMean: Array.from(mean), runningVar: Array.from(variance) });
         const yi = (await c.call('forwardInfer', infer)).y;
         const et = expectation(c, 'forwardTrain', train);
         const ei = expectation(c, 'forwardInfer', infer);
-        const u = unitRoundoff(ctx.dtype);
+        const u = unitRoundoff(ctx.paramDtype);
         const L = layoutOf(p.shape, p.axis);
         for (let i = 0; i < yt.length; i++) {
           const ch = Math.floor(i / L.inner) % L.channels;
@@ -45,7 +45,7 @@ export const consistencyChecks: CheckSpec[] = [
     title: 'the mean and (biased) variance returned are those of this batch, per channel over every other axis',
     needs: ['forwardTrain'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
         const req = trainRequest(p);
         const got = await c.call('forwardTrain', req);
         const e = expectation(c, 'forwardTrain', req);

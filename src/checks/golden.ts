@@ -18,6 +18,8 @@
  * the reference. Each step replays the recorded request (TensorFlow's state before the step), so
  * errors do not compound over multi-step cases.
  */
+import { fieldDtype, precisionOfRequest, precisionsOf, toContractRequest, toNumbers } from '../dtypes.js';
+import { isHalf } from '../numerics/half.js';
 import type { AccumulationInfo, BatchNormImplementation, DType, Op, Profile } from '../contract.js';
 import { accumulationFor, expectationFor } from '../compare.js';
 import { resolveProfile } from '../profiles.js';
@@ -67,7 +69,7 @@ export function profilesEquivalent(a: Profile, b: Profile): boolean {
 export function fixtureApplies(impl: BatchNormImplementation, f: Fixture, profile: Profile = resolveProfile(impl.profile)): boolean {
   const p = profile;
   if (!profilesEquivalent(p, f.profile)) return false;
-  if (!impl.dtypes.includes(f.dtype)) return false;
+  if (!precisionsOf(impl).some((q) => q.dtype === f.dtype && q.paramDtype === f.paramDtype)) return false;
   const axes = impl.axes ?? 'any';
   const last = f.axis === f.shape.length - 1;
   if (axes === 'last' && !last) return false;
@@ -91,15 +93,19 @@ export interface Expected {
 
 /** The reference's answer and its per-element bounds, from compare.ts's expectationFor (the one tolerance function). */
 export function expectedWithBounds(profile: Profile, step: FixtureStep, dtype: DType, accumulation: AccumulationInfo): Expected {
-  if ((step.request.x instanceof Float32Array ? 'float32' : 'float64') !== dtype) {
-    throw new TypeError(`fixture step is ${step.request.x.constructor.name}, expected ${dtype}`);
+  const precision = precisionOfRequest(step.request);
+  if (precision.dtype !== dtype) {
+    throw new TypeError(`fixture step is ${precision.dtype} (${step.request.x.constructor.name}), expected ${dtype}`);
   }
-  const e = expectationFor(step.op, profile, step.request, { accumulation });
+  const e = expectationFor(step.op, profile, step.request, { accumulation, precision });
   return { values: e.expected, bounds: e.bounds };
 }
 
-/** TensorFlow's summation order is unknown: the tolerance's least favourable case, sequential sums in the dtype. */
-export const tensorflowAccumulation = (dtype: DType): AccumulationInfo => ({ dtype, order: 'sequential' });
+/**
+ * TensorFlow's summation order is unknown: the tolerance's least favourable case, sequential sums
+ * in the dtype (float32 for half inputs: TF's half kernels accumulate in float32).
+ */
+export const tensorflowAccumulation = (dtype: DType): AccumulationInfo => ({ dtype: isHalf(dtype) ? 'float32' : dtype, order: 'sequential' });
 
 export interface StepAssessment {
   step: number;
@@ -175,7 +181,15 @@ async function runFixture(impl: BatchNormImplementation, f: Fixture, call?: Gold
     let got: Record<string, unknown>;
     try {
       const request = cloneRequest(step.request);
-      got = (await (call ? call(step.op, request) : fn.call(impl, request))) as Record<string, unknown>;
+      if (call) got = (await call(step.op, request)) as Record<string, unknown>;
+      else {
+        // no guarded call: send the numbers in the fixture's precision, read half outputs back as numbers
+        const p = { dtype: f.dtype, paramDtype: f.paramDtype };
+        got = (await fn.call(impl, toContractRequest(request, p))) as Record<string, unknown>;
+        if (got && typeof got === 'object') {
+          got = Object.fromEntries(Object.entries(got).map(([k, v]) => [k, v instanceof Uint16Array ? toNumbers(v, fieldDtype(k, p)) : v]));
+        }
+      }
     } catch (e) {
       return { ok: false, basis, unsupported, message: `step ${s} ${step.op} threw: ${(e as Error)?.message ?? String(e)}` };
     }

@@ -72,7 +72,7 @@ function gradientProperty(training: boolean) {
     // small problems (maxDim 3) and moderate offsets (|mean| / spread <= 2^6): each run makes 13
     // calls; the step is derived from s for any offset (finiteDifferenceStep), and large offsets
     // are the edge and agreement families' job
-    runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full', maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
+    runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full', maxDim: 3, maxLogRatio: 6 }), fc.nat()), async ([p, pick], c) => {
       const breq = backwardRequest(p, training);
       const got = await c.call('backward', breq);
       const e = expectation(c, 'backward', breq);
@@ -111,21 +111,21 @@ export const gradientChecks: CheckSpec[] = [
     name: 'analytic-training',
     title: 'training backward (through the batch statistics) agrees with the reference\'s analytic gradient',
     needs: ['backward'],
-    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, true), 'backward (training)'))),
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, true), 'backward (training)'))),
   },
   {
     family: 'gradients',
     name: 'analytic-inference',
     title: 'inference backward (statistics constant: dx = dy * gamma / sqrt(runningVar + eps)) agrees with the reference',
     needs: ['backward'],
-    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, false), 'backward (inference)'))),
+    run: (ctx) => runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => void (await callAndAgree(c, 'backward', backwardRequest(p, false), 'backward (inference)'))),
   },
   {
     family: 'gradients',
     name: 'finite-difference-training',
     title: 'float64: training backward agrees with central differences of the implementation\'s own training forward',
     needs: ['forwardTrain', 'backward'],
-    skip: (ctx) => (ctx.dtype === 'float32' ? 'central differences need float64; float32 backward is held to the reference by analytic-training' : undefined),
+    skip: (ctx) => (ctx.dtype !== 'float64' || ctx.paramDtype !== 'float64' ? `central differences need float64; ${ctx.dtype} backward is held to the reference by analytic-training` : undefined),
     run: gradientProperty(true),
   },
   {
@@ -133,7 +133,7 @@ export const gradientChecks: CheckSpec[] = [
     name: 'finite-difference-inference',
     title: 'float64: inference backward agrees with central differences of the implementation\'s own inference forward',
     needs: ['forwardInfer', 'backward'],
-    skip: (ctx) => (ctx.dtype === 'float32' ? 'central differences need float64; float32 backward is held to the reference by analytic-inference' : undefined),
+    skip: (ctx) => (ctx.dtype !== 'float64' || ctx.paramDtype !== 'float64' ? `central differences need float64; ${ctx.dtype} backward is held to the reference by analytic-inference` : undefined),
     run: gradientProperty(false),
   },
   {
@@ -143,7 +143,7 @@ export const gradientChecks: CheckSpec[] = [
       'training: per channel sum dx = 0 and sum dx * x-hat = gamma/s * sum(dy * x-hat) * eps/(var + eps) (zero only when eps = 0); dbeta = sum dy; dgamma = sum dy * x-hat',
     needs: ['backward'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
         const req = backwardRequest(p, true);
         const got = await c.call('backward', req);
         const e = expectation(c, 'backward', req);

@@ -5,6 +5,7 @@
  */
 import { backwardRequest, inferRequest, problemArb, trainRequest, type Problem } from '../arbitraries/problem.js';
 import type { AnyRequest, Op } from '../contract.js';
+import { OPS } from '../contract.js';
 import { ContractFault, supportedOps } from '../harness/call.js';
 import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { layoutOf } from '../layout.js';
@@ -26,16 +27,18 @@ function faultCheck(name: string, title: string, faults: string[]): CheckSpec {
     name,
     title,
     needs: [],
+    uses: [...OPS], // every op the implementation has
     run: (ctx: CheckContext) =>
       runProperty(
         ctx,
-        problemArb({ dtype: ctx.dtype, axis: ctx.axis }),
+        problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis }),
         async (p, c) => {
           for (const [op, req] of requests(p, supportedOps(c.impl))) {
             try {
               await c.call(op, req);
             } catch (e) {
               if (e instanceof ContractFault && faults.includes(e.fault)) throw new Mismatch(e.message, { fault: e.fault });
+              if (!(e instanceof ContractFault)) throw e; // our own bug (InternalError): never swallowed
               // other faults are other checks' business
             }
           }
@@ -61,16 +64,18 @@ export const hygieneChecks: CheckSpec[] = [
     name: 'finite-outputs',
     title: 'finite inputs with eps > 0 give finite outputs',
     needs: [],
+    uses: [...OPS],
     run: (ctx) =>
       runProperty(
         ctx,
-        problemArb({ dtype: ctx.dtype, axis: ctx.axis }),
+        problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis }),
         async (p, c) => {
           for (const [op, req] of requests(p, supportedOps(c.impl))) {
             let got: Record<string, ArrayLike<number>>;
             try {
               got = (await c.call(op, req)) as unknown as Record<string, ArrayLike<number>>;
-            } catch {
+            } catch (e) {
+              if (!(e instanceof ContractFault)) throw e;
               continue; // faults are reported by the checks above
             }
             for (const [name, arr] of Object.entries(got)) {

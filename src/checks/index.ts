@@ -3,6 +3,7 @@
  * bn:<family>:<check>:dtype=<dtype>;axis=<first|last|other>.
  */
 import type { BatchNormImplementation, DType } from '../contract.js';
+import { precisionsOf } from '../dtypes.js';
 import type { CheckDef } from '../harness/check.js';
 import { axisSupported, caseSuffix } from '../harness/check.js';
 import type { AxisVariant } from '../harness/types.js';
@@ -35,24 +36,29 @@ export interface PlannedCase {
   def: CheckDef;
   spec: CheckSpec;
   dtype: DType;
+  paramDtype: DType;
   axis: AxisVariant;
 }
 
-/** Expand the specs for an implementation: its declared dtypes, its supported axis variants. */
+/**
+ * Expand the specs for an implementation: its declared precisions (or dtypes, each with
+ * paramDtype = dtype), its supported axis variants. A spec's `dtypes` filter applies to dtype.
+ */
 export function planCases(impl: BatchNormImplementation, specs: CheckSpec[] = ALL_CHECK_SPECS, extra: CheckSpec[] = []): PlannedCase[] {
   const variants = AXIS_VARIANTS.filter((v) => axisSupported(impl, v));
   const out: PlannedCase[] = [];
   for (const spec of [...specs, ...extra]) {
-    const dtypes = (impl.dtypes ?? []).filter((d) => !spec.dtypes || spec.dtypes.includes(d));
+    const precisions = precisionsOf(impl).filter((p) => !spec.dtypes || spec.dtypes.includes(p.dtype));
     const axes = spec.axes === 'one' ? variants.slice(0, 1) : variants;
-    for (const dtype of dtypes) {
+    for (const { dtype, paramDtype } of precisions) {
       for (const axis of axes) {
-        const id = `bn:${spec.family}:${spec.name}:${caseSuffix(dtype, axis)}`;
+        const id = `bn:${spec.family}:${spec.name}:${caseSuffix(dtype, axis, paramDtype)}`;
         out.push({
           spec,
           dtype,
+          paramDtype,
           axis,
-          def: { id, family: spec.family, title: spec.title, needs: spec.needs, ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
+          def: { id, family: spec.family, title: spec.title, needs: spec.needs, ...(spec.uses ? { uses: spec.uses } : {}), ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
         });
       }
     }

@@ -4,6 +4,8 @@
  * sum of both bounds. The transformed inputs are exact (grid shifts, power-of-two scales,
  * permutations), so the exact answers are related exactly.
  */
+import { roundTo } from '../dtypes.js';
+import { isHalf } from '../numerics/half.js';
 import fc from 'fast-check';
 import { problemArb, trainRequest } from '../arbitraries/problem.js';
 import { runProperty, Mismatch } from '../harness/check.js';
@@ -36,7 +38,7 @@ export const invarianceChecks: CheckSpec[] = [
     run: (ctx) =>
       runProperty(
         ctx,
-        fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis, maxLogRatio: 12 }), fc.array(fc.integer({ min: -4096, max: 4096 }), { minLength: 16, maxLength: 16 })),
+        fc.tuple(problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, maxLogRatio: 12 }), fc.array(fc.integer({ min: -4096, max: 4096 }), { minLength: 16, maxLength: 16 })),
         async ([p, shifts], c) => {
           const a = trainRequest(p);
           const L = layoutOf(p.shape, p.axis);
@@ -44,7 +46,7 @@ export const invarianceChecks: CheckSpec[] = [
           const top = Math.max(...p.x.map(Math.abs));
           const unit = top > 0 ? 2 ** Math.floor(Math.log2(top)) : 1;
           const t = Array.from({ length: L.channels }, (_, ch) => shifts[ch % 16]! * unit);
-          const x2 = p.x.map((v, i) => (p.dtype === 'float32' ? Math.fround(v + t[channel(i)]!) : v + t[channel(i)]!));
+          const x2 = p.x.map((v, i) => roundTo(p.dtype, v + t[channel(i)]!));
           // only shifts that are exact in the dtype: then the exact answers are identical
           fc.pre(x2.every((v, i) => v - t[channel(i)]! === p.x[i]));
           const b = trainRequest(p, { x: x2 });
@@ -65,8 +67,9 @@ export const invarianceChecks: CheckSpec[] = [
     title: 'scaling x by a > 0 leaves y unchanged up to the eps effect: y\' - beta = (y - beta) * a * sqrt(var + eps) / sqrt(a^2 var + eps)',
     needs: ['forwardTrain'],
     run: (ctx) =>
-      runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis }), fc.integer({ min: -4, max: 4 })), async ([p, k], c) => {
-        const a = 2 ** k; // power of two: a * x is exact
+      runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis }), fc.integer({ min: -4, max: 4 })), async ([p, k], c) => {
+        const a = 2 ** k; // power of two: a * x is exact (in half dtypes, unless it leaves the range)
+        fc.pre(p.x.every((v) => roundTo(p.dtype, v * a) === v * a));
         const ra = trainRequest(p);
         const rb = trainRequest(p, { x: p.x.map((v) => v * a) });
         const ya = (await c.call('forwardTrain', ra)).y;
@@ -95,7 +98,7 @@ export const invarianceChecks: CheckSpec[] = [
     title: 'permuting the samples of the batch permutes y the same way and leaves the statistics unchanged',
     needs: ['forwardTrain'],
     run: (ctx) =>
-      runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis }), fc.nat()), async ([p, seed], c) => {
+      runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis }), fc.nat()), async ([p, seed], c) => {
         const sampleAxis = p.axis === 0 ? 1 : 0;
         const n = p.shape[sampleAxis]!;
         if (n < 2) return;
@@ -127,14 +130,16 @@ export const invarianceChecks: CheckSpec[] = [
     needs: ['forwardTrain'],
     skip: () => undefined,
     run: (ctx) =>
-      runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, axis: ctx.axis, maxLogRatio: 8 }), fc.nat(), fc.integer({ min: 2, max: 64 })), async ([p, pick, mult], c) => {
+      runProperty(ctx, fc.tuple(problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, maxLogRatio: 8 }), fc.nat(), fc.integer({ min: 2, max: 64 })), async ([p, pick, mult], c) => {
         const L = layoutOf(p.shape, p.axis);
         if (L.channels < 2) return;
         const j = pick % L.channels;
         // channel j: scaled by a power of two and moved far away; gamma and beta changed too
-        const k = 2 ** Math.ceil(Math.log2(mult));
+        // (half dtypes: by less, within float16's range, and rounded to the dtype)
+        const half = isHalf(p.dtype);
+        const k = half ? 2 : 2 ** Math.ceil(Math.log2(mult));
         const x2 = p.x.slice();
-        for (const i of channelIndices(p.shape, p.axis, j)) x2[i] = p.x[i]! * k + k * 1024;
+        for (const i of channelIndices(p.shape, p.axis, j)) x2[i] = roundTo(p.dtype, p.x[i]! * k + (half ? 512 : k * 1024));
         const ra = trainRequest(p);
         const rb = trainRequest(p, {
           x: x2,
@@ -170,7 +175,7 @@ export const invarianceChecks: CheckSpec[] = [
     axes: 'one',
     skip: (ctx) => ((ctx.impl.axes ?? 'any') === 'any' ? undefined : `needs both layouts; the implementation declares axes '${ctx.impl.axes}'`),
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: 'first', minM: 2 }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: 'first', minM: 2 }), async (p, c) => {
         const rank = p.shape.length;
         const last = moveAxis(p.x, p.shape, 1, rank - 1);
         const first = trainRequest(p);

@@ -17,7 +17,7 @@ export const normalizationChecks: CheckSpec[] = [
     title: 'with gamma = 1, beta = 0, each channel of y has mean 0',
     needs: ['forwardTrain'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
         const req = trainRequest(p, { gamma: p.gamma.map(() => 1), beta: p.beta.map(() => 0) });
         const got = await c.call('forwardTrain', req);
         const e = expectation(c, 'forwardTrain', req);
@@ -45,7 +45,7 @@ export const normalizationChecks: CheckSpec[] = [
     title: 'with gamma = 1, beta = 0, each channel of y has variance var/(var + eps): unit variance only when var >> eps',
     needs: ['forwardTrain'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full', eps: [1e-3, 1e-5, 0.1, 1, 10] }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full', eps: [1e-3, 1e-5, 0.1, 1, 10] }), async (p, c) => {
         const req = trainRequest(p, { gamma: p.gamma.map(() => 1), beta: p.beta.map(() => 0) });
         const got = await c.call('forwardTrain', req);
         const e = expectation(c, 'forwardTrain', req);
@@ -84,7 +84,7 @@ export const normalizationChecks: CheckSpec[] = [
     title: 'y = gamma * x-hat + beta: the output for (gamma, beta) is gamma times the output for (1, 0), plus beta',
     needs: ['forwardTrain'],
     run: (ctx) =>
-      runProperty(ctx, problemArb({ dtype: ctx.dtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
+      runProperty(ctx, problemArb({ dtype: ctx.dtype, paramDtype: ctx.paramDtype, axis: ctx.axis, values: 'full' }), async (p, c) => {
         const plain = trainRequest(p, { gamma: p.gamma.map(() => 1), beta: p.beta.map(() => 0) });
         const affine = trainRequest(p);
         const y0 = (await c.call('forwardTrain', plain)).y;

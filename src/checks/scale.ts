@@ -162,7 +162,8 @@ export const scaleChecks: CheckSpec[] = [
     name: 'forward-train',
     title: 'at m = 10^3 to >= 2^20 per channel (full-mantissa, same-sign data), every training output is within the tolerance of the reference',
     needs: ['forwardTrain'],
-    // the generator writes Float32Array / Float64Array (half precision needs its own encoding)
+    // half precisions: large m is bn:edge:half-sum-overflow / half-bessel-large-m's job (this
+    // family's data, spreads up to 2^8 at offsets up to 2^20, is not float16 data)
     dtypes: ['float32', 'float64'],
     run: scaleProperty('forwardTrain'),
   },

@@ -9,7 +9,10 @@ export interface CheckSpec {
   family: string;
   name: string;
   title: string;
+  /** Ops the check requires; any absent one makes it "not supported". */
   needs: Op[];
+  /** Ops it also calls when the implementation has them; ctx.call refuses any other op (an internal error). */
+  uses?: Op[];
   /** 'each': one case per supported axis variant; 'one': only the first supported variant. */
   axes?: 'each' | 'one';
   /** Restrict to dtypes (default: every dtype the implementation declares). */

@@ -11,11 +11,11 @@ import { BUILTINS, createBuiltin } from '../builtins.js';
 import type { BatchNormImplementation, ProfileName } from '../contract.js';
 import { BnConformanceError, UsageError } from '../errors.js';
 import { type Format, formatJson, formatJunit, formatText } from '../harness/format.js';
-import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, idMatcher, packageVersion, runConformance } from '../harness/runner.js';
-import { planCases } from '../checks/index.js';
+import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, packageVersion, planRun, runConformance } from '../harness/runner.js';
 import { PROFILE_NAMES } from '../profiles.js';
 import { createExecImplementation } from '../harness/exec.js';
 import { createIsolatedImplementation } from '../harness/isolate.js';
+import { announceBrowser, applyBrowserCliOptions, browserTarget, type BrowserCliOptions } from '../harness/browser/cli.js';
 import { mergeReports, readReportFile } from '../harness/merge.js';
 import { explain, renderPlot, topicList } from '../teach/index.js';
 import { formatHtml } from '../teach/html.js';
@@ -81,9 +81,13 @@ interface CheckOptions {
   isolate: boolean;
   shard?: { index: number; count: number };
   gpuMode?: string;
+  browser?: boolean;
+  browserExecutable?: string;
+  browserArg?: string[];
+  browserConsoleErrors?: 'fault' | 'ignore';
 }
 
-interface TargetOptions {
+interface TargetOptions extends BrowserCliOptions {
   builtin?: string;
   profile?: string;
   exec?: string;
@@ -94,8 +98,10 @@ interface TargetOptions {
 /** The implementation, and how to release it (an --exec child, an isolation worker). */
 async function resolveTarget(module: string | undefined, opts: TargetOptions): Promise<BatchNormImplementation & { close?(): Promise<void>; events?: string[] }> {
   if ([opts.builtin, module, opts.exec].filter(Boolean).length > 1) throw new UsageError('give one of a module, --builtin or --exec');
+  if (opts.browser && (opts.builtin || opts.exec)) throw new UsageError('--browser runs a module in Chromium: give a module path, not --builtin or --exec');
   if (opts.builtin) return createBuiltin(opts.builtin, opts.profile as ProfileName | undefined);
   if (opts.exec) return createExecImplementation(opts.exec, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+  if (opts.browser && module) return browserTarget(module, { ...opts, timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
   if (!module) throw new UsageError('nothing to check: give a module path, --builtin NAME (see --builtin list) or --exec "CMD"');
   // a module runs in a worker thread by default, so a busy loop cannot block the run
   if (opts.isolate !== false) return createIsolatedImplementation(module, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
@@ -120,7 +126,9 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
     return EXIT.ok;
   }
   if (opts.gpuMode) process.env.BN_GPU_MODE = opts.gpuMode; // read by the gpu built-in
+  applyBrowserCliOptions(opts);
   const impl = await resolveTarget(module, opts);
+  announceBrowser(impl);
   try {
     return await checkImpl(impl, module, opts);
   } finally {
@@ -133,16 +141,17 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
 }
 
 async function checkImpl(impl: BatchNormImplementation, module: string | undefined, opts: CheckOptions): Promise<number> {
-  const skip = [...opts.skip];
   const fromFile = opts.skipsFile ? readSkipsFile(opts.skipsFile) : [];
-  skip.push(...fromFile);
   const tty = process.stderr.isTTY === true;
   const report = await runConformance(impl, {
     ...(opts.profile ? { profile: opts.profile as never } : {}),
     runs: opts.runs,
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
     only: opts.only,
-    skip,
+    skip: opts.skip,
+    // a skips file is shared between implementations and versions: an entry matching nothing is a warning (array-api-tests), not an error
+    skipsFile: fromFile,
+    onWarning: (message) => process.stderr.write(`warning: ${message}\n`),
     timeoutMs: opts.timeoutMs,
     golden: opts.golden,
     ...(opts.shard ? { shard: opts.shard } : {}),
@@ -154,14 +163,7 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
         }
       : undefined,
   });
-  // skip-file entries that match nothing are probably typos or stale: say so (array-api-tests).
-  // Golden IDs depend on the fixtures that apply, so they are not judged here.
-  const plannedIds = fromFile.length ? planCases(impl).map((c) => c.def.id) : [];
-  for (const pattern of fromFile) {
-    const m = idMatcher(pattern);
-    if (!plannedIds.some(m) && !pattern.startsWith('bn:golden:')) process.stderr.write(`warning: skips file entry "${pattern}" matches no check\n`);
-  }
-  const target = opts.builtin ? `--builtin ${opts.builtin}` : opts.exec ? `--exec ${JSON.stringify(opts.exec)}` : module;
+  const target = opts.builtin ? `--builtin ${opts.builtin}` : opts.exec ? `--exec ${JSON.stringify(opts.exec)}` : opts.browser ? `--browser ${module}` : module;
   const replayPrefix = `bn-conformance check ${target}${opts.profile ? ` --profile ${opts.profile}` : ''}`;
   let text: string;
   if (opts.format === 'json') text = formatJson(report);
@@ -218,7 +220,11 @@ export function buildProgram(): Command {
     .option('--exec <command>', 'check a child process that speaks the NDJSON protocol (any language; see CONTRACT.md)')
     .option('--no-isolate', 'load a module in this process instead of a worker thread (a busy loop then blocks the run)')
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the checks (for CI matrices; join with `merge`)', shardSpec)
-    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgpu', 'cpu']))
+    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgl', 'webgpu', 'cpu']))
+    .option('--browser', 'run the module in headless Chromium (bundled with esbuild, served from 127.0.0.1); the judge stays here')
+    .option('--browser-executable <path>', 'the Chromium for --browser and the browser built-ins (also BN_CHROMIUM; default /usr/bin/chromium)')
+    .option('--browser-arg <flag>', 'an extra Chromium flag for --browser and the browser built-ins (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(new Option('--browser-console-errors <what>', 'console.error during a --browser call that returns normally: a fault, or ignored (listed after the report)').choices(['fault', 'ignore']))
     .action(async (module: string | undefined, opts: CheckOptions) => {
       process.exitCode = await check(module, opts);
     });
@@ -243,10 +249,13 @@ export function buildProgram(): Command {
     .argument('[module]', 'path to an ES module exporting a BatchNormImplementation')
     .option('--builtin <name>', 'a built-in implementation instead of a module')
     .option('--exec <command>', 'a child process that speaks the NDJSON protocol')
-    .action(async (module: string | undefined, opts: { builtin?: string; exec?: string }) => {
+    .option('--browser', 'load the module in headless Chromium (for a module that only loads in a browser)')
+    .option('--browser-executable <path>', 'the Chromium to use (also BN_CHROMIUM)')
+    .action(async (module: string | undefined, opts: { builtin?: string; exec?: string; browser?: boolean; browserExecutable?: string }) => {
       const impl = await resolveTarget(module, { ...opts, isolate: false });
       try {
-        for (const c of planCases(impl)) process.stdout.write(`${c.def.id}\t${c.def.title}\n`);
+        // the run's own plan (golden cases included): exactly the IDs --only / --skip can name
+        for (const c of planRun(impl).cases) process.stdout.write(`${c.def.id}\t${c.def.title}\n`);
       } finally {
         await impl.close?.();
       }

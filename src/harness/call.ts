@@ -3,8 +3,12 @@
  * checked byte for byte afterwards, and its result is validated (object, every output present,
  * the declared dtype, the right length). Each broken rule is a named fault.
  */
-import type { AnyRequest, Arr, BatchNormImplementation, DType, Op } from '../contract.js';
+import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Precision } from '../contract.js';
+import { fieldDtype, storageOf, toContractRequest, toNumbers } from '../dtypes.js';
+import vm from 'node:vm';
 import { layoutOf } from '../layout.js';
+import { inputChanges, ownResult, snapshotInputs } from './guard.js';
+import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
 /** Faults of the contract's rules, checked on every call. */
 export type CallFault =
@@ -32,7 +36,19 @@ export type ExecFaultName =
 /** Faults of the worker that isolates a module (src/harness/isolate.ts). */
 export type IsolationFaultName = 'worker-died' | 'worker-gave-up' | 'not-cloneable';
 
-export type Fault = CallFault | ExecFaultName | IsolationFaultName;
+/** The in-process door's give-up (src/harness/restarts.ts): too many calls timed out. */
+export type InProcessFaultName = 'in-process-gave-up';
+
+/** Faults of the browser door (src/harness/browser/door.ts); a call past its limit is 'timeout'. */
+export type BrowserFaultName =
+  | 'browser-crashed'
+  | 'browser-navigated'
+  | 'browser-uncaught-error'
+  | 'browser-console-error'
+  | 'browser-bad-result'
+  | 'browser-gave-up';
+
+export type Fault = CallFault | ExecFaultName | IsolationFaultName | InProcessFaultName | BrowserFaultName;
 
 /** A contract violation by the implementation (not a numerical disagreement). */
 export class ContractFault extends Error {
@@ -57,26 +73,6 @@ function outputLength(output: string, req: AnyRequest): number {
   return output === 'y' || output === 'dx' ? L.numel : L.channels;
 }
 
-function snapshot(req: AnyRequest): Array<[string, Uint8Array]> {
-  const out: Array<[string, Uint8Array]> = [];
-  for (const [k, v] of Object.entries(req)) {
-    if (ArrayBuffer.isView(v)) out.push([k, new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength))]);
-  }
-  out.push(['shape', new Uint8Array(Float64Array.from(req.shape).buffer)]);
-  return out;
-}
-
-function mutated(req: AnyRequest, before: Array<[string, Uint8Array]>): string | undefined {
-  for (const [k, bytes] of before) {
-    const v = k === 'shape' ? Float64Array.from(req.shape) : (req as unknown as Record<string, ArrayBufferView>)[k];
-    if (!v) return k;
-    const now = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-    if (now.length !== bytes.length) return k;
-    for (let i = 0; i < now.length; i++) if (now[i] !== bytes[i]) return `${k} (byte ${i})`;
-  }
-  return undefined;
-}
-
 function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return `a plain Array(${v.length})`;
@@ -84,54 +80,141 @@ function describeValue(v: unknown): string {
   return typeof v;
 }
 
-export function validateResult(op: Op, req: AnyRequest, dtype: DType, result: unknown): Record<string, Arr> {
+const asPrecision = (p: DType | Precision): Precision => (typeof p === 'string' ? { dtype: p, paramDtype: p } : p);
+
+/**
+ * Validate a result: an object with every output, each a typed array of its dtype (y, dx: the
+ * request's dtype; the per-channel outputs: its paramDtype; half dtypes as Uint16Array) and the
+ * right length. Half outputs come back decoded to float64 numbers, so checks read numbers only.
+ */
+export function validateResult(op: Op, req: AnyRequest, precision: DType | Precision, result: unknown): Record<string, Arr> {
   if (typeof result !== 'object' || result === null) throw new ContractFault('not-an-object', `${op} returned ${describeValue(result)}, expected an object`);
+  const p = asPrecision(precision);
   const r = result as Record<string, unknown>;
-  const ctor = dtype === 'float32' ? Float32Array : Float64Array;
+  const out: Record<string, Arr> = { ...(r as Record<string, Arr>) };
   for (const name of OUTPUTS[op]) {
+    const dtype = fieldDtype(name, p);
+    const ctor = storageOf(dtype);
+    const what = `${ctor.name}${ctor === Uint16Array ? ` of ${dtype} bit patterns` : ''}`;
     const v = r[name];
     if (v === undefined) throw new ContractFault('missing-output', `${op} result has no "${name}"`);
-    if (!(v instanceof Float32Array || v instanceof Float64Array)) {
-      throw new ContractFault('not-a-typed-array', `${op} result "${name}" is ${describeValue(v)}, expected ${ctor.name}`);
+    if (!(v instanceof Float32Array || v instanceof Float64Array || v instanceof Uint16Array)) {
+      throw new ContractFault('not-a-typed-array', `${op} result "${name}" is ${describeValue(v)}, expected ${what}`);
     }
-    if (!(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result "${name}" is ${v.constructor.name}, expected ${ctor.name} (the request's dtype)`);
+    if (!(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result "${name}" is ${v.constructor.name}, expected ${what} (the request's ${name === 'y' || name === 'dx' ? 'dtype' : 'paramDtype'})`);
     const n = outputLength(name, req);
     if (v.length !== n) throw new ContractFault('wrong-length', `${op} result "${name}" has length ${v.length}, expected ${n}`);
+    if (v instanceof Uint16Array) out[name] = toNumbers(v, dtype);
   }
-  return r as Record<string, Arr>;
+  return out;
 }
 
 export interface CallOptions {
   timeoutMs: number;
+  /**
+   * The give-up rule for an object called in process (runConformance makes one per run): each
+   * timed-out call leaves the object in an unknown state and counts as a restart; past the
+   * limit, calls fail at once with 'in-process-gave-up'. Absent for the proxies of the worker
+   * and --exec doors, which apply the same rule to their own process.
+   */
+  budget?: RestartBudget;
+}
+
+/** Budgets with a pending restart: a call timed out, the next call spends it. */
+const needsRestart = new WeakSet<RestartBudget>();
+
+/** The in-process door's budget for one run: DEFAULT_MAX_RESTARTS timed-out calls, then in-process-gave-up. */
+export function inProcessBudget(): RestartBudget {
+  return new RestartBudget('in-process implementation', DEFAULT_MAX_RESTARTS, (m) => new ContractFault('in-process-gave-up', m), 'continued with');
+}
+
+/** A timeout fault, noted in the budget so the next call counts a restart. */
+function timedOut(budget: RestartBudget | undefined, message: string): ContractFault {
+  const f = new ContractFault('timeout', message);
+  if (budget) {
+    budget.note(f.message);
+    needsRestart.add(budget);
+  }
+  return f;
 }
 
 /**
- * Call `impl[op](req)`. Resolves with the validated result; rejects with a ContractFault for any
- * broken rule; an error the implementation throws on purpose comes back as fault 'threw' or
+ * The in-process watchdog: an op's synchronous part runs as `fn.call(self, req)` inside a vm
+ * script with `timeout`, so V8 interrupts a synchronous busy loop (JavaScript or WebAssembly) in
+ * the implementation's own module when the limit passes, and the call fails with fault
+ * 'timeout' instead of hanging the run. Verified (spec/harness/watchdog.spec.ts): the loop is
+ * stopped even though the function was defined outside the context; the interruption cannot be
+ * caught by the implementation and its `finally` blocks do not run, so its own state may be left
+ * half-updated (the report says so). Not covered: code that runs after an `await` (a continuation
+ * runs from the microtask queue, outside any vm call) and native code (a native addon, a GL
+ * driver) until it returns to JavaScript; the isolation worker (a module path) covers those.
+ */
+const WATCHDOG = new vm.Script('fn.call(self, req)', { filename: 'bn-conformance-watchdog.js' });
+const watchdogContext = vm.createContext(Object.create(null) as Record<string, unknown>);
+
+function runWatched(fn: (r: AnyRequest) => unknown, self: unknown, req: AnyRequest, timeoutMs: number): unknown {
+  const c = watchdogContext as Record<string, unknown>;
+  const saved = [c.fn, c.self, c.req]; // a kernel that calls another guarded kernel re-enters
+  c.fn = fn;
+  c.self = self;
+  c.req = req;
+  try {
+    return WATCHDOG.runInContext(watchdogContext, { timeout: Math.max(1, Math.ceil(timeoutMs)) });
+  } finally {
+    [c.fn, c.self, c.req] = saved;
+  }
+}
+
+const isWatchdogTimeout = (e: unknown) => typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT';
+
+/**
+ * Call `impl[op](req)`, `req` given as numbers and sent in `precision` (src/dtypes.ts
+ * toContractRequest: half arrays as bit patterns, dtype and paramDtype named; a float32 or
+ * float64 request travels as it is). Resolves with the validated result, which the harness owns
+ * (every array copied: the implementation may reuse its buffers afterwards; half outputs decoded); rejects with a ContractFault for
+ * any broken rule; an error the implementation throws on purpose comes back as fault 'threw' or
  * 'rejected' with the original error as `cause`.
  */
 export async function callImplementation(
   impl: BatchNormImplementation,
   op: Op,
-  req: AnyRequest,
-  dtype: DType,
+  numericReq: AnyRequest,
+  precision: DType | Precision,
   opts: CallOptions,
 ): Promise<Record<string, Arr>> {
   const fn = impl[op] as ((r: AnyRequest) => unknown) | undefined;
+  const dtype = asPrecision(precision);
+  // the request in the implementation's dtypes (half as bit patterns), dtype and paramDtype named
+  const req = toContractRequest(numericReq, dtype);
   if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
-  const before = snapshot(req);
+  const budget = opts.budget;
+  if (budget && needsRestart.has(budget)) {
+    // the last call timed out: this one goes on with the same object (nothing can be reloaded)
+    budget.restart(); // in-process-gave-up past the limit, and from then on for every call
+    needsRestart.delete(budget);
+  }
+  const before = snapshotInputs(req);
   let result: unknown;
   let timer: NodeJS.Timeout | undefined;
+  const t0 = Date.now();
   try {
     let pending: unknown;
     try {
-      pending = fn.call(impl, req);
+      pending = runWatched(fn, impl, req, opts.timeoutMs);
     } catch (e) {
+      // (a kernel's own vm timeout, far shorter than ours, stays its own error)
+      if (isWatchdogTimeout(e) && Date.now() - t0 >= 0.9 * opts.timeoutMs) {
+        throw timedOut(
+          budget,
+          `${op} ran synchronously past ${opts.timeoutMs} ms (a busy loop?) and was interrupted; its finally blocks did not run, so its state may be inconsistent for later calls`,
+        );
+      }
       throw new ContractFault('threw', `${op} threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
     }
     if (pending && typeof (pending as Promise<unknown>).then === 'function') {
+      const left = Math.max(1, opts.timeoutMs - (Date.now() - t0));
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ContractFault('timeout', `${op} did not settle within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+        timer = setTimeout(() => reject(timedOut(budget, `${op} did not settle within ${opts.timeoutMs} ms`)), left);
       });
       try {
         result = await Promise.race([pending as Promise<unknown>, timeout]);
@@ -142,11 +225,12 @@ export async function callImplementation(
     } else result = pending;
   } finally {
     if (timer) clearTimeout(timer);
-    const which = mutated(req, before);
+    const changed = inputChanges(req, before);
     // A mutation outranks whatever else happened: the user's data was changed.
-    if (which) throw new ContractFault('input-mutated', `${op} modified its input ${which}`);
+    if (changed.length) throw new ContractFault('input-mutated', `${op} modified its input ${changed.join(', ')}`);
   }
-  return validateResult(op, req, dtype, result);
+  // copied before anything reads it: the implementation keeps its buffers, the harness its result
+  return validateResult(op, req, dtype, ownResult(result));
 }
 
 export function supportedOps(impl: BatchNormImplementation): Op[] {

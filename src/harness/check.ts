@@ -15,7 +15,10 @@ import type { AccumulationInfo } from '../contract.js';
 export interface CheckContext {
   impl: BatchNormImplementation;
   profile: Profile;
+  /** Activations' dtype (x, dy, y, dx). */
   dtype: DType;
+  /** Per-channel arrays' dtype (gamma, beta, statistics, dgamma, dbeta); = dtype unless mixed. */
+  paramDtype: DType;
   axis: AxisVariant;
   accumulation: AccumulationInfo;
   runs: number;
@@ -23,7 +26,11 @@ export interface CheckContext {
   timeoutMs: number;
   /** Replay coordinates, when replaying one failure. */
   path?: string;
-  /** Call an op under the contract's rules (timeouts, mutation, validation). */
+  /**
+   * Call an op under the contract's rules (timeouts, mutation, validation). The request holds
+   * numbers exactly representable in each field's dtype; the call sends them in (dtype,
+   * paramDtype) and hands back numbers (half outputs decoded).
+   */
   call<O extends Op>(op: O, req: AnyRequest): Promise<ResultOf[O]>;
 }
 
@@ -39,8 +46,13 @@ export interface CheckDef {
   id: string;
   family: string;
   title: string;
-  /** Ops the check calls; absent ones make it "not supported". */
+  /** Ops the check requires; any absent one makes it "not supported". */
   needs: Op[];
+  /**
+   * Ops the check also calls when the implementation has them (edge and hygiene cases run every
+   * op present). ctx.call refuses any op in neither list with an InternalError.
+   */
+  uses?: Op[];
   /** A reason to skip for this implementation, or undefined to run. */
   skip?(ctx: CheckContext): string | undefined;
   run(ctx: CheckContext): Promise<Omit<CheckResult, 'id' | 'family' | 'title' | 'durationMs'>>;
@@ -114,22 +126,37 @@ export function failureOf(err: unknown): CheckFailure {
   return { message: String(err) };
 }
 
-/** Records the last request a property sent, so the shrunk counterexample can be shown. */
+/** Records every request one run of a property (or one example) sent, so the counterexample shows them all. */
 export class Recorder {
-  last?: { op: Op; req: AnyRequest };
+  calls: Array<{ op: Op; req: AnyRequest }> = [];
+  get last(): { op: Op; req: AnyRequest } | undefined {
+    return this.calls.at(-1);
+  }
+  reset(): void {
+    this.calls = [];
+  }
   wrap(ctx: CheckContext): CheckContext {
     return {
       ...ctx,
       call: <O extends Op>(op: O, req: AnyRequest) => {
-        this.last = { op, req };
+        this.calls.push({ op, req });
         return ctx.call(op, req);
       },
     };
   }
-  counterexample(dtype: DType): Counterexample | undefined {
-    if (!this.last) return undefined;
-    const { op, req } = this.last;
-    return { op, shape: req.shape, axis: req.axis, dtype, request: plainRequest(req) };
+  counterexample(dtype: DType, paramDtype: DType = dtype): Counterexample | undefined {
+    const last = this.last;
+    if (!last) return undefined;
+    const { op, req } = last;
+    return {
+      op,
+      shape: req.shape,
+      axis: req.axis,
+      dtype,
+      ...(paramDtype !== dtype ? { paramDtype } : {}),
+      request: plainRequest(req),
+      ...(this.calls.length > 1 ? { requests: this.calls.map((c) => ({ op: c.op, request: plainRequest(c.req) })) } : {}),
+    };
   }
 }
 
@@ -147,7 +174,7 @@ export async function runProperty<T>(
   const inner = recorder.wrap(ctx);
   let lastError: unknown;
   const prop = fc.asyncProperty(arb, async (v) => {
-    recorder.last = undefined;
+    recorder.reset();
     try {
       await predicate(v, inner);
     } catch (e) {
@@ -165,14 +192,14 @@ export async function runProperty<T>(
   // Re-run the shrunk counterexample once so the recorder holds its request.
   if (details.counterexample) {
     try {
-      recorder.last = undefined;
+      recorder.reset();
       await predicate(details.counterexample[0] as T, inner);
     } catch (e) {
       lastError = e;
     }
   }
   const failure = failureOf(lastError ?? details.errorInstance);
-  const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype);
+  const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype, ctx.paramDtype);
   return {
     status: 'fail',
     numRuns: details.numRuns,
@@ -196,11 +223,12 @@ export async function runExamples<T extends { name: string }>(
   const recorder = new Recorder();
   const inner = recorder.wrap(ctx);
   for (const ex of examples) {
+    recorder.reset();
     try {
       await predicate(ex, inner);
     } catch (e) {
       const failure = failureOf(e);
-      const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype);
+      const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype, ctx.paramDtype);
       return {
         status: 'fail',
         numRuns: examples.length,
@@ -211,8 +239,12 @@ export async function runExamples<T extends { name: string }>(
   return { status: 'pass', numRuns: examples.length };
 }
 
-/** The ID suffix shared by every case: dtype and axis variant. */
-export const caseSuffix = (dtype: DType, axis: AxisVariant) => `dtype=${dtype};axis=${axis}`;
+/**
+ * The ID suffix shared by every case: dtype (and paramDtype when it differs: mixed precision) and
+ * axis variant. Same-dtype IDs are unchanged from 0.1: dtype=float32;axis=first.
+ */
+export const caseSuffix = (dtype: DType, axis: AxisVariant, paramDtype: DType = dtype) =>
+  paramDtype === dtype ? `dtype=${dtype};axis=${axis}` : `dtype=${dtype};params=${paramDtype};axis=${axis}`;
 
 /** Whether the implementation's declared axes cover a variant. */
 export function axisSupported(impl: BatchNormImplementation, variant: AxisVariant): boolean {

@@ -21,10 +21,14 @@
  * `events` say how often and why). Requests are sent one at a time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Profile, ProfileName } from '../contract.js';
-import { OPS } from '../contract.js';
-import { UsageError } from '../errors.js';
+import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Precision, Profile, ProfileName } from '../contract.js';
+import { DTYPES, OPS } from '../contract.js';
+import { fieldDtype, precisionOfRequest } from '../dtypes.js';
+import { ProfileError, UsageError } from '../errors.js';
+import { validateAccumulation } from '../declaration.js';
+import { resolveProfile } from '../profiles.js';
 import { ContractFault, type ExecFaultName } from './call.js';
+import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
 export type { ExecFaultName };
 
@@ -41,7 +45,7 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Longest accepted line, in bytes. Default 16 MiB. */
   maxLineBytes?: number;
-  /** Restarts allowed before every later call fails with exec-gave-up. Default 5. */
+  /** Restarts allowed before every later call fails with exec-gave-up. Default DEFAULT_MAX_RESTARTS (5). */
   maxRestarts?: number;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
@@ -66,15 +70,18 @@ export function encodeArray(a: ArrayBufferView): { b64: string } {
   return { b64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64') };
 }
 
-/** Decode {"b64"} to a typed array of dtype (or of the value's own "dtype" tag, if it has one). */
+/**
+ * Decode {"b64"} to a typed array of dtype (or of the value's own "dtype" tag, if it has one);
+ * float16 / bfloat16 arrive as the little-endian 16-bit patterns, into a Uint16Array.
+ */
 export function decodeArray(v: { b64: string; dtype?: unknown }, dtype: DType, field: string): Arr {
-  const dt = v.dtype === 'float32' || v.dtype === 'float64' ? v.dtype : dtype;
+  const dt = (DTYPES as readonly unknown[]).includes(v.dtype) ? (v.dtype as DType) : dtype;
   const bytes = Buffer.from(v.b64, 'base64');
-  const size = dt === 'float32' ? 4 : 8;
+  const size = dt === 'float32' ? 4 : dt === 'float64' ? 8 : 2;
   if (bytes.length % size !== 0) throw new ExecFault('exec-bad-array', `"${field}" has ${bytes.length} bytes, not a whole number of ${dt} elements`);
   const buf = new ArrayBuffer(bytes.length);
   new Uint8Array(buf).set(bytes);
-  return dt === 'float32' ? new Float32Array(buf) : new Float64Array(buf);
+  return dt === 'float32' ? new Float32Array(buf) : dt === 'float64' ? new Float64Array(buf) : new Uint16Array(buf);
 }
 
 function encodeRequest(id: number, op: string, dtype: DType | undefined, req?: AnyRequest): string {
@@ -248,6 +255,8 @@ interface Description {
   name: string;
   profile: ProfileName | Profile;
   dtypes: DType[];
+  /** Extension (0.2.0): supported (dtype, paramDtype) pairs. */
+  precisions?: Precision[];
   ops: Op[];
   axes?: 'first' | 'last' | 'any';
   /** The contract extension: how the child's sums run (see AccumulationInfo). */
@@ -259,11 +268,21 @@ function parseDescription(m: Json, command: string): Description {
   if (typeof m.error === 'string') throw new UsageError(`--exec "${command}" refused describe: ${m.error}`);
   if (typeof m.name !== 'string' || !m.name) problems.push('"name" must be a non-empty string');
   if (!(typeof m.profile === 'string' || (typeof m.profile === 'object' && m.profile !== null))) problems.push('"profile" must be a profile name or object');
-  if (!Array.isArray(m.dtypes) || !m.dtypes.length || m.dtypes.some((d) => d !== 'float32' && d !== 'float64')) problems.push('"dtypes" must be a non-empty list of "float32" | "float64"');
+  const known = (d: unknown) => (DTYPES as readonly unknown[]).includes(d);
+  if (!Array.isArray(m.dtypes) || !m.dtypes.length || m.dtypes.some((d) => !known(d))) problems.push(`"dtypes" must be a non-empty list of ${DTYPES.map((d) => `"${d}"`).join(' | ')}`);
+  if (m.precisions !== undefined && (!Array.isArray(m.precisions) || m.precisions.some((p) => typeof p !== 'object' || p === null || !known(p.dtype) || !known(p.paramDtype)))) {
+    problems.push('"precisions" must be a list of {"dtype", "paramDtype"}');
+  }
   if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !OPS.includes(o as Op))) problems.push(`"ops" must be a non-empty list of ${OPS.join(', ')}`);
   if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
-  if (m.accumulation !== undefined && (typeof m.accumulation !== 'object' || m.accumulation === null)) problems.push('"accumulation" must be an object (see AccumulationInfo)');
   if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
+  // the same rules and named errors as a JS object's declaration (src/declaration.ts)
+  try {
+    resolveProfile(m.profile as string);
+  } catch (e) {
+    throw e instanceof ProfileError ? new ProfileError(`--exec "${command}" (describe answer): ${e.message}`) : e;
+  }
+  validateAccumulation(m.accumulation, m.dtypes as string[], `--exec "${command}" (describe answer)`);
   return m as unknown as Description;
 }
 
@@ -272,15 +291,14 @@ export async function createExecImplementation(command: string, options: ExecOpt
   if (!command.trim()) throw new UsageError('--exec needs a command');
   const opts = { ...options, maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE };
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const maxRestarts = options.maxRestarts ?? 5;
-  const events: string[] = [];
-  let restarts = 0;
+  const budget = new RestartBudget('child', options.maxRestarts ?? DEFAULT_MAX_RESTARTS, (m) => new ExecFault('exec-gave-up', m));
+  const events = budget.events;
   let nextId = 0;
   let child: Child | undefined;
   let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
 
-  const onFault = (f: ExecFault) => events.push(f.message);
+  const onFault = (f: ExecFault) => budget.note(f.message);
   const start = () => {
     child = new Child(command, opts, onFault);
     return child;
@@ -299,14 +317,13 @@ export async function createExecImplementation(command: string, options: ExecOpt
   }
 
   const request = (op: Op, req: AnyRequest): Promise<Record<string, unknown>> => {
-    const dtype: DType = req.x instanceof Float32Array ? 'float32' : 'float64';
+    const precision = precisionOfRequest(req);
+    const dtype = precision.dtype;
     const run = async () => {
       if (closed) throw new ExecFault('exec-died', 'the implementation was closed');
       let c = child!;
       if (c.dead && !c.poison) {
-        if (restarts >= maxRestarts) throw new ExecFault('exec-gave-up', `the child was restarted ${restarts} times; no more restarts (faults seen: ${[...new Set(events.map((e) => e.split(':')[0] ?? '').filter((n) => n.startsWith('exec-')))].join(', ')}; last: ${events.filter((e) => e.startsWith('exec-')).at(-1) ?? ''})`);
-        restarts++;
-        events.push(`restarted the child (restart ${restarts})`);
+        budget.restart();
         c = start();
       }
       const id = nextId++;
@@ -319,7 +336,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
         const out: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(answer)) {
           if (k === 'id') continue;
-          out[k] = isB64(v) ? decodeArray(v as { b64: string; dtype?: unknown }, dtype, k) : v;
+          out[k] = isB64(v) ? decodeArray(v as { b64: string; dtype?: unknown }, fieldDtype(k, precision), k) : v;
         }
         return out;
       } finally {
@@ -335,11 +352,12 @@ export async function createExecImplementation(command: string, options: ExecOpt
     name: desc.name,
     profile: desc.profile,
     dtypes: desc.dtypes,
+    ...(desc.precisions ? { precisions: desc.precisions } : {}),
     ...(desc.axes ? { axes: desc.axes } : {}),
     ...(desc.accumulation ? { accumulation: desc.accumulation } : {}),
     command,
     get restarts() {
-      return restarts;
+      return budget.restarts;
     },
     events,
     async close() {

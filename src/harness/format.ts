@@ -32,12 +32,24 @@ export function formatFailure(r: CheckResult, replayPrefix = 'bn-conformance che
   const cx = f.counterexample;
   if (cx) {
     if (cx.shape) lines.push(`  counterexample: ${cx.op ?? ''} ${cx.dtype ?? ''} shape [${cx.shape.join(', ')}], axis ${cx.axis}`);
-    if (cx.request) lines.push(`  request: ${truncate(JSON.stringify(cx.request), 600)}`);
+    if (cx.requests && cx.requests.length > 1) {
+      // every request of the case, in order: a two-call check's failure needs both to replay it
+      cx.requests.forEach((r, k) => lines.push(`  request ${k + 1} of ${cx.requests!.length} (${r.op}): ${truncate(JSON.stringify(r.request), 600)}`));
+    } else if (cx.request) lines.push(`  request: ${truncate(JSON.stringify(cx.request), 600)}`);
     if (cx.script) lines.push(`  script: ${truncate(cx.script, 600)}`);
   }
   if (f.seed !== undefined) lines.push(`  fast-check: { seed: ${f.seed}, path: "${f.path ?? ''}", endOnFailure: true }${f.numShrinks !== undefined ? `, shrunk ${f.numShrinks} time(s)` : ''}`);
   if (f.replay) lines.push(`  replay: ${replayPrefix} ${f.replay}`);
   return lines.join('\n');
+}
+
+/** The accumulation each dtype's bounds assume, e.g. `float32: float64 sequential sums; float64: float64 sequential sums`. */
+export function accumulationLine(report: ConformanceReport): string {
+  const a = report.implementation.accumulation;
+  if (!a) return 'not recorded (a report from before 0.2.0)';
+  return Object.entries(a)
+    .map(([d, info]) => `${d}: ${info?.description ?? ''}`)
+    .join('; ');
 }
 
 export interface TextOptions {
@@ -55,6 +67,7 @@ export function formatText(report: ConformanceReport, opts: TextOptions = {}): s
     `bn-conformance ${report.tool.version}: ${report.implementation.name} [${report.implementation.dtypes.join(', ')}; axes ${report.implementation.axes}; ops ${report.implementation.ops.join(', ') || 'none'}]`,
     `profile ${report.profile.name} (momentum ${report.profile.momentum}, running variance ${report.profile.runningVar}, m = 1 ${report.profile.singleValue})`,
     `seed ${o.seed}, ${o.runs} runs per property, call time limit ${o.timeoutMs} ms${o.shard ? `, shard ${o.shard}` : ''}`,
+    `accumulation (sets every bound): ${accumulationLine(report)}`,
     '',
   );
   for (const r of report.results) {
@@ -88,6 +101,7 @@ export function formatJunit(report: ConformanceReport, replayPrefix?: string): s
   for (const [family, results] of families) {
     const suite = builder.testSuite().name(`bn-conformance ${report.implementation.name} ${family}`);
     suite.property('profile', report.profile.name).property('seed', String(report.options.seed));
+    for (const [d, info] of Object.entries(report.implementation.accumulation ?? {})) suite.property(`accumulation.${d}`, info?.description ?? '');
     for (const r of results) {
       const tc = suite.testCase().className(`bn.${family}`).name(r.id).time(r.durationMs / 1000);
       if (r.status === 'fail') tc.failure(r.failure?.message ?? 'failed', r.failure?.fault ?? 'mismatch').standardOutput(formatFailure(r, replayPrefix));

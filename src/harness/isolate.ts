@@ -5,10 +5,12 @@
  * in-process); API users who pass an object to runConformance stay in-process.
  *
  * Each call sends copies of the request's arrays (transferred); the worker snapshots them, calls
- * the op, and sends back the result plus the bytes of any input the implementation modified,
- * which are written back into the harness's request so callImplementation's byte-for-byte check
- * names the mutation exactly as it would in-process. A synchronous throw comes back as fault
- * 'threw', a rejection as 'rejected'. Faults of the isolation itself:
+ * the op, and sends back the result plus the inputs the implementation modified, found by the
+ * same code as in process (src/harness/guard.ts, embedded in the worker's source), so a mutation
+ * is named 'input-mutated' with the same words by both doors. A synchronous throw comes back as
+ * fault 'threw', a rejection as 'rejected'. The result arrives as a structured clone, and
+ * callImplementation copies it again like any result. Restarts follow the one rule of
+ * src/harness/restarts.ts. Faults of the isolation itself:
  *
  *   timeout        no answer within the time limit: the worker is terminated (even mid busy
  *                  loop) and a fresh one loads the module for the next call
@@ -23,11 +25,13 @@ import type { AnyRequest, BatchNormImplementation, Op } from '../contract.js';
 import { OPS } from '../contract.js';
 import { UsageError } from '../errors.js';
 import { ContractFault, type Fault } from './call.js';
+import { inputChanges, snapshotInputs } from './guard.js';
+import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
 export interface IsolateOptions {
   /** Time limit for one call; on expiry the worker is terminated. Default 10 s. */
   timeoutMs?: number;
-  /** Restarts allowed before later calls fail at once (fault worker-gave-up). Default 10. */
+  /** Restarts allowed before later calls fail at once (fault worker-gave-up). Default DEFAULT_MAX_RESTARTS (5). */
   maxRestarts?: number;
 }
 
@@ -44,6 +48,9 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const OPS = ['forwardTrain', 'forwardInfer', 'backward'];
 const errText = (e) => (e instanceof Error ? e.name + ': ' + e.message : String(e));
+// the harness's own mutation check (src/harness/guard.ts), embedded as source
+${snapshotInputs.toString()}
+${inputChanges.toString()}
 (async () => {
   let impl;
   try {
@@ -59,7 +66,7 @@ const errText = (e) => (e instanceof Error ? e.name + ': ' + e.message : String(
   }
   let desc;
   try {
-    desc = { name: impl.name, profile: impl.profile, dtypes: impl.dtypes, axes: impl.axes, accumulation: impl.accumulation,
+    desc = { name: impl.name, profile: impl.profile, dtypes: impl.dtypes, precisions: impl.precisions, axes: impl.axes, accumulation: impl.accumulation,
       ops: OPS.filter((op) => typeof impl[op] === 'function') };
     parentPort.postMessage({ type: 'ready', desc });
   } catch (e) {
@@ -67,20 +74,8 @@ const errText = (e) => (e instanceof Error ? e.name + ': ' + e.message : String(
     return;
   }
   parentPort.on('message', async ({ id, op, req }) => {
-    const before = {};
-    for (const [k, v] of Object.entries(req)) if (ArrayBuffer.isView(v)) before[k] = new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
-    const shapeBefore = JSON.stringify(req.shape);
-    const changed = () => {
-      const out = {};
-      for (const [k, bytes] of Object.entries(before)) {
-        const v = req[k];
-        if (!ArrayBuffer.isView(v) || v.byteLength !== bytes.length) { out[k] = null; continue; }
-        const now = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-        for (let i = 0; i < now.length; i++) if (now[i] !== bytes[i]) { out[k] = now.slice(); break; }
-      }
-      if (JSON.stringify(req.shape) !== shapeBefore) out.shape = Array.isArray(req.shape) ? req.shape.slice() : null;
-      return out;
-    };
+    const before = snapshotInputs(req);
+    const changed = () => inputChanges(req, before);
     let pending;
     try {
       pending = impl[op](req);
@@ -117,36 +112,17 @@ interface Description {
   name: string;
   profile: BatchNormImplementation['profile'];
   dtypes: BatchNormImplementation['dtypes'];
+  precisions?: BatchNormImplementation['precisions'];
   axes?: BatchNormImplementation['axes'];
   accumulation?: BatchNormImplementation['accumulation'];
   ops: Op[];
-}
-
-/** Write the worker's view of modified inputs back into the harness's request. */
-function applyChanges(req: AnyRequest, changed: Record<string, Uint8Array | number[] | null> | undefined): void {
-  if (!changed) return;
-  const r = req as unknown as Record<string, unknown>;
-  for (const [k, v] of Object.entries(changed)) {
-    if (k === 'shape') {
-      if (Array.isArray(v)) req.shape.splice(0, req.shape.length, ...v);
-      else req.shape.push(NaN); // replaced by a non-array: make the harness see a changed shape
-      continue;
-    }
-    const target = r[k];
-    if (!ArrayBuffer.isView(target)) continue;
-    const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
-    if (v instanceof Uint8Array && v.length === bytes.length) bytes.set(v);
-    else bytes[0] = bytes[0]! ^ 0xff; // resized or replaced: flip a byte so the check names it
-  }
 }
 
 /** Load `modulePath` in a worker thread and return a proxy implementation. */
 export async function createIsolatedImplementation(modulePath: string, options: IsolateOptions = {}): Promise<IsolatedImplementation> {
   const url = pathToFileURL(resolve(process.cwd(), modulePath)).href;
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const maxRestarts = options.maxRestarts ?? 10;
-  const events: string[] = [];
-  let restarts = 0;
+  const budget = new RestartBudget('worker', options.maxRestarts ?? DEFAULT_MAX_RESTARTS, (m) => fault('worker-gave-up', m));
   let nextId = 1;
   let worker: Worker | undefined;
   let ready: Promise<Description> | undefined;
@@ -161,7 +137,7 @@ export async function createIsolatedImplementation(modulePath: string, options: 
       w.removeAllListeners('message');
       void w.terminate();
     }
-    if (why) events.push(why);
+    budget.note(why);
   };
 
   const start = (): Promise<Description> => {
@@ -169,15 +145,16 @@ export async function createIsolatedImplementation(modulePath: string, options: 
     w.unref();
     worker = w;
     ready = new Promise<Description>((res, rej) => {
-      w.on('message', (m: { type?: string; desc?: Description; message?: string; id?: number; kind?: string; result?: unknown; changed?: Record<string, Uint8Array | null> }) => {
+      w.on('message', (m: { type?: string; desc?: Description; message?: string; id?: number; kind?: string; result?: unknown; changed?: string[] }) => {
         if (m.type === 'ready') return res(m.desc!);
         if (m.type === 'load-error') return rej(new UsageError(`cannot load ${modulePath}: ${m.message}`));
         const p = pending;
         if (!p || m.id !== p.id) return;
         pending = undefined;
         clearTimeout(p.timer);
-        applyChanges(p.req, m.changed);
-        if (m.kind === 'ok') p.resolve(m.result);
+        // a mutation outranks whatever else happened, as in process
+        if (m.changed?.length) p.reject(new ContractFault('input-mutated', `${p.op} modified its input ${m.changed.join(', ')}`));
+        else if (m.kind === 'ok') p.resolve(m.result);
         else if (m.kind === 'threw') p.reject(new ContractFault('threw', `${p.op} threw ${m.message}`));
         else if (m.kind === 'rejected') p.reject(new Error(m.message));
         else p.reject(fault('not-cloneable', `${p.op} returned a result that cannot be sent between threads: ${m.message}`));
@@ -211,9 +188,7 @@ export async function createIsolatedImplementation(modulePath: string, options: 
     const run = async () => {
       if (closed) throw fault('worker-died', 'the implementation was closed');
       if (!worker) {
-        if (restarts >= maxRestarts) throw fault('worker-gave-up', `the worker was restarted ${restarts} times; no more restarts (faults seen: ${[...new Set(events.map((e) => e.split(':')[0] ?? '').filter((n) => !n.startsWith('restarted')))].join(', ')})`);
-        restarts++;
-        events.push(`restarted the worker (restart ${restarts})`);
+        budget.restart();
         start();
       }
       try {
@@ -253,12 +228,13 @@ export async function createIsolatedImplementation(modulePath: string, options: 
     name: desc.name,
     profile: desc.profile,
     dtypes: desc.dtypes,
+    ...(desc.precisions !== undefined ? { precisions: desc.precisions } : {}),
     ...(desc.axes !== undefined ? { axes: desc.axes } : {}),
     ...(desc.accumulation !== undefined ? { accumulation: desc.accumulation } : {}),
     get restarts() {
-      return restarts;
+      return budget.restarts;
     },
-    events,
+    events: budget.events,
     async close() {
       closed = true;
       stop('');

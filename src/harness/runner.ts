@@ -11,11 +11,15 @@ import type { Fixture } from '../fixtures/load.js';
 import { accumulationFor } from '../compare.js';
 import { planCases, type PlannedCase } from '../checks/index.js';
 import type { CheckSpec } from '../checks/spec.js';
-import { UsageError } from '../errors.js';
+import { InternalError, UsageError } from '../errors.js';
+import { accumulationOf, describeAccumulation, validateImplementation } from '../declaration.js';
+import { idMatcher, requireMatches } from './filters.js';
+import { createIsolatedImplementation, type IsolatedImplementation } from './isolate.js';
 import { resolveProfile } from '../profiles.js';
-import { callImplementation, supportedOps } from './call.js';
+import { callImplementation, inProcessBudget, supportedOps } from './call.js';
+import type { RestartBudget } from './restarts.js';
 import { checkSeed, failureOf, type CheckContext } from './check.js';
-import { REPORT_SCHEMA_VERSION, type CheckResult, type ConformanceReport } from './types.js';
+import { REPORT_SCHEMA_VERSION, type AccumulationRecord, type CheckResult, type ConformanceReport } from './types.js';
 
 export const DEFAULT_RUNS = 25;
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -34,9 +38,16 @@ export interface ConformanceOptions {
   runs?: number;
   /** The run's seed; random (and reported) when absent. */
   seed?: number;
-  /** ID patterns: `*` matches anything; a pattern without `*` matches that ID or its sub-IDs. */
+  /**
+   * ID patterns (src/harness/filters.ts): `*` matches anything; a pattern without `*` matches
+   * that ID or any ID continuing it at ':' or ';'. A pattern that matches no planned check is a
+   * NoMatchError (a UsageError).
+   */
   only?: string[];
   skip?: string[];
+  /** Patterns from a skips file: skipped like `skip`, but one matching nothing is only a warning (onWarning). */
+  skipsFile?: string[];
+  onWarning?(message: string): void;
   /** Per call. */
   timeoutMs?: number;
   /** Replay one failure: the fast-check path printed with it (use with only = [its ID]). */
@@ -59,34 +70,36 @@ export function packageVersion(): string {
   }
 }
 
-/** Compile an ID pattern. */
-export function idMatcher(pattern: string): (id: string) => boolean {
-  const p = pattern.trim();
-  if (p.includes('*')) {
-    const re = new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-    return (id) => re.test(id);
+export { idMatcher };
+
+/** What the report records about accumulation: per declared dtype, the bounds' assumption and whether it was declared. */
+export function accumulationReport(impl: BatchNormImplementation): AccumulationRecord {
+  const out: AccumulationRecord = {};
+  for (const d of impl.dtypes) {
+    const { info, declared } = accumulationOf(impl, d);
+    out[d] = { ...info, declared, description: `${describeAccumulation(info)}${declared ? '' : ' (not declared: assumed)'}` };
   }
-  return (id) => id === p || id.startsWith(`${p}:`);
+  return out;
 }
 
-function validateImplementation(impl: unknown): asserts impl is BatchNormImplementation {
-  if (typeof impl !== 'object' || impl === null) throw new UsageError('the implementation must be an object (see the contract: name, profile, dtypes, ops)');
-  const i = impl as Partial<BatchNormImplementation>;
-  const problems: string[] = [];
-  if (typeof i.name !== 'string' || !i.name) problems.push('name must be a non-empty string');
-  if (!Array.isArray(i.dtypes) || i.dtypes.length === 0 || i.dtypes.some((d) => d !== 'float32' && d !== 'float64')) {
-    problems.push(`dtypes must be a non-empty array of 'float32' | 'float64'`);
+/**
+ * The cases a run executes. --only / --skip patterns that match no planned case are a usage
+ * error (NoMatchError, with the closest IDs); skips-file patterns skip too but may match nothing
+ * (a shared file names checks other implementations plan), reported through `warn`.
+ */
+export function selectCases(
+  cases: PlannedCase[],
+  options: Pick<ConformanceOptions, 'only' | 'skip' | 'skipsFile' | 'shard'>,
+  warn: (message: string) => void = () => undefined,
+): PlannedCase[] {
+  const ids = cases.map((c) => c.def.id);
+  requireMatches('--only', options.only ?? [], ids);
+  requireMatches('--skip', options.skip ?? [], ids);
+  for (const pattern of options.skipsFile ?? []) {
+    if (!ids.some(idMatcher(pattern))) warn(`skips file entry "${pattern}" matches no check`);
   }
-  if (i.axes !== undefined && !['first', 'last', 'any'].includes(i.axes)) problems.push(`axes must be 'first', 'last' or 'any'`);
-  if (!['forwardTrain', 'forwardInfer', 'backward'].some((op) => typeof (i as Record<string, unknown>)[op] === 'function')) {
-    problems.push('it implements none of forwardTrain, forwardInfer, backward');
-  }
-  if (problems.length) throw new UsageError(`invalid implementation ${JSON.stringify(i.name ?? '')}: ${problems.join('; ')}`);
-}
-
-export function selectCases(cases: PlannedCase[], options: Pick<ConformanceOptions, 'only' | 'skip' | 'shard'>): PlannedCase[] {
   const only = (options.only ?? []).map(idMatcher);
-  const skip = (options.skip ?? []).map(idMatcher);
+  const skip = [...(options.skip ?? []), ...(options.skipsFile ?? [])].map(idMatcher);
   let selected = cases.filter((c) => (only.length === 0 || only.some((m) => m(c.def.id))) && !skip.some((m) => m(c.def.id)));
   if (options.shard) {
     const { index, count } = options.shard;
@@ -96,8 +109,9 @@ export function selectCases(cases: PlannedCase[], options: Pick<ConformanceOptio
 }
 
 /** One case per golden fixture that applies; each step goes through the guarded call. */
-function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number): PlannedCase[] {
-  const call = (f: Fixture) => (op: Op, req: AnyRequest) => callImplementation(impl, op, req, f.dtype, { timeoutMs });
+function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number, budget?: RestartBudget): PlannedCase[] {
+  const call = (f: Fixture) => (op: Op, req: AnyRequest) =>
+    callImplementation(impl, op, req, { dtype: f.dtype, paramDtype: f.paramDtype }, { timeoutMs, ...(budget ? { budget } : {}) });
   return goldenCases(impl, { profile, call }).map((g) => {
     const f = g.fixture;
     const axis = f.axis === 1 ? 'first' : f.axis === f.shape.length - 1 ? 'last' : 'other';
@@ -105,11 +119,11 @@ function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: 
       family: 'golden',
       name: f.name,
       title: g.description,
-      needs: [],
+      // every op the fixture replays: a kernel lacking one is "not supported", never passed on the others
+      needs: [...new Set(f.steps.map((s) => s.op))],
       run: async () => {
-        const ops = [...new Set(f.steps.map((s) => s.op))];
         const out = await g.run();
-        if (out.unsupported.length === ops.length) return { status: 'not-supported', reason: out.message };
+        if (out.unsupported.length) throw new InternalError(`golden case ${g.id} ran without ${out.unsupported.join(', ')}, which its needs declare`);
         if (out.ok) return { status: 'pass', numRuns: f.steps.length };
         const w = out.worst;
         return {
@@ -123,40 +137,73 @@ function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: 
         };
       },
     };
-    return { spec, dtype: f.dtype, axis, def: { id: g.id, family: 'golden', title: g.description, needs: [], run: spec.run } } satisfies PlannedCase;
+    return { spec, dtype: f.dtype, paramDtype: f.paramDtype, axis, def: { id: g.id, family: 'golden', title: g.description, needs: spec.needs, run: spec.run } } satisfies PlannedCase;
   });
 }
 
-export async function runConformance(impl: BatchNormImplementation, options: ConformanceOptions = {}): Promise<ConformanceReport> {
+/**
+ * Validate the declaration and plan the run: every case (golden ones included unless
+ * golden: false), then the selection (filters, shard). The vitest suite plans with this too, so
+ * its tests are exactly the run's cases and a filter matching nothing fails the same way.
+ */
+export function planRun(impl: BatchNormImplementation, options: ConformanceOptions = {}, budget?: RestartBudget): { profile: Profile; cases: PlannedCase[] } {
   validateImplementation(impl);
   const profile = resolveProfile(options.profile ?? impl.profile);
+  const planned = planCases(impl, undefined, options.extraChecks ?? []);
+  if (options.golden !== false) planned.push(...goldenPlan(impl, profile, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, budget));
+  return { profile, cases: selectCases(planned, options, options.onWarning) };
+}
+
+/**
+ * Run the conformance checks. `impl` is an implementation object (called in this process, each
+ * call's synchronous part under the watchdog of src/harness/call.ts) or a module path, which is
+ * loaded in a worker thread exactly as the CLI does (a busy loop anywhere, a crash or
+ * process.exit cannot take the run down) and closed when the run ends.
+ */
+export async function runConformance(impl: BatchNormImplementation | string, options: ConformanceOptions = {}): Promise<ConformanceReport> {
+  if (typeof impl === 'string') {
+    const isolated: IsolatedImplementation = await createIsolatedImplementation(impl, { timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+    try {
+      return await runConformance(isolated, options);
+    } finally {
+      await isolated.close();
+    }
+  }
+  // one give-up rule for the run when the object is called in this process; the worker and
+  // --exec proxies (they count `restarts` themselves) apply the same rule to their own process
+  const budget = typeof impl === 'object' && impl !== null && 'restarts' in impl ? undefined : inProcessBudget();
+  const { profile, cases } = planRun(impl, options, budget);
   const runs = options.runs ?? DEFAULT_RUNS;
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`runs must be a positive integer, got ${runs}`);
   const seed = options.seed ?? (Math.random() * 2 ** 31) | 0;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
   const ops = supportedOps(impl);
-  const planned = planCases(impl, undefined, options.extraChecks ?? []);
-  if (options.golden !== false) planned.push(...goldenPlan(impl, profile, timeoutMs));
-  const cases = selectCases(planned, options);
+  const callOpts = { timeoutMs, ...(budget ? { budget } : {}) };
   const results: CheckResult[] = [];
 
   for (const [index, planned] of cases.entries()) {
-    const { def, dtype, axis } = planned;
+    const { def, dtype, paramDtype, axis } = planned;
     options.onProgress?.({ index, total: cases.length, id: def.id });
     const t0 = Date.now();
     const caseSeed = checkSeed(seed, def.id);
+    // a check may call only the ops it declares: what `needs` says is what makes it "not supported"
+    const declared = new Set<Op>([...def.needs, ...(def.uses ?? [])]);
     const ctx: CheckContext = {
       impl,
       profile,
       dtype,
+      paramDtype,
       axis,
       accumulation: accumulationFor(impl, dtype),
       runs,
       seed: caseSeed,
       timeoutMs,
       ...(options.replayPath ? { path: options.replayPath } : {}),
-      call: (op, req) => callImplementation(impl, op, req, dtype, { timeoutMs }) as never,
+      call: (op, req) => {
+        if (!declared.has(op)) return Promise.reject(new InternalError(`check ${def.id} called ${op}, which it does not declare (needs: [${def.needs.join(', ')}], uses: [${(def.uses ?? []).join(', ')}])`));
+        return callImplementation(impl, op, req, { dtype, paramDtype }, callOpts) as never;
+      },
     };
     const base = { id: def.id, family: def.family, title: def.title };
     let result: CheckResult;
@@ -193,7 +240,7 @@ export async function runConformance(impl: BatchNormImplementation, options: Con
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     tool: { name: 'bn-conformance', version: packageVersion() },
-    implementation: { name: impl.name, dtypes: impl.dtypes, axes: impl.axes ?? 'any', ops },
+    implementation: { name: impl.name, dtypes: impl.dtypes, axes: impl.axes ?? 'any', ops, accumulation: accumulationReport(impl) },
     profile,
     options: {
       runs,

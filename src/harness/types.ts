@@ -4,7 +4,7 @@
  * incompatible change.
  */
 import type { ElementReport } from '../compare.js';
-import type { DType, Op, Profile } from '../contract.js';
+import type { AccumulationInfo, DType, Op, Profile } from '../contract.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -24,7 +24,14 @@ export interface Counterexample {
   shape?: number[];
   axis?: number;
   dtype?: DType;
+  /** Mixed precision only: the per-channel arrays' dtype. */
+  paramDtype?: DType;
   request?: Record<string, unknown>;
+  /**
+   * Every request the case sent, in order, when it sent more than one (a two-call check shows
+   * both; `op`/`request` above are the last of them). Added in 0.2.0.
+   */
+  requests?: Array<{ op: Op; request: Record<string, unknown> }>;
   /** Free-form, for checks whose counterexample is a sequence (running statistics). */
   script?: string;
 }
@@ -59,10 +66,17 @@ export interface CheckResult {
   failure?: CheckFailure;
 }
 
+/**
+ * Per declared dtype, the accumulation every bound of the run was derived from (added in 0.2.0;
+ * schema version 1 unchanged, the field is new): the declared AccumulationInfo, or the
+ * assumption (sequential sums in the dtype) with `declared: false`.
+ */
+export type AccumulationRecord = Partial<Record<DType, AccumulationInfo & { declared: boolean; description: string }>>;
+
 export interface ConformanceReport {
   schemaVersion: number;
   tool: { name: 'bn-conformance'; version: string };
-  implementation: { name: string; dtypes: DType[]; axes: string; ops: Op[] };
+  implementation: { name: string; dtypes: DType[]; axes: string; ops: Op[]; accumulation?: AccumulationRecord };
   profile: Profile;
   options: { runs: number; seed: number; only: string[]; skip: string[]; timeoutMs: number; shard?: string };
   startedAt: string;

@@ -9,12 +9,17 @@
  * The whole run happens once (in beforeAll); each check is then an `it` that fails with the
  * report's failure block (formatFailure) as its message, and a skipped or not-supported check is
  * an `it.skip` whose title carries the reason. vitest is a peer dependency of this entry point.
+ *
+ * Time limits: every call's synchronous part runs under the in-process watchdog (a synchronous
+ * busy loop becomes a `timeout` failure, src/harness/call.ts). For the full guarantee (a busy
+ * loop after an await, native code, process.exit), isolate the module in a worker:
+ *
+ *   defineConformanceSuite(await createIsolatedImplementation('./src/my-bn.js'), { seed: 1 });
  */
-import { beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { BatchNormImplementation } from '../contract.js';
-import { planCases } from '../checks/index.js';
 import { formatFailure } from './format.js';
-import { runConformance, selectCases, type ConformanceOptions } from './runner.js';
+import { planRun, runConformance, type ConformanceOptions } from './runner.js';
 import type { ConformanceReport } from './types.js';
 
 export interface SuiteOptions extends ConformanceOptions {
@@ -27,8 +32,13 @@ export interface SuiteOptions extends ConformanceOptions {
 export function defineConformanceSuite(impl: BatchNormImplementation, options: SuiteOptions = {}): void {
   const { title, runTimeoutMs, ...conf } = options;
   // the check IDs are known without running anything, so vitest can list one test per check
-  const ids = selectCases(planCases(impl, undefined, conf.extraChecks ?? []), conf).map((c) => c.def.id);
+  // (golden cases share one test below); a filter that matches nothing throws here, as in the CLI
+  const ids = planRun(impl, conf).cases.filter((c) => c.def.family !== 'golden').map((c) => c.def.id);
   describe(title ?? `bn-conformance: ${impl.name}`, () => {
+    // an isolated implementation (createIsolatedImplementation) is closed with the suite
+    afterAll(async () => {
+      await (impl as { close?: () => Promise<void> }).close?.();
+    });
     let report: ConformanceReport | undefined;
     let runError: unknown;
     beforeAll(async () => {

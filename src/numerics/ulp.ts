@@ -1,16 +1,17 @@
 /**
- * Units in the last place, for float32 and float64, and a bit-exact float32 ULP distance
+ * Units in the last place, for every dtype, and a bit-exact float32 ULP distance
  * (fast-check's floatToIndex idea: consecutive floats map to consecutive integers).
  */
 import type { DType } from '../contract.js';
 
 /** Unit roundoff u (half the machine epsilon): the relative error of one correct rounding. */
 export function unitRoundoff(dtype: DType): number {
-  return dtype === 'float32' ? 2 ** -24 : 2 ** -53;
+  return UNIT_ROUNDOFF[dtype];
 }
+const UNIT_ROUNDOFF: Record<DType, number> = { float32: 2 ** -24, float64: 2 ** -53, float16: 2 ** -11, bfloat16: 2 ** -8 };
 
-const MIN_NORMAL: Record<DType, number> = { float32: 2 ** -126, float64: 2 ** -1022 };
-const MANTISSA_BITS: Record<DType, number> = { float32: 23, float64: 52 };
+const MIN_NORMAL: Record<DType, number> = { float32: 2 ** -126, float64: 2 ** -1022, float16: 2 ** -14, bfloat16: 2 ** -126 };
+const MANTISSA_BITS: Record<DType, number> = { float32: 23, float64: 52, float16: 10, bfloat16: 7 };
 
 /** The spacing of dtype floats at |x| (the ULP of x); subnormal spacing below the normal range. */
 export function ulp(x: number, dtype: DType = 'float64'): number {

@@ -7,6 +7,7 @@
  */
 import { all, type BigNumber, create } from 'mathjs';
 import type { BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Profile } from '../contract.js';
+import { numericRequest } from '../dtypes.js';
 import { SingleValuePerChannelError } from '../errors.js';
 import { layoutOf, validateRequest } from '../layout.js';
 import { effectiveEps, emaWeights, runningVarFactor } from '../profiles.js';
@@ -91,8 +92,9 @@ function stats(x: Big[], idx: number[]): { mean: Big; variance: Big } {
 
 const toBig = (a: ArrayLike<number>): Big[] => Array.from(a, exactBig);
 
-export function oracleForwardTrain(profile: Profile, req: ForwardTrainRequest): OracleTrain {
-  const { layout } = validateRequest('forwardTrain', req);
+export function oracleForwardTrain(profile: Profile, request: ForwardTrainRequest): OracleTrain {
+  const { layout } = validateRequest('forwardTrain', request);
+  const req = numericRequest(request); // half bit patterns decoded (exactly); float32/float64 as numbers
   if (layout.m === 1 && profile.singleValue === 'error') throw new SingleValuePerChannelError(1, req.shape, req.axis);
   const x = toBig(req.x);
   const eps = exactBig(effectiveEps(profile, req.eps));
@@ -122,8 +124,9 @@ export function oracleForwardTrain(profile: Profile, req: ForwardTrainRequest): 
   return { y, mean, variance, runningMean, runningVar };
 }
 
-export function oracleForwardInfer(profile: Profile, req: ForwardInferRequest): { y: Big[] } {
-  const { layout } = validateRequest('forwardInfer', req);
+export function oracleForwardInfer(profile: Profile, request: ForwardInferRequest): { y: Big[] } {
+  const { layout } = validateRequest('forwardInfer', request);
+  const req = numericRequest(request); // half bit patterns decoded (exactly); float32/float64 as numbers
   const x = toBig(req.x);
   const eps = exactBig(effectiveEps(profile, req.eps));
   const y: Big[] = new Array(layout.numel);
@@ -147,8 +150,9 @@ export interface OracleBackward {
   dxScale: Big[];
 }
 
-export function oracleBackward(profile: Profile, req: BackwardRequest): OracleBackward {
-  const { layout } = validateRequest('backward', req);
+export function oracleBackward(profile: Profile, request: BackwardRequest): OracleBackward {
+  const { layout } = validateRequest('backward', request);
+  const req = numericRequest(request); // half bit patterns decoded (exactly); float32/float64 as numbers
   if (req.training && layout.m === 1 && profile.singleValue === 'error') throw new SingleValuePerChannelError(1, req.shape, req.axis);
   const x = toBig(req.x);
   const dy = toBig(req.dy);

@@ -12,8 +12,13 @@
  * - The variance is the corrected two-pass form (Sum d^2 - (Sum d)^2 / m) / m with compensated
  *   sums; a constant channel is detected exactly (min = max) and gets mean = x, variance = 0.
  * - float32 requests are computed on the exact float64 values of the inputs and rounded once.
+ * - float16 / bfloat16 (Uint16Array bit patterns) likewise: inputs decoded exactly, every output
+ *   rounded once to its own dtype (y, dx: dtype; the per-channel outputs: paramDtype), pure or mixed.
  */
+import { numericRequest, toTyped } from '../dtypes.js';
+import { isHalf } from '../numerics/half.js';
 import type {
+  AnyRequest,
   Arr,
   BackwardRequest,
   BackwardResult,
@@ -23,6 +28,7 @@ import type {
   ForwardInferResult,
   ForwardTrainRequest,
   ForwardTrainResult,
+  Precision,
   Profile,
   ProfileName,
 } from '../contract.js';
@@ -101,21 +107,40 @@ export function channelStats(x: ArrayLike<number>, layout: Layout): ChannelStats
 }
 
 function copyRounded(dtype: DType, values: Float64Array): Arr {
-  return dtype === 'float32' ? Float32Array.from(values) : values;
+  return dtype === 'float64' ? values : toTyped(dtype, values);
 }
+
+/** Half arrays decoded to float64 numbers (exact); float32 / float64 requests as they are. */
+function asNumbers<R extends AnyRequest>(req: R, dtype: DType, paramDtype: DType): R {
+  return isHalf(dtype) || isHalf(paramDtype) ? numericRequest(req) : req;
+}
+
+/** Every precision the reference takes: each dtype pure, and half activations with float32 parameters. */
+export const REFERENCE_PRECISIONS: Precision[] = [
+  { dtype: 'float32', paramDtype: 'float32' },
+  { dtype: 'float64', paramDtype: 'float64' },
+  { dtype: 'float16', paramDtype: 'float32' },
+  { dtype: 'bfloat16', paramDtype: 'float32' },
+  { dtype: 'float16', paramDtype: 'float16' },
+  { dtype: 'bfloat16', paramDtype: 'bfloat16' },
+];
 
 export interface ReferenceOptions {
   /** Name shown in reports; default 'reference'. */
   name?: string;
+  /** Precisions to declare (checked against); default REFERENCE_PRECISIONS, all of them. */
+  precisions?: Precision[];
 }
 
 /** The float64 compensated reference implementation of the contract. */
 export function createReference(profile?: ProfileName | Profile, options: ReferenceOptions = {}): BatchNormImplementation {
   const p = resolveProfile(profile);
+  const precisions = options.precisions ?? REFERENCE_PRECISIONS;
   return {
     name: options.name ?? 'reference',
     profile: p,
-    dtypes: ['float32', 'float64'],
+    dtypes: [...new Set(precisions.map((q) => q.dtype))],
+    precisions,
     axes: 'any',
     accumulation: { dtype: 'float64', order: 'sequential' },
     forwardTrain: (req) => referenceForwardTrain(p, req),
@@ -124,8 +149,9 @@ export function createReference(profile?: ProfileName | Profile, options: Refere
   };
 }
 
-export function referenceForwardTrain(profile: Profile, req: ForwardTrainRequest): ForwardTrainResult {
-  const { layout, dtype } = validateRequest('forwardTrain', req);
+export function referenceForwardTrain(profile: Profile, request: ForwardTrainRequest): ForwardTrainResult {
+  const { layout, dtype, paramDtype } = validateRequest('forwardTrain', request);
+  const req = asNumbers(request, dtype, paramDtype);
   if (layout.m === 1 && profile.singleValue === 'error') throw new SingleValuePerChannelError(1, req.shape, req.axis);
   const eps = effectiveEps(profile, req.eps);
   const stats = channelStats(req.x, layout);
@@ -151,15 +177,16 @@ export function referenceForwardTrain(profile: Profile, req: ForwardTrainRequest
   }
   return {
     y: copyRounded(dtype, y),
-    mean: copyRounded(dtype, mean),
-    variance: copyRounded(dtype, stats.variance),
-    runningMean: copyRounded(dtype, runningMean),
-    runningVar: copyRounded(dtype, runningVar),
+    mean: copyRounded(paramDtype, mean),
+    variance: copyRounded(paramDtype, stats.variance),
+    runningMean: copyRounded(paramDtype, runningMean),
+    runningVar: copyRounded(paramDtype, runningVar),
   };
 }
 
-export function referenceForwardInfer(profile: Profile, req: ForwardInferRequest): ForwardInferResult {
-  const { layout, dtype } = validateRequest('forwardInfer', req);
+export function referenceForwardInfer(profile: Profile, request: ForwardInferRequest): ForwardInferResult {
+  const { layout, dtype, paramDtype } = validateRequest('forwardInfer', request);
+  const req = asNumbers(request, dtype, paramDtype);
   const eps = effectiveEps(profile, req.eps);
   const y = new Float64Array(layout.numel);
   for (let c = 0; c < layout.channels; c++) {
@@ -174,8 +201,9 @@ export function referenceForwardInfer(profile: Profile, req: ForwardInferRequest
   return { y: copyRounded(dtype, y) };
 }
 
-export function referenceBackward(profile: Profile, req: BackwardRequest): BackwardResult {
-  const { layout, dtype } = validateRequest('backward', req);
+export function referenceBackward(profile: Profile, request: BackwardRequest): BackwardResult {
+  const { layout, dtype, paramDtype } = validateRequest('backward', request);
+  const req = asNumbers(request, dtype, paramDtype);
   if (req.training && layout.m === 1 && profile.singleValue === 'error') throw new SingleValuePerChannelError(1, req.shape, req.axis);
   const eps = effectiveEps(profile, req.eps);
   const dx = new Float64Array(layout.numel);
@@ -215,5 +243,5 @@ export function referenceBackward(profile: Profile, req: BackwardRequest): Backw
       });
     }
   }
-  return { dx: copyRounded(dtype, dx), dgamma: copyRounded(dtype, dgamma), dbeta: copyRounded(dtype, dbeta) };
+  return { dx: copyRounded(dtype, dx), dgamma: copyRounded(paramDtype, dgamma), dbeta: copyRounded(paramDtype, dbeta) };
 }

@@ -6,7 +6,7 @@
  * The report itself carries only each failing check's worst element, so the error distribution
  * comes from `sampleErrorRatios` (the CLI samples the implementation directly and passes it in).
  */
-import { formatFailure } from '../harness/format.js';
+import { accumulationLine, formatFailure } from '../harness/format.js';
 import type { CheckResult, ConformanceReport } from '../harness/types.js';
 import { type ErrorRatioSample, errorRatioPlot } from './error-ratios.js';
 import { escapeXml as esc } from './svg.js';
@@ -81,6 +81,7 @@ export function formatHtml(report: ConformanceReport, opts: HtmlOptions = {}): s
 <table>
 <tr><th>implementation</th><td>${esc(impl.name)} [${esc(impl.dtypes.join(', '))}; axes ${esc(impl.axes)}; ops ${esc(impl.ops.join(', ') || 'none')}]</td></tr>
 <tr><th>profile</th><td>${esc(p.name)} (momentum ${esc(p.momentum)}, default ${p.defaultMomentum}; running variance ${esc(p.runningVar)}; eps ${p.defaultEps}; m = 1 ${esc(p.singleValue)})</td></tr>
+<tr><th>accumulation</th><td id="accumulation">${esc(accumulationLine(report))}</td></tr>
 <tr><th>run</th><td>seed ${o.seed}, ${o.runs} runs per property, call time limit ${o.timeoutMs} ms${o.shard ? `, shard ${esc(o.shard)}` : ''}${o.only.length ? `, only ${esc(o.only.join(','))}` : ''}${o.skip.length ? `, skip ${esc(o.skip.join(','))}` : ''}</td></tr>
 </table>
 <h2>Error distribution</h2>

@@ -6,6 +6,7 @@
 import { UsageError } from '../errors.js';
 import type { Topic } from './common.js';
 import { eps } from './topics/eps.js';
+import { halfPrecision } from './topics/half-precision.js';
 import { momentum } from './topics/momentum.js';
 import { oneBatch } from './topics/one-batch.js';
 import { onePass } from './topics/one-pass.js';
@@ -20,7 +21,7 @@ export { sampleErrorRatios, errorRatioPlot, binRatios, RATIO_EDGES, type ErrorRa
 export { linePlot, histogram, type PlotSpec, type HistogramSpec, type Series } from './svg.js';
 export { formatHtml, type HtmlOptions } from './html.js';
 
-export const TOPICS: Topic<any>[] = [oneBatch, tinyBatches, eps, onePass, momentum, runningVariance, trainVsInfer, toleranceTopic];
+export const TOPICS: Topic<any>[] = [oneBatch, tinyBatches, eps, onePass, momentum, runningVariance, trainVsInfer, toleranceTopic, halfPrecision];
 
 export function findTopic(id: string): Topic<any> {
   const t = TOPICS.find((x) => x.id === id);

@@ -25,6 +25,7 @@ import { validateRequest, type Layout } from '../../layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../profiles.js';
 import * as ts from './ts-engine.js';
 import * as wasm from './wasm-engine.js';
+import { withHalfActivations } from './half.js';
 import { TINY_NUMEL, tinyAffine, tinyDx, tinyForwardTrain, tinyGradSums, tinyStats } from './tiny.js';
 
 export type CpuEngineName = 'ts' | 'wasm';
@@ -175,7 +176,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     return { dx, dgamma, dbeta };
   }
 
-  return {
+  // float16 / bfloat16 activations with float32 parameters: converted at the boundary (./half.ts)
+  return withHalfActivations({
     name: 'cpu-f32',
     profile: resolved,
     dtypes: ['float32'],
@@ -184,5 +186,5 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     forwardTrain,
     forwardInfer,
     backward,
-  };
+  });
 }

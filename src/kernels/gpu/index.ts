@@ -229,7 +229,8 @@ export async function gpuAvailability(mode: GpuMode = 'headlessgl'): Promise<Gpu
   try {
     gpu = new mod.GPU({ mode });
     const k = gpu.createKernel(S.copyKernel, { output: [4], precision: 'single', tactic: 'precision' });
-    const out = k(new Float32Array([1.5, -2.25, 3e-8, 16777215]));
+    // gpu.js's webgpu kernels return a Promise (readback is mapAsync); the GL ones a value
+    const out = await k(new Float32Array([1.5, -2.25, 3e-8, 16777215]));
     const ran = k.kernel;
     const ok = expectedClass(mod, mode);
     const kernelClass = ran?.constructor?.name ?? 'unknown';
@@ -435,19 +436,19 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
    * The binary tree over tile sums: ceil(log2 T) passes, alternating two kernels (ping-pong) so
    * that no kernel reads the texture it writes; returns the texture with the totals in column 0.
    */
-  function tree(a: KernelShortcut, b: KernelShortcut, p: any, T: number): any {
+  async function tree(a: KernelShortcut, b: KernelShortcut, p: any, T: number): Promise<any> {
     let n = T;
     let cur = p;
     let useA = true;
     while (n > 1) {
-      cur = run(useA ? a : b, 'pairSum', cur, n);
+      cur = await run(useA ? a : b, 'pairSum', cur, n);
       useA = !useA;
       n = Math.ceil(n / 2);
     }
     return cur;
   }
 
-  function serialize<T>(f: () => T): Promise<T> {
+  function serialize<T>(f: () => T | Promise<T>): Promise<T> {
     // One GL context: calls run one at a time, in order.
     const next = chain.then(async () => {
       await init();
@@ -462,7 +463,8 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
     if (dtype !== 'float32') throw new UnsupportedDTypeError(dtype, ['float32']);
   }
 
-  function timed<T>(f: (mark: (phase: 'upload' | 'passes') => void) => T): T {
+  /** Runs f and records its phases; f is async because gpu.js's webgpu kernels return Promises. */
+  async function timed<T>(f: (mark: (phase: 'upload' | 'passes') => void) => Promise<T>): Promise<T> {
     const t0 = now();
     let tUp = t0;
     let tPass = t0;
@@ -470,7 +472,7 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
       if (phase === 'upload') tUp = now();
       else tPass = now();
     };
-    const r = f(mark);
+    const r = await f(mark);
     const t1 = now();
     if (options.timings) {
       impl.lastTimings = {
@@ -487,6 +489,9 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
   const impl: GpuImplementation = {
     name: implName(mode),
     profile: prof,
+    // float32 only: no half precision (0.2.0). gpu.js has no 16-bit textures to read a Uint16Array
+    // of float16 / bfloat16 patterns from; a half request is refused with UnsupportedDTypeError
+    // (requireF32), and without `precisions` the harness plans no half case for this kernel.
     dtypes: ['float32'],
     axes: 'any',
     mode,
@@ -500,21 +505,21 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
       const eps = effectiveEps(prof, req.eps);
       const { keep, take } = emaWeights(prof, req.momentum);
       return serialize(() =>
-        timed((mark) => {
+        timed(async (mark) => {
           const p = planFor('forwardTrain', L);
           const k = p.kernels;
-          const xt = run(k.copyX, 'copy', req.x);
+          const xt = await run(k.copyX, 'copy', req.x);
           finish(k.copyX);
           mark('upload');
-          const s1 = run(k.sum, 'partialShiftedSum', xt);
-          const sums = tree(k.pairA, k.pairB, s1, p.T);
-          const mean = run(k.mean, 'mean', xt, sums);
-          const q1 = run(k.sq, 'partialSquares', xt, mean);
-          const sq = tree(k.pairA, k.pairB, q1, p.T);
-          const stats = run(k.stats, 'stats', mean, sq, req.runningMean, req.runningVar, eps, keep, take);
+          const s1 = await run(k.sum, 'partialShiftedSum', xt);
+          const sums = await tree(k.pairA, k.pairB, s1, p.T);
+          const mean = await run(k.mean, 'mean', xt, sums);
+          const q1 = await run(k.sq, 'partialSquares', xt, mean);
+          const sq = await tree(k.pairA, k.pairB, q1, p.T);
+          const stats = await run(k.stats, 'stats', mean, sq, req.runningMean, req.runningVar, eps, keep, take);
           finish(k.stats);
           mark('passes');
-          const out = run(k.out, 'trainOutput', xt, stats, req.gamma, req.beta) as Float32Array;
+          const out = await run(k.out, 'trainOutput', xt, stats, req.gamma, req.beta) as Float32Array;
           const n = L.numel;
           const C = L.channels;
           return {
@@ -533,11 +538,11 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
       requireF32(dtype);
       const eps = effectiveEps(prof, req.eps);
       return serialize(() =>
-        timed((mark) => {
+        timed(async (mark) => {
           const p = planFor('forwardInfer', L);
           mark('upload');
           mark('passes');
-          const out = run(p.kernels.out, 'inferOutput', req.x, req.gamma, req.beta, req.runningMean, req.runningVar, eps) as Float32Array;
+          const out = await run(p.kernels.out, 'inferOutput', req.x, req.gamma, req.beta, req.runningMean, req.runningVar, eps) as Float32Array;
           return { y: out.slice(0, L.numel) };
         }),
       );
@@ -552,32 +557,32 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
       const eps = effectiveEps(prof, req.eps);
       const training = req.training;
       return serialize(() =>
-        timed((mark) => {
+        timed(async (mark) => {
           const p = planFor(training ? 'backwardTrain' : 'backwardInfer', L);
           const k = p.kernels;
-          const xt = run(k.copyX, 'copy', req.x);
-          const dyt = run(k.copyDy, 'copy', req.dy);
+          const xt = await run(k.copyX, 'copy', req.x);
+          const dyt = await run(k.copyDy, 'copy', req.dy);
           finish(k.copyX);
           mark('upload');
           let stats: any;
           let center: any;
           if (training) {
-            const s1 = run(k.sum, 'partialShiftedSum', xt);
-            const sums = tree(k.pairA, k.pairB, s1, p.T);
-            center = run(k.mean, 'mean', xt, sums);
-            const q1 = run(k.sq, 'partialSquares', xt, center);
-            const sq = tree(k.pairA, k.pairB, q1, p.T);
+            const s1 = await run(k.sum, 'partialShiftedSum', xt);
+            const sums = await tree(k.pairA, k.pairB, s1, p.T);
+            center = await run(k.mean, 'mean', xt, sums);
+            const q1 = await run(k.sq, 'partialSquares', xt, center);
+            const sq = await tree(k.pairA, k.pairB, q1, p.T);
             const zeros = new Float32Array(L.channels);
-            stats = run(k.stats, 'stats', center, sq, zeros, zeros, eps, 0, 0);
+            stats = await run(k.stats, 'stats', center, sq, zeros, zeros, eps, 0, 0);
           } else {
             center = req.runningMean!;
-            stats = run(k.istats, 'inferStats', req.runningMean, req.runningVar, eps);
+            stats = await run(k.istats, 'inferStats', req.runningMean, req.runningVar, eps);
           }
-          const g1 = run(k.grad, 'partialGrad', xt, dyt, center);
-          const G = tree(k.pair2A, k.pair2B, g1, p.T);
+          const g1 = await run(k.grad, 'partialGrad', xt, dyt, center);
+          const G = await tree(k.pair2A, k.pair2B, g1, p.T);
           finish(k.grad);
           mark('passes');
-          const out = run(k.out, 'backwardOutput', xt, dyt, stats, G, req.gamma) as Float32Array;
+          const out = await run(k.out, 'backwardOutput', xt, dyt, stats, G, req.gamma) as Float32Array;
           const n = L.numel;
           const C = L.channels;
           return { dx: out.slice(0, n), dgamma: out.slice(n, n + C), dbeta: out.slice(n + C, n + 2 * C) };

@@ -1,0 +1,113 @@
+/**
+ * What the in-process doors guarantee about time (src/harness/call.ts, the vm watchdog), and
+ * what only the isolation worker does. Each busy loop here is real; a regression hangs the
+ * spec until vitest's own timeout, which is the failure.
+ */
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error plain JavaScript
+import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
+import type { BatchNormImplementation, ForwardTrainRequest } from '../../src/contract.js';
+import { callImplementation, ContractFault } from '../../src/harness/call.js';
+import { runConformance } from '../../src/harness/runner.js';
+
+const ok = createPlainBatchNorm('keras') as BatchNormImplementation;
+const req = (): ForwardTrainRequest => ({
+  x: Float32Array.from([1, 2, 3, 4]),
+  shape: [2, 2],
+  axis: 1,
+  gamma: Float32Array.from([1, 1]),
+  beta: Float32Array.from([0, 0]),
+  eps: 1e-3,
+  momentum: 0.9,
+  runningMean: Float32Array.from([0, 0]),
+  runningVar: Float32Array.from([1, 1]),
+});
+
+describe('in process: the watchdog interrupts synchronous busy loops', () => {
+  it('a loop in a function of this module (defined outside the vm context) is stopped at the limit: fault timeout; the next call works', async () => {
+    let finallyRan = false;
+    let calls = 0;
+    const impl: BatchNormImplementation = {
+      ...ok,
+      name: 'sync-busy-once',
+      forwardTrain(r) {
+        if (calls++ === 0) {
+          try {
+            for (;;) {
+              // a busy loop that even tries to swallow the interruption
+              try {
+                for (;;);
+              } catch {
+                /* not reached: termination cannot be caught */
+              }
+            }
+          } finally {
+            finallyRan = true;
+          }
+        }
+        return ok.forwardTrain!(r);
+      },
+    };
+    const t0 = Date.now();
+    const err = await callImplementation(impl, 'forwardTrain', req(), 'float32', { timeoutMs: 200 }).catch((e: unknown) => e);
+    const ms = Date.now() - t0;
+    expect(err).toBeInstanceOf(ContractFault);
+    expect((err as ContractFault).fault).toBe('timeout');
+    expect((err as Error).message).toMatch(/ran synchronously past 200 ms .* interrupted; its finally blocks did not run/);
+    expect(ms).toBeGreaterThanOrEqual(180);
+    expect(ms).toBeLessThan(5_000);
+    // the state it leaves: its finally block never ran (documented), and this isolate runs on
+    expect(finallyRan).toBe(false);
+    const again = await callImplementation(impl, 'forwardTrain', req(), 'float32', { timeoutMs: 200 });
+    expect(again.y).toHaveLength(4);
+  });
+
+  it('a WebAssembly loop is interrupted too', async () => {
+    // (module (func (export "f") (loop br 0)))
+    const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 9, 1, 7, 0, 3, 64, 12, 0, 11, 11]);
+    const W = (globalThis as unknown as { WebAssembly: { Instance: new (m: unknown) => { exports: Record<string, unknown> }; Module: new (b: Uint8Array) => unknown } }).WebAssembly;
+    const spin = new W.Instance(new W.Module(bytes)).exports.f as () => void;
+    const impl: BatchNormImplementation = { ...ok, name: 'wasm-busy', forwardTrain: () => (spin(), ok.forwardTrain!(req())) };
+    const err = await callImplementation(impl, 'forwardTrain', req(), 'float32', { timeoutMs: 200 }).catch((e: unknown) => e);
+    expect((err as ContractFault).fault).toBe('timeout');
+  });
+
+  it('an error the kernel throws is still "threw", a fast kernel is untouched', async () => {
+    const throws: BatchNormImplementation = { ...ok, name: 'throws', forwardTrain: () => { throw new RangeError('no'); } };
+    const err = await callImplementation(throws, 'forwardTrain', req(), 'float32', { timeoutMs: 200 }).catch((e: unknown) => e);
+    expect((err as ContractFault).fault).toBe('threw');
+    expect((err as ContractFault).cause).toBeInstanceOf(RangeError);
+    const r = await callImplementation(ok, 'forwardTrain', req(), 'float32', { timeoutMs: 200 });
+    expect(Array.from(r.mean!)).toEqual([2, 3]);
+  });
+
+  it('runConformance on an object: a synchronous busy loop fails bn:hygiene:settles with timeout and the run ends', async () => {
+    const busy: BatchNormImplementation = { ...ok, name: 'busy', dtypes: ['float32'], axes: 'first', forwardTrain: () => { for (;;); } };
+    const r = await runConformance(busy, { runs: 1, seed: 1, golden: false, timeoutMs: 60, only: ['bn:hygiene:settles'] });
+    expect(r.ok).toBe(false);
+    expect(r.results[0]!.failure?.fault).toBe('timeout');
+  }, 30_000);
+});
+
+describe('in process: the same give-up rule as the worker and --exec', () => {
+  it('after 5 timed-out calls, later calls fail at once (in-process-gave-up): a kernel that hangs on every call cannot stretch the run to calls x the limit', async () => {
+    const busy: BatchNormImplementation = { ...ok, name: 'always-busy', dtypes: ['float32'], axes: 'first', forwardTrain: () => { for (;;); } };
+    const t0 = Date.now();
+    const r = await runConformance(busy, { runs: 3, seed: 1, golden: false, timeoutMs: 100, only: ['bn:normalization', 'bn:invariance'] });
+    const faults = r.results.map((x) => x.failure?.fault);
+    expect(r.results.length).toBeGreaterThanOrEqual(8);
+    expect(faults.filter((f) => f === 'timeout').length).toBeLessThanOrEqual(5);
+    expect(faults.filter((f) => f === 'in-process-gave-up').length).toBeGreaterThanOrEqual(3);
+    const gaveUp = r.results.find((x) => x.failure?.fault === 'in-process-gave-up')!;
+    expect(gaveUp.failure!.message).toMatch(/the in-process implementation was continued after a fault 5 times; no more restarts \(faults seen: timeout/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  }, 30_000);
+});
+
+describe('a module path: the isolation worker covers what the watchdog cannot', () => {
+  it('runConformance(path) stops a busy loop that runs after an await (fault timeout) and closes its worker', async () => {
+    const r = await runConformance('spec/fixtures/hostile/async-busy-loop.mjs', { runs: 1, seed: 1, golden: false, timeoutMs: 100, only: ['bn:hygiene:settles'] });
+    expect(r.implementation.name).toBe('async-busy-loop');
+    expect(r.results[0]!.failure?.fault).toBe('timeout');
+  }, 30_000);
+});
