@@ -3,7 +3,10 @@
 // any rank and channel axis, float32 and float64. Copy it as a starting point for your own.
 //
 //   npx bn-conformance check examples/plain-bn.mjs                # as Keras
-//   npx bn-conformance check examples/plain-bn.mjs --profile pytorch
+//
+// The default export is the Keras one. For another convention export createPlainBatchNorm('pytorch')
+// from your own module: `--profile pytorch` on this file holds the Keras export to PyTorch's rules,
+// and its running statistics fail them (bn:running-stats:closed-form), as they should.
 
 /** The conventions this file implements; see `bn-conformance explain` for what they mean. */
 const PROFILES = {

@@ -10,6 +10,9 @@
  *   npm run sweep -- --plan campaign [--shard 1/2] [--record /tmp/fa.json]   the campaign
  *   npm run sweep -- --plan ci                                               a small fixed slice
  *   npm run sweep -- --plan campaign --list                                  print the units
+ *   npm run sweep -- --plan campaign --stratum reference-10k --record f      one stratum only
+ *   npm run sweep -- --plan campaign --claims DIR --record w1.json            workers sharing the
+ *       plan through claim files (start several; --done rec.json,… marks units finished elsewhere)
  *   npm run sweep -- --summarize rec1.json rec2.json …                       totals as markdown
  *
  * Plans (seeds: fixed 1..20 plus random ones, drawn once per record and printed):
@@ -20,7 +23,7 @@
  * - large-m: bn:scale alone at --runs 1000 (4 runs per case, each up to m = 1056784).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUILTINS } from '../src/builtins.js';
@@ -43,7 +46,8 @@ interface Implementation {
 function python(module: string): string | undefined {
   if (!existsSync(PYTHON)) return `no python at ${PYTHON} (BN_PYTHON)`;
   try {
-    execFileSync(PYTHON, ['-c', `import ${module}`], { stdio: 'ignore' });
+    // find_spec, not import: importing torch costs tens of CPU seconds on a loaded machine
+    execFileSync(PYTHON, ['-c', `import importlib.util, sys; sys.exit(importlib.util.find_spec('${module}') is None)`], { stdio: 'ignore' });
     return undefined;
   } catch {
     return `python at ${PYTHON} lacks ${module}`;
@@ -74,7 +78,9 @@ const IMPLEMENTATIONS: Implementation[] = [
     xvfb: true,
     available: () => (which('xvfb-run') ? undefined : 'no xvfb-run'),
   },
-  { label: 'plain-js', args: ['examples/plain-bn.mjs'], profiles: ALL_PROFILES, available: () => undefined },
+  // a module claims one profile (its default export's); `--profile P` would hold it to another
+  // convention, not reconfigure it (a first plan did that: 6 correct failures, dropped)
+  { label: 'plain-js', args: ['examples/plain-bn.mjs'], profiles: ['keras'], available: () => undefined },
   {
     label: 'numpy',
     args: ['--exec', `${PYTHON} examples/numpy_adapter.py --profile {profile}`],
@@ -156,7 +162,9 @@ function plan(name: string, randomSeeds: number[]): Unit[] {
     if (round === 0) {
       // 4. large m: the scale family alone at --runs 1000 (4 runs per case, each up to m = 1056784)
       for (const impl of ['cpu-f32', 'cpu-f32-ts', 'cpu-f32-wasm', 'cpu-f32-threads', 'plain-js']) {
-        if (has(impl)) units.push({ stratum: 'large-m', impl, profile: 'pytorch', seed: 200, runs: 1000, only: 'bn:scale' });
+        if (!has(impl)) continue;
+        const claimed = implementation(impl).profiles;
+        units.push({ stratum: 'large-m', impl, profile: claimed.includes('pytorch') ? 'pytorch' : claimed[0]!, seed: 200, runs: 1000, only: 'bn:scale' });
       }
     }
     // 5. the reference under the profiles it does not claim by default, random seeds first
@@ -211,6 +219,16 @@ async function runUnit(u: Unit): Promise<UnitRecord> {
     return { ...base, passed: 0, failed: 0, skipped: 0, notSupported: 0, runsTotal: 0, largeM: 0, failures: [], error: `exit ${code}: ${String(e)}; ${stderr.join('').slice(-2000)}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Take a unit: true when this call created its claim file. */
+function claim(dir: string, key: string): boolean {
+  try {
+    closeSync(openSync(join(dir, key.replace(/[^A-Za-z0-9=.,-]+/g, '_')), 'wx'));
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -299,7 +317,10 @@ async function main(): Promise<void> {
     const why = i.available();
     if (why) rec.unavailable[i.label] = why;
   }
-  const all = plan(planName, rec.randomSeeds);
+  // --stratum S: only that stratum's units; --skip-stratum S: all but that one
+  const stratum = opt('--stratum');
+  const skipStratum = opt('--skip-stratum');
+  const all = plan(planName, rec.randomSeeds).filter((u) => (!stratum || u.stratum === stratum) && u.stratum !== skipStratum);
   const mine = all.filter((_, k) => k % shardCount === shardIndex - 1);
   console.log(`plan ${planName}: ${all.length} units, shard ${shardIndex}/${shardCount}: ${mine.length}; random seeds ${rec.randomSeeds.join(', ')}; record ${recordPath}`);
   for (const [k, v] of Object.entries(rec.unavailable)) console.log(`  not run: ${k} (${v})`);
@@ -309,12 +330,22 @@ async function main(): Promise<void> {
   }
   save(recordPath, rec);
   let failed = 0;
+  // --claims DIR: any number of workers share the plan; a worker takes a unit by creating its
+  // claim file (exclusively), so none runs twice. --done a.json,b.json: units finished elsewhere.
+  const claims = opt('--claims');
+  if (claims) {
+    mkdirSync(claims, { recursive: true });
+    for (const f of (opt('--done') ?? '').split(',').filter(Boolean)) {
+      for (const k of Object.keys((JSON.parse(readFileSync(f, 'utf8')) as CampaignRecord).units)) claim(claims, k);
+    }
+  }
   for (const u of mine) {
     const key = keyOf(u);
     if (rec.units[key] && !rec.units[key]!.error) {
       failed += rec.units[key]!.failed;
       continue;
     }
+    if (claims && !claim(claims, key)) continue;
     const r = await runUnit(u);
     rec.units[key] = r;
     save(recordPath, rec);

@@ -183,3 +183,35 @@ describe('reference backward vs central differences (float64; step and bound fro
     );
   });
 });
+
+describe('the finite-difference step follows s = sqrt(var + eps), not |x| (issue 11)', () => {
+  // the reference's own counterexample: one channel x = [-832.008, -832], s ~ 0.005; the old step
+  // (|x| u^(1/3) = 4e-3 ~ s) made the central difference 8.35 against dx = 9.88
+  const x = [-832.0079975457269, -832];
+  const gamma = -0.25;
+  const eps = 1e-5;
+  const ref = createReference(profiles.keras);
+  const L = (x0: number) => {
+    const y = (ref.forwardTrain as (r: unknown) => { y: Float64Array })({ x: Float64Array.of(x0, x[1]!), shape: [2, 1], axis: 1, gamma: Float64Array.of(gamma), beta: Float64Array.of(0), eps, momentum: 0.9, runningMean: Float64Array.of(0), runningVar: Float64Array.of(1) }).y;
+    return y[0]! * 1 + y[1]! * 0.5; // dy = [1, 0.5]
+  };
+  it('is a power of two at most s / 1024 whose stencil is exact, and the difference then agrees', () => {
+    const mu = (x[0]! + x[1]!) / 2;
+    const s = Math.sqrt(((x[0]! - x[1]!) / 2) ** 2 + eps);
+    const h = finiteDifferenceStep('float64', s, Math.abs(x[0]!) + Math.abs(mu));
+    expect(h).toBeLessThanOrEqual(s / 1024);
+    expect(Number.isInteger(Math.log2(h))).toBe(true);
+    expect(exactStencil('float64', x[0]!, h)).toBe(true);
+    expect(exactStencil('float64', 1e-30, h)).toBe(false); // x's bits would be lost
+    const dx = (ref.backward!({ x: Float64Array.from(x), dy: Float64Array.of(1, 0.5), shape: [2, 1], axis: 1, gamma: Float64Array.of(gamma), eps, training: true }) as { dx: Float64Array }).dx[0]!;
+    const dh = (L(x[0]! + h) - L(x[0]! - h)) / (2 * h);
+    const d2h = (L(x[0]! + 2 * h) - L(x[0]! - 2 * h)) / (4 * h);
+    // the reference's y is within a few ulp of |y| ~ 0.25: loss error 2^-48 covers it
+    const bound = finiteDifferenceBound(dh, d2h, h, 2 ** -48);
+    expect(Math.abs(dx - dh)).toBeLessThanOrEqual(bound);
+    expect(bound).toBeLessThan(1e-3 * Math.abs(dx)); // and the bound says something
+    // the old step on |x| would not agree
+    const old = Math.cbrt(2 ** -53) * 832;
+    expect(Math.abs(dx - (L(x[0]! + old) - L(x[0]! - old)) / (2 * old))).toBeGreaterThan(0.1);
+  });
+});

@@ -67,6 +67,8 @@ export const normalizationChecks: CheckSpec[] = [
             const d = got.y[i]! - mean;
             v += d * d;
             const exact = Math.abs(e.expected.y![i]! - req.beta[ch]!);
+            // y_i = y*_i + e_i, mean = mean* + e (|e| <= bMean), d* = y*_i - beta: the squared deviation
+            // moves by 2 d* (e_i - e) + (e_i - e)^2, |e_i - e| <= b_i + bMean; |d*| <= exact (+ 2 bMean slack)
             allowed += 2 * (exact + 2 * bMean) * (e.bounds.y![i]! + bMean) + (e.bounds.y![i]! + bMean) ** 2;
           }
           v /= m;
