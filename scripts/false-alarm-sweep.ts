@@ -26,7 +26,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BUILTINS } from '../src/builtins.js';
 
 const PYTHON = process.env.BN_PYTHON ?? '/work/venv-torch/bin/python';
 const ALL_PROFILES = ['keras', 'tensorflow-fused', 'pytorch', 'onnx', 'paper'] as const;

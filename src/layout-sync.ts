@@ -8,6 +8,7 @@
  */
 import type { Arr, BackwardSyncRequest, DType, ForwardTrainSyncRequest, SyncOp } from './contract.js';
 import { BatchNormInputError } from './errors.js';
+import { describe } from './layout.js';
 
 export interface ShardLayout {
   outer: number;
@@ -25,14 +26,6 @@ export interface SyncLayout {
   m: number;
   /** Largest per-replica m. */
   maxLocalM: number;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (v === undefined) return 'undefined';
-  if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${(v as unknown as ArrayLike<number>).length})`;
-  if (Array.isArray(v)) return `Array(${v.length})`;
-  return typeof v;
 }
 
 /** The typed array class that carries a dtype (half dtypes travel as Uint16Array bit patterns). */

@@ -50,7 +50,8 @@ const storageName = (dtype: DType) => (dtype === 'float32' ? 'Float32Array' : dt
 const holds = (a: unknown, dtype: DType) =>
   dtype === 'float32' ? a instanceof Float32Array : dtype === 'float64' ? a instanceof Float64Array : a instanceof Uint16Array;
 
-function describe(v: unknown): string {
+/** A value as an error message names it: null, undefined, Float32Array(6), Array(3), string, … */
+export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (v === undefined) return 'undefined';
   if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${(v as unknown as ArrayLike<number>).length})`;

@@ -6,7 +6,6 @@
  */
 import { readFileSync } from 'node:fs';
 import type { AnyOp, AnyRequest, BatchNormImplementation, Op, Profile, ProfileName } from '../contract.js';
-import { OPS, SYNC_OPS } from '../contract.js';
 import { goldenCases } from '../checks/golden.js';
 import { syncGoldenCases, type SyncGoldenCase } from '../checks/golden-sync.js';
 import type { Fixture } from '../fixtures/load.js';
