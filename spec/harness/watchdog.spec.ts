@@ -3,6 +3,7 @@
  * what only the isolation worker does. Each busy loop here is real; a regression hangs the
  * spec until vitest's own timeout, which is the failure.
  */
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error plain JavaScript
 import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
@@ -110,4 +111,14 @@ describe('a module path: the isolation worker covers what the watchdog cannot', 
     expect(r.implementation.name).toBe('async-busy-loop');
     expect(r.results[0]!.failure?.fault).toBe('timeout');
   }, 30_000);
+
+  it('an isolated implementation never keeps its process alive when idle: a script that makes a call and never calls close() exits by itself', () => {
+    // (before the fix the worker stayed ref'd and the script ran until the spawn's time limit)
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'spec/fixtures/isolate-exit.ts'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.signal).toBeNull(); // not killed at the time limit
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // the call was in flight when the script's own code ended: it kept the process alive until it settled
+    expect(r.stdout).toBe('y 4\n');
+  }, 40_000);
 });
