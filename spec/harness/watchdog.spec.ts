@@ -3,12 +3,20 @@
  * what only the isolation worker does. Each busy loop here is real; a regression hangs the
  * spec until vitest's own timeout, which is the failure.
  */
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error plain JavaScript
 import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
 import type { BatchNormImplementation, ForwardTrainRequest } from '../../src/contract.js';
 import { callImplementation, ContractFault } from '../../src/harness/call.js';
+import { callSyncImplementation } from '../../src/harness/call-sync.js';
+import { Mismatch, runProperty } from '../../src/harness/check.js';
+import { formatText } from '../../src/harness/format.js';
 import { runConformance } from '../../src/harness/runner.js';
+import { fixedProblem, syncTrainRequest } from '../../src/arbitraries/shards.js';
+import type { CheckSpec } from '../../src/checks/spec.js';
+import { createReference } from '../../src/reference/reference.js';
+import fc from 'fast-check';
 
 const ok = createPlainBatchNorm('keras') as BatchNormImplementation;
 const req = (): ForwardTrainRequest => ({
@@ -104,10 +112,105 @@ describe('in process: the same give-up rule as the worker and --exec', () => {
   }, 30_000);
 });
 
+describe('the synchronized ops get the same guarded call (watchdog, give-up, every request in the counterexample)', () => {
+  const ref = createReference('keras');
+  const syncReq = () => syncTrainRequest(fixedProblem('float32', [[1, 2], [3, 5], [4, 0], [7, 1]], [1, 3]));
+
+  it('a forwardTrainSync that busy-loops in process is interrupted at the limit: fault timeout; the next call works', async () => {
+    let calls = 0;
+    const impl: BatchNormImplementation = {
+      ...ref,
+      name: 'sync-busy-once',
+      forwardTrainSync(r) {
+        if (calls++ === 0) for (;;);
+        return ref.forwardTrainSync!(r);
+      },
+    };
+    const t0 = Date.now();
+    const err = await callSyncImplementation(impl, 'forwardTrainSync', syncReq(), { timeoutMs: 200 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContractFault);
+    expect((err as ContractFault).fault).toBe('timeout');
+    expect((err as Error).message).toMatch(/forwardTrainSync ran synchronously past 200 ms .* interrupted/);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    const again = await callSyncImplementation(impl, 'forwardTrainSync', syncReq(), { timeoutMs: 200 });
+    expect(again.replicas).toHaveLength(2);
+  });
+
+  it('runConformance: sync ops that busy-loop on every call end the run with in-process-gave-up after 5 timeouts (the budget the other ops have)', async () => {
+    const busy: BatchNormImplementation = { ...ref, name: 'sync-always-busy', forwardTrainSync: () => { for (;;); }, backwardSync: () => { for (;;); } };
+    const t0 = Date.now();
+    const r = await runConformance(busy, { runs: 2, seed: 1, golden: false, timeoutMs: 100, only: ['bn:sync'] });
+    expect(r.results.length).toBe(24);
+    // (with seed 1 the first case's shrinking spends all five timeouts, so every case reports the give-up)
+    const faults = r.results.map((x) => x.failure?.fault);
+    expect(faults.filter((f) => f === 'timeout').length).toBeLessThanOrEqual(5);
+    expect(faults.filter((f) => f === 'in-process-gave-up').length).toBe(24 - faults.filter((f) => f === 'timeout').length);
+    for (const x of r.results) {
+      const f = x.failure!;
+      expect(f.message).toMatch(
+        f.fault === 'timeout' ? /Sync ran synchronously past 100 ms/ : /continued after a fault 5 times; no more restarts \(faults seen: timeout; last: timeout: \w+Sync ran synchronously past 100 ms/,
+      );
+      expect(f.counterexample?.op).toMatch(/Sync$/);
+      expect(f.counterexample?.script).toMatch(/replica\(s\), shard shapes/);
+    }
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  }, 30_000);
+
+  it('sync calls share the run\'s budget: after forwardTrain timed out 5 times, forwardTrainSync fails at once with in-process-gave-up', async () => {
+    const hangs: BatchNormImplementation = { ...ref, name: 'forward-train-pending', dtypes: ['float32'], precisions: [{ dtype: 'float32', paramDtype: 'float32' }], forwardTrain: () => new Promise(() => undefined) };
+    // three forwardTrain cases (one per axis; each property call and shrink step times out) before the sync one
+    const r = await runConformance(hangs, { runs: 2, seed: 1, golden: false, timeoutMs: 60, only: ['bn:normalization:zero-mean:dtype=float32', 'bn:sync:uneven-shards'] });
+    expect(r.results.map((x) => x.id.split(':')[1])).toEqual(['normalization', 'normalization', 'normalization', 'sync']);
+    for (const x of r.results.slice(0, 3)) expect(['timeout', 'in-process-gave-up']).toContain(x.failure?.fault);
+    const sync = r.results[3]!.failure!;
+    expect(sync.fault).toBe('in-process-gave-up');
+    expect(sync.message).toMatch(/last: timeout: forwardTrain did not settle within 60 ms/);
+  }, 30_000);
+
+  it('a sync failure carries every request of its case (counterexample.requests), plain and sync ops in order', async () => {
+    const threeCalls: CheckSpec = {
+      family: 'selftest',
+      name: 'sync-calls',
+      title: 'calls forwardTrain, then forwardTrainSync twice, then fails',
+      needs: ['forwardTrainSync', 'forwardTrain'],
+      axes: 'one',
+      dtypes: ['float64'],
+      run: (ctx) =>
+        runProperty(ctx, fc.constant(0), async (_, c) => {
+          const p = fixedProblem('float64', [[1, 2], [3, 5], [4, 0]], [1, 2]);
+          const one = syncTrainRequest(p, [3]);
+          await c.call('forwardTrain', { ...one.shards[0]!, axis: one.axis, gamma: one.gamma, beta: one.beta, eps: one.eps, momentum: one.momentum, runningMean: one.runningMean, runningVar: one.runningVar } as never);
+          await c.callSync!('forwardTrainSync', one);
+          await c.callSync!('forwardTrainSync', syncTrainRequest(p));
+          throw new Mismatch('always fails after three calls');
+        }),
+    };
+    const r = await runConformance(ref, { runs: 1, seed: 1, golden: false, only: ['bn:selftest'], extraChecks: [threeCalls] });
+    const cx = r.results[0]!.failure!.counterexample!;
+    expect(cx.op).toBe('forwardTrainSync');
+    expect(cx.script).toBe('forwardTrainSync over 2 replica(s), shard shapes [1,2] [2,2]');
+    expect(cx.requests?.map((q) => q.op)).toEqual(['forwardTrain', 'forwardTrainSync', 'forwardTrainSync']);
+    // plain JSON, shards included
+    expect((cx.requests![2]!.request.shards as Array<{ x: number[] }>).map((s) => s.x)).toEqual([[1, 2], [3, 5, 4, 0]]);
+    expect(cx.request).toEqual(cx.requests![2]!.request);
+    expect(formatText(r)).toContain('request 3 of 3 (forwardTrainSync): {');
+  });
+});
+
 describe('a module path: the isolation worker covers what the watchdog cannot', () => {
   it('runConformance(path) stops a busy loop that runs after an await (fault timeout) and closes its worker', async () => {
     const r = await runConformance('spec/fixtures/hostile/async-busy-loop.mjs', { runs: 1, seed: 1, golden: false, timeoutMs: 100, only: ['bn:hygiene:settles'] });
     expect(r.implementation.name).toBe('async-busy-loop');
     expect(r.results[0]!.failure?.fault).toBe('timeout');
   }, 30_000);
+
+  it('an isolated implementation never keeps its process alive when idle: a script that makes a call and never calls close() exits by itself', () => {
+    // (before the fix the worker stayed ref'd and the script ran until the spawn's time limit)
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'spec/fixtures/isolate-exit.ts'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.signal).toBeNull(); // not killed at the time limit
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // the call was in flight when the script's own code ended: it kept the process alive until it settled
+    expect(r.stdout).toBe('y 4\n');
+  }, 40_000);
 });

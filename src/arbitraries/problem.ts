@@ -11,7 +11,7 @@
  *   whenever the grid alone shows the bug, and keeps a fraction only where rounding is the bug.
  */
 import fc from 'fast-check';
-import type { AnyRequest, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest } from '../contract.js';
+import type { AnyRequest, AnySyncRequest, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest } from '../contract.js';
 import { roundTo } from '../dtypes.js';
 import { isHalf } from '../numerics/half.js';
 import { layoutOf } from '../layout.js';
@@ -220,9 +220,18 @@ export function backwardRequest(p: Problem, training: boolean, over: Partial<Pro
   };
 }
 
-/** A request as plain JSON (arrays as number lists), for counterexamples in reports. */
-export function plainRequest(req: AnyRequest): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(req)) out[k] = ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : v;
-  return out;
+/**
+ * A request as plain JSON (typed arrays as number lists), for counterexamples in reports; a
+ * synchronized request's shards too (any nesting of arrays and objects).
+ */
+export function plainRequest(req: AnyRequest | AnySyncRequest): Record<string, unknown> {
+  const plain = (v: unknown): unknown =>
+    ArrayBuffer.isView(v)
+      ? Array.from(v as unknown as ArrayLike<number>)
+      : Array.isArray(v)
+        ? v.map(plain)
+        : typeof v === 'object' && v !== null
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]))
+          : v;
+  return plain(req) as Record<string, unknown>;
 }

@@ -13,6 +13,7 @@ import { expectationForSync, flattenSyncResult, type SyncExpectation } from '../
 import type { AccumulationInfo, BatchNormImplementation, DType, Profile, SyncOp } from '../contract.js';
 import { loadSyncFixtures, type SyncFixture, type SyncFixtureStep } from '../fixtures/sync-fixtures.js';
 import { callSyncImplementation } from '../harness/call-sync.js';
+import type { CallOptions } from '../harness/call.js';
 import { resolveProfile } from '../profiles.js';
 import { fixtureApplies, profilesEquivalent, tensorflowAccumulation, type GoldenOutcome, type GoldenWorst } from './golden.js';
 
@@ -60,7 +61,7 @@ export function assessSyncFixture(f: SyncFixture): Tracker[] {
   });
 }
 
-async function runSyncFixture(impl: BatchNormImplementation, f: SyncFixture, profile: Profile, timeoutMs: number): Promise<GoldenOutcome> {
+async function runSyncFixture(impl: BatchNormImplementation, f: SyncFixture, profile: Profile, callOpts: CallOptions): Promise<GoldenOutcome> {
   const implAcc = accumulationFor(impl, f.dtype as DType);
   const unsupported = [...new Set(f.steps.map((s) => s.op).filter((op) => typeof impl[op] !== 'function'))];
   const off = assessSyncFixture(f).filter((t) => t.max > 1);
@@ -72,7 +73,7 @@ async function runSyncFixture(impl: BatchNormImplementation, f: SyncFixture, pro
     if (typeof impl[step.op] !== 'function') continue;
     let got: Record<string, ArrayLike<number>>;
     try {
-      got = flattenSyncResult((await callSyncImplementation(impl, step.op, cloneSyncRequest(step.request), { timeoutMs })) as never);
+      got = flattenSyncResult((await callSyncImplementation(impl, step.op, cloneSyncRequest(step.request), callOpts)) as never);
     } catch (e) {
       return { ok: false, basis, unsupported: unsupported as never, message: `step ${s} ${step.op} failed: ${(e as Error)?.message ?? String(e)}` };
     }
@@ -103,6 +104,8 @@ export interface SyncGoldenOptions {
   fixtures?: SyncFixture[];
   profile?: Profile;
   timeoutMs?: number;
+  /** The run's in-process restart budget (src/harness/restarts.ts), shared with every other call of the run. */
+  budget?: CallOptions['budget'];
 }
 
 /** One case per synchronized fixture that applies to an implementation with synchronized ops. */
@@ -117,6 +120,6 @@ export function syncGoldenCases(impl: BatchNormImplementation, options: SyncGold
       id: `bn:golden:${f.name}`,
       description: `${f.description} [keras-sync ${f.generator.packages.keras ?? ''}, ${f.profileName}, ${f.dtype}, ${f.layout} ${JSON.stringify(f.shape)}, replicas ${f.counts.join('+')}]`,
       fixture: f,
-      run: () => runSyncFixture(impl, f, profile, options.timeoutMs ?? 10_000),
+      run: () => runSyncFixture(impl, f, profile, { timeoutMs: options.timeoutMs ?? 10_000, ...(options.budget ? { budget: options.budget } : {}) }),
     }));
 }

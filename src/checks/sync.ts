@@ -16,8 +16,9 @@
  *                      fails, Chan's merge (or a global two-pass) passes
  *   replica-count      R = 1 to 16 replicas over the same 30 examples
  *
- * The calls go through callSyncImplementation (timeouts, untouched inputs, validated nested
- * results). A failure carries the shrunk shards as its counterexample.
+ * The calls go through ctx.callSync (callSyncImplementation: the same guarded call as every op,
+ * then the nested result validated). A failure's counterexample is the harness's (Recorder in
+ * src/harness/check.ts): the shrunk shards of the failing call, and every request of the case.
  */
 import fc from 'fast-check';
 import {
@@ -32,9 +33,9 @@ import {
 import { checkSync, expectationForSync } from '../compare-sync.js';
 import type { AnySyncRequest, SyncOp } from '../contract.js';
 import { ContractFault } from '../harness/call.js';
-import { callSyncImplementation, type SyncResultArrays } from '../harness/call-sync.js';
+import type { SyncResultArrays } from '../harness/call-sync.js';
+import { InternalError } from '../errors.js';
 import { fmt, Mismatch, runExamples, runProperty, whereOf, type CheckContext } from '../harness/check.js';
-import type { Counterexample } from '../harness/types.js';
 import { runningVarFactor } from '../profiles.js';
 import { describeConvention } from './running-stats.js';
 import type { CheckSpec } from './spec.js';
@@ -42,39 +43,14 @@ import type { CheckSpec } from './spec.js';
 const FAMILY = 'sync';
 const DTYPES = ['float32', 'float64'] as const;
 
-/** The request as plain JSON, shards included, for the report. */
-export function plainSyncRequest(req: AnySyncRequest): Record<string, unknown> {
-  const plain = (v: unknown): unknown =>
-    ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : Array.isArray(v) ? v.map(plain) : typeof v === 'object' && v !== null ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)])) : v;
-  return plain(req) as Record<string, unknown>;
-}
-
-const counterexampleOf = (op: SyncOp, req: AnySyncRequest): Counterexample => ({
-  op,
-  axis: req.axis,
-  dtype: req.dtype,
-  shape: req.shards[0]?.shape,
-  request: plainSyncRequest(req),
-  script: `${op} over ${req.shards.length} replica(s), shard shapes ${req.shards.map((s) => `[${s.shape.join(',')}]`).join(' ')}`,
-});
-
 const countsOf = (req: AnySyncRequest) => req.shards.map((s) => s.shape.reduce((a, d, k) => (k === req.axis ? a : a * d), 1));
 
-/** Any failure inside fn becomes a Mismatch that carries the request as its counterexample. */
-async function withCounterexample<T>(op: SyncOp, req: AnySyncRequest, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    const counterexample = counterexampleOf(op, req);
-    if (e instanceof Mismatch) throw new Mismatch(e.message, { ...e.details, counterexample: e.details.counterexample ?? counterexample });
-    if (e instanceof ContractFault) throw new Mismatch(e.message, { fault: e.fault, counterexample });
-    throw e;
-  }
-}
-
-// through the context (which refuses an op the check does not declare); directly when a hand-built context has no callSync
-const callSync = (ctx: CheckContext, op: SyncOp, req: AnySyncRequest) =>
-  ctx.callSync ? ctx.callSync(op, req) : callSyncImplementation(ctx.impl, op, req, { timeoutMs: ctx.timeoutMs });
+// through the context: the runner's refuses an op the check does not declare, and the Recorder
+// (runProperty, runExamples) records the request and supplies callSync to a hand-built context
+const callSync = (ctx: CheckContext, op: SyncOp, req: AnySyncRequest) => {
+  if (!ctx.callSync) throw new InternalError(`${op} called outside runProperty / runExamples (no ctx.callSync)`);
+  return ctx.callSync(op, req);
+};
 
 /** The profile refuses m = 1 in training: any thrown or rejected error passes. */
 async function expectSyncRefusal(ctx: CheckContext, op: SyncOp, req: AnySyncRequest): Promise<void> {
@@ -100,25 +76,23 @@ function whereOfSync(output: string, index: number, req: AnySyncRequest): string
  * of single-device BN over the concatenation. `what` says which split or case it was.
  */
 async function syncAgree(ctx: CheckContext, op: SyncOp, req: AnySyncRequest, what: string): Promise<SyncResultArrays | undefined> {
-  return withCounterexample(op, req, async () => {
-    const m = countsOf(req).reduce((a, b) => a + b, 0);
-    if (m === 1 && ctx.profile.singleValue === 'error') {
-      await expectSyncRefusal(ctx, op, req);
-      return undefined;
-    }
-    const got = await callSync(ctx, op, req);
-    const e = expectationForSync(op, ctx.profile, req, { accumulation: ctx.accumulation });
-    const cmp = checkSync(e, got as never);
-    if (!cmp.ok) {
-      const w = cmp.worst!;
-      const where = whereOfSync(w.output, w.index, req);
-      throw new Mismatch(
-        `${what}: ${where} = ${w.got} but single-device BN over the concatenation gives ${w.expected} (error ${fmt(w.error)} > allowed ${fmt(w.bound)}); replica counts [${countsOf(req).join(', ')}]`,
-        { worst: { ...w, where }, boundReason: cmp.reason },
-      );
-    }
-    return got;
-  });
+  const m = countsOf(req).reduce((a, b) => a + b, 0);
+  if (m === 1 && ctx.profile.singleValue === 'error') {
+    await expectSyncRefusal(ctx, op, req);
+    return undefined;
+  }
+  const got = await callSync(ctx, op, req);
+  const e = expectationForSync(op, ctx.profile, req, { accumulation: ctx.accumulation });
+  const cmp = checkSync(e, got as never);
+  if (!cmp.ok) {
+    const w = cmp.worst!;
+    const where = whereOfSync(w.output, w.index, req);
+    throw new Mismatch(
+      `${what}: ${where} = ${w.got} but single-device BN over the concatenation gives ${w.expected} (error ${fmt(w.error)} > allowed ${fmt(w.bound)}); replica counts [${countsOf(req).join(', ')}]`,
+      { worst: { ...w, where }, boundReason: cmp.reason },
+    );
+  }
+  return got;
 }
 
 const splitName = (counts: number[]) => (counts.length === 1 ? `one replica [${counts[0]}]` : `split [${counts.join('+')}]`);
@@ -245,8 +219,7 @@ export const syncChecks: CheckSpec[] = [
     run: (ctx) =>
       runProperty(ctx, shardsArb({ dtype: ctx.dtype, axis: ctx.axis, minReplicas: 2, maxReplicas: 8 }), async (p, c) => {
         const req = syncTrainRequest(p);
-        await withCounterexample('forwardTrainSync', req, async () => {
-          if (p.examples.length === 1 && c.profile.singleValue === 'error') return;
+        if (!(p.examples.length === 1 && c.profile.singleValue === 'error')) {
           const got = await callSync(c, 'forwardTrainSync', req);
           const first = got.replicas[0]!;
           got.replicas.forEach((rep, r) => {
@@ -262,7 +235,7 @@ export const syncChecks: CheckSpec[] = [
               }
             }
           });
-        });
+        }
         await syncAgree(c, 'forwardTrainSync', req, splitName(p.counts));
       }),
   },

@@ -1,7 +1,7 @@
 /**
- * The guarded call for the synchronized ops (forwardTrainSync, backwardSync), under the same
- * rules as callImplementation (src/harness/call.ts): timed out, inputs checked byte for byte
- * (every shard included), and the nested result validated: an object, `replicas` an array with
+ * The guarded call for the synchronized ops (forwardTrainSync, backwardSync): the one guardedCall
+ * of src/harness/call.ts (watchdog for the synchronous part, time limit, restart budget, inputs
+ * checked byte for byte, every shard included), then the nested result validated: an object, `replicas` an array with
  * one entry per shard in replica order, each output present, of its dtype (y, dx: dtype; the
  * statistics and parameter gradients: paramDtype) and its length (a replica's y / dx: its
  * shard's numel; the rest: C). The input snapshot and the result copy are guard.ts's (shards and
@@ -10,8 +10,7 @@
 import type { AnySyncRequest, Arr, BatchNormImplementation, SyncOp } from '../contract.js';
 import { SYNC_OPS } from '../contract.js';
 import { shardLayout, typedArrayClassFor } from '../layout-sync.js';
-import { ContractFault, type CallOptions } from './call.js';
-import { inputChanges, ownResult, snapshotInputs } from './guard.js';
+import { ContractFault, guardedCall, type CallOptions } from './call.js';
 
 /** Per replica, then global, outputs of each synchronized op. */
 export const SYNC_OUTPUTS: Record<SyncOp, { replica: readonly string[]; global: readonly string[] }> = {
@@ -70,37 +69,15 @@ export function validateSyncResult(op: SyncOp, req: AnySyncRequest, result: unkn
   return validated;
 }
 
-/** Call `impl[op](req)` for a synchronized op: the same rules and faults as callImplementation. */
+/**
+ * Call `impl[op](req)` for a synchronized op through the same guardedCall as every other op
+ * (watchdog, time limit, restart budget, input check, result copy): the same rules and faults as
+ * callImplementation; only the result's validation is the synchronized one.
+ */
 export async function callSyncImplementation(impl: BatchNormImplementation, op: SyncOp, req: AnySyncRequest, opts: CallOptions): Promise<SyncResultArrays> {
   const fn = impl[op] as ((r: AnySyncRequest) => unknown) | undefined;
   if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
-  const before = snapshotInputs(req);
-  let result: unknown;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    let pending: unknown;
-    try {
-      pending = fn.call(impl, req);
-    } catch (e) {
-      throw new ContractFault('threw', `${op} threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
-    }
-    if (pending && typeof (pending as Promise<unknown>).then === 'function') {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ContractFault('timeout', `${op} did not settle within ${opts.timeoutMs} ms`)), opts.timeoutMs);
-      });
-      try {
-        result = await Promise.race([pending as Promise<unknown>, timeout]);
-      } catch (e) {
-        if (e instanceof ContractFault) throw e;
-        throw new ContractFault('rejected', `${op} rejected with ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
-      }
-    } else result = pending;
-  } finally {
-    if (timer) clearTimeout(timer);
-    const changed = inputChanges(req, before);
-    if (changed.length) throw new ContractFault('input-mutated', `${op} modified its input ${changed.join(', ')}`);
-  }
-  return validateSyncResult(op, req, ownResult(result));
+  return validateSyncResult(op, req, await guardedCall(fn, impl, op, req, opts));
 }
 
 export function supportedSyncOps(impl: BatchNormImplementation): SyncOp[] {

@@ -3,7 +3,7 @@
  * checked byte for byte afterwards, and its result is validated (object, every output present,
  * the declared dtype, the right length). Each broken rule is a named fault.
  */
-import type { AnyRequest, Arr, BatchNormImplementation, DType, Op, Precision } from '../contract.js';
+import type { AnyOp, AnyRequest, Arr, BatchNormImplementation, DType, Op, Precision } from '../contract.js';
 import { fieldDtype, storageOf, toContractRequest, toNumbers } from '../dtypes.js';
 import vm from 'node:vm';
 import { layoutOf } from '../layout.js';
@@ -152,7 +152,7 @@ function timedOut(budget: RestartBudget | undefined, message: string): ContractF
 const WATCHDOG = new vm.Script('fn.call(self, req)', { filename: 'bn-conformance-watchdog.js' });
 const watchdogContext = vm.createContext(Object.create(null) as Record<string, unknown>);
 
-function runWatched(fn: (r: AnyRequest) => unknown, self: unknown, req: AnyRequest, timeoutMs: number): unknown {
+function runWatched(fn: (r: never) => unknown, self: unknown, req: object, timeoutMs: number): unknown {
   const c = watchdogContext as Record<string, unknown>;
   const saved = [c.fn, c.self, c.req]; // a kernel that calls another guarded kernel re-enters
   c.fn = fn;
@@ -168,25 +168,14 @@ function runWatched(fn: (r: AnyRequest) => unknown, self: unknown, req: AnyReque
 const isWatchdogTimeout = (e: unknown) => typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT';
 
 /**
- * Call `impl[op](req)`, `req` given as numbers and sent in `precision` (src/dtypes.ts
- * toContractRequest: half arrays as bit patterns, dtype and paramDtype named; a float32 or
- * float64 request travels as it is). Resolves with the validated result, which the harness owns
- * (every array copied: the implementation may reuse its buffers afterwards; half outputs decoded); rejects with a ContractFault for
- * any broken rule; an error the implementation throws on purpose comes back as fault 'threw' or
- * 'rejected' with the original error as `cause`.
+ * The one guarded call behind every op, plain and synchronized (callImplementation here,
+ * callSyncImplementation in ./call-sync.ts): the budget's pending restart spent (or
+ * in-process-gave-up), the inputs snapshotted, `fn.call(self, req)` run under the watchdog, a
+ * returned promise raced against what is left of the time limit, the inputs compared afterwards
+ * (input-mutated outranks every other outcome), and the result copied (guard.ts ownResult).
+ * Resolves with that copy, not yet validated: each op's caller validates its own result shape.
  */
-export async function callImplementation(
-  impl: BatchNormImplementation,
-  op: Op,
-  numericReq: AnyRequest,
-  precision: DType | Precision,
-  opts: CallOptions,
-): Promise<Record<string, Arr>> {
-  const fn = impl[op] as ((r: AnyRequest) => unknown) | undefined;
-  const dtype = asPrecision(precision);
-  // the request in the implementation's dtypes (half as bit patterns), dtype and paramDtype named
-  const req = toContractRequest(numericReq, dtype);
-  if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
+export async function guardedCall(fn: (r: never) => unknown, self: unknown, op: AnyOp, req: object, opts: CallOptions): Promise<unknown> {
   const budget = opts.budget;
   if (budget && needsRestart.has(budget)) {
     // the last call timed out: this one goes on with the same object (nothing can be reloaded)
@@ -200,7 +189,7 @@ export async function callImplementation(
   try {
     let pending: unknown;
     try {
-      pending = runWatched(fn, impl, req, opts.timeoutMs);
+      pending = runWatched(fn, self, req, opts.timeoutMs);
     } catch (e) {
       // (a kernel's own vm timeout, far shorter than ours, stays its own error)
       if (isWatchdogTimeout(e) && Date.now() - t0 >= 0.9 * opts.timeoutMs) {
@@ -230,7 +219,31 @@ export async function callImplementation(
     if (changed.length) throw new ContractFault('input-mutated', `${op} modified its input ${changed.join(', ')}`);
   }
   // copied before anything reads it: the implementation keeps its buffers, the harness its result
-  return validateResult(op, req, dtype, ownResult(result));
+  return ownResult(result);
+}
+
+/**
+ * Call `impl[op](req)`, `req` given as numbers and sent in `precision` (src/dtypes.ts
+ * toContractRequest: half arrays as bit patterns, dtype and paramDtype named; a float32 or
+ * float64 request travels as it is), through guardedCall. Resolves with the validated result,
+ * which the harness owns (every array copied: the implementation may reuse its buffers
+ * afterwards; half outputs decoded); rejects with a ContractFault for any broken rule; an error
+ * the implementation throws on purpose comes back as fault 'threw' or 'rejected' with the
+ * original error as `cause`.
+ */
+export async function callImplementation(
+  impl: BatchNormImplementation,
+  op: Op,
+  numericReq: AnyRequest,
+  precision: DType | Precision,
+  opts: CallOptions,
+): Promise<Record<string, Arr>> {
+  const fn = impl[op] as ((r: AnyRequest) => unknown) | undefined;
+  const dtype = asPrecision(precision);
+  // the request in the implementation's dtypes (half as bit patterns), dtype and paramDtype named
+  const req = toContractRequest(numericReq, dtype);
+  if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
+  return validateResult(op, req, dtype, await guardedCall(fn, impl, op, req, opts));
 }
 
 export function supportedOps(impl: BatchNormImplementation): Op[] {

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import type { Comparison } from '../compare.js';
 import type { AnyOp, AnyRequest, AnySyncRequest, BatchNormImplementation, DType, Op, Profile, SyncOp } from '../contract.js';
-import type { SyncResultArrays } from './call-sync.js';
+import { callSyncImplementation, type SyncResultArrays } from './call-sync.js';
 import { layoutOf } from '../layout.js';
 import { plainRequest } from '../arbitraries/problem.js';
 import { callImplementation, ContractFault } from './call.js';
@@ -133,10 +133,15 @@ export function failureOf(err: unknown): CheckFailure {
   return { message: String(err) };
 }
 
-/** Records every request one run of a property (or one example) sent, so the counterexample shows them all. */
+const isSyncRequest = (req: AnyRequest | AnySyncRequest): req is AnySyncRequest => Array.isArray((req as AnySyncRequest).shards);
+
+/**
+ * Records every request one run of a property (or one example) sent, plain and synchronized ops
+ * alike, so the counterexample shows them all.
+ */
 export class Recorder {
-  calls: Array<{ op: Op; req: AnyRequest }> = [];
-  get last(): { op: Op; req: AnyRequest } | undefined {
+  calls: Array<{ op: AnyOp; req: AnyRequest | AnySyncRequest }> = [];
+  get last(): { op: AnyOp; req: AnyRequest | AnySyncRequest } | undefined {
     return this.calls.at(-1);
   }
   reset(): void {
@@ -149,12 +154,31 @@ export class Recorder {
         this.calls.push({ op, req });
         return ctx.call(op, req);
       },
+      // a hand-built context without callSync gets the guarded call itself, as the sync checks would
+      callSync: (op: SyncOp, req: AnySyncRequest) => {
+        this.calls.push({ op, req });
+        return ctx.callSync ? ctx.callSync(op, req) : callSyncImplementation(ctx.impl, op, req, { timeoutMs: ctx.timeoutMs });
+      },
     };
   }
   counterexample(dtype: DType, paramDtype: DType = dtype): Counterexample | undefined {
     const last = this.last;
     if (!last) return undefined;
     const { op, req } = last;
+    const requests = this.calls.length > 1 ? { requests: this.calls.map((c) => ({ op: c.op, request: plainRequest(c.req) })) } : {};
+    if (isSyncRequest(req)) {
+      // the first shard's shape stands for the case's; the script names every shard
+      return {
+        op,
+        axis: req.axis,
+        dtype: req.dtype,
+        ...(req.paramDtype !== req.dtype ? { paramDtype: req.paramDtype } : {}),
+        ...(req.shards[0] ? { shape: req.shards[0].shape } : {}),
+        request: plainRequest(req),
+        ...requests,
+        script: `${op} over ${req.shards.length} replica(s), shard shapes ${req.shards.map((s) => `[${s.shape.join(',')}]`).join(' ')}`,
+      };
+    }
     return {
       op,
       shape: req.shape,
@@ -162,7 +186,7 @@ export class Recorder {
       dtype,
       ...(paramDtype !== dtype ? { paramDtype } : {}),
       request: plainRequest(req),
-      ...(this.calls.length > 1 ? { requests: this.calls.map((c) => ({ op: c.op, request: plainRequest(c.req) })) } : {}),
+      ...requests,
     };
   }
 }

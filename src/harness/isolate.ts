@@ -140,17 +140,34 @@ export async function createIsolatedImplementation(modulePath: string, options: 
     budget.note(why);
   };
 
+  /**
+   * Whether the worker keeps the process alive: only while it loads (someone awaits it) or a call
+   * is in flight, so a script that never calls close() still exits by itself when its own work is
+   * done. Set after every change of either; idempotent.
+   */
+  let loading = false;
+  const holdIfBusy = () => {
+    if (!worker) return;
+    if (loading || pending) worker.ref();
+    else worker.unref();
+  };
+
   const start = (): Promise<Description> => {
     const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { url }, stdout: false, stderr: false });
-    w.unref();
     worker = w;
+    loading = true;
     ready = new Promise<Description>((res, rej) => {
       w.on('message', (m: { type?: string; desc?: Description; message?: string; id?: number; kind?: string; result?: unknown; changed?: string[] }) => {
-        if (m.type === 'ready') return res(m.desc!);
-        if (m.type === 'load-error') return rej(new UsageError(`cannot load ${modulePath}: ${m.message}`));
+        if (m.type === 'ready' || m.type === 'load-error') {
+          loading = false;
+          holdIfBusy();
+          if (m.type === 'ready') return res(m.desc!);
+          return rej(new UsageError(`cannot load ${modulePath}: ${m.message}`));
+        }
         const p = pending;
         if (!p || m.id !== p.id) return;
         pending = undefined;
+        holdIfBusy();
         clearTimeout(p.timer);
         // a mutation outranks whatever else happened, as in process
         if (m.changed?.length) p.reject(new ContractFault('input-mutated', `${p.op} modified its input ${m.changed.join(', ')}`));
@@ -173,6 +190,9 @@ export async function createIsolatedImplementation(modulePath: string, options: 
       w.on('error', (e) => died(`crashed (${e instanceof Error ? `${e.name}: ${e.message}` : String(e)})`));
       w.on('exit', (code) => died(`exited (code ${code})`));
     });
+    // after the listeners: attaching a 'message' listener refs a worker again (Node 20), so an
+    // unref() before it would keep the process alive (src/kernels/workers/pool.ts does the same)
+    holdIfBusy();
     ready.catch(() => undefined);
     return ready;
   };
@@ -216,6 +236,7 @@ export async function createIsolatedImplementation(modulePath: string, options: 
           rej(new ContractFault('timeout', `${op} did not return within ${timeoutMs} ms (a busy loop?); its worker was terminated and is restarted for the next call`));
         }, timeoutMs);
         pending = { id, op, req, resolve: res, reject: rej, timer };
+        holdIfBusy(); // a call in flight keeps the process alive until it settles
         w.postMessage({ id, op, req: copy }, transfer);
       });
     };

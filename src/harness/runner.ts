@@ -115,7 +115,7 @@ function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: 
   const call = (f: Fixture) => (op: Op, req: AnyRequest) =>
     callImplementation(impl, op, req, { dtype: f.dtype, paramDtype: f.paramDtype }, { timeoutMs, ...(budget ? { budget } : {}) });
   // synchronized fixtures (fixtures/keras-sync) join the same scheme, for implementations with the sync ops
-  const cases: Array<ReturnType<typeof goldenCases>[number] | SyncGoldenCase> = [...goldenCases(impl, { profile, call }), ...syncGoldenCases(impl, { profile, timeoutMs })];
+  const cases: Array<ReturnType<typeof goldenCases>[number] | SyncGoldenCase> = [...goldenCases(impl, { profile, call }), ...syncGoldenCases(impl, { profile, timeoutMs, ...(budget ? { budget } : {}) })];
   return cases.map((g) => {
     const f = g.fixture;
     const axis = f.axis === 1 ? 'first' : f.axis === f.shape.length - 1 ? 'last' : 'other';
