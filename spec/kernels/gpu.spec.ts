@@ -32,6 +32,8 @@ import {
   GpuLimitError,
   gpuAvailability,
   implName,
+  oversizedTexture,
+  texelCounts,
   type GpuAvailability,
   type GpuImplementation,
   type GpuMode,
@@ -451,6 +453,20 @@ beforeAll(async () => {
 
 suite('headlessgl', () => headless, 'HeadlessGLKernel');
 suite('cpu', () => cpu, 'CPUKernel');
+
+describe('texture sizes (pure: no GL needed)', () => {
+  it('every texture of a plan folds to fit 8192 up to numel 2^24 - 4C; a smaller limit is reported by name', async () => {
+    const { utils } = (await import('gpu.js')) as unknown as { utils: { closestSquareDimensions(n: number): Int32Array } };
+    const fold = (n: number) => Array.from(utils.closestSquareDimensions(n)) as [number, number];
+    // worst case for the partials: tile 1, so 2C*T = 2*numel; old layout: a [T, 2C] texture, T = m
+    const L = layoutOf([1, 2, 2 ** 23 - 8], 1);
+    const counts = texelCounts('backwardTrain', L, L.m, 2 * L.channels);
+    expect(counts['tile sums']).toBe(2 * L.numel);
+    expect(oversizedTexture(counts, 8192, fold)).toBeNull();
+    expect(oversizedTexture(counts, Infinity, fold)).toBeNull();
+    expect(oversizedTexture(counts, 2048, fold)).toMatchObject({ what: 'x / output', n: L.numel + 4 });
+  });
+});
 
 describe('the tolerance is tight enough to matter', () => {
   it('rejects a float32 one-pass E[x^2] - E[x]^2 variance at a large offset (mean 1e4, std 0.01)', () => {

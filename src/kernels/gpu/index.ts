@@ -290,6 +290,23 @@ export function texelCounts(op: Op | 'backwardTrain' | 'backwardInfer', L: Layou
   return { 'x / output': out, 'tile sums': rows * T, statistics: 5 * C };
 }
 
+/**
+ * The first texture whose folded size (fold: gpu.js's closestSquareDimensions) has a side over
+ * maxSide, or null when all fit. maxSide is Infinity for backends without textures (webgpu, cpu).
+ */
+export function oversizedTexture(
+  counts: Record<string, number>,
+  maxSide: number,
+  fold: (n: number) => [number, number],
+): { what: string; n: number; w: number; h: number } | null {
+  if (!Number.isFinite(maxSide)) return null;
+  for (const [what, n] of Object.entries(counts)) {
+    const [w, h] = fold(n);
+    if (w > maxSide || h > maxSide) return { what, n, w, h };
+  }
+  return null;
+}
+
 /* ----------------------------------------------------------------------------------------------
  * Plans: compiled kernels per (op, shape)
  * -------------------------------------------------------------------------------------------- */
@@ -442,19 +459,18 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
    * Refuse up front (GpuLimitError) a plan one of whose textures gpu.js would lay out wider or
    * taller than this GPU's MAX_TEXTURE_SIZE, rather than let gpu.js fail mid-call. With every
    * output 1-D and numel < 2^24 this cannot trigger on a GPU whose limit is >= 8192 (largest
-   * side ~5793, for the 2C*T partials at tile 1); it guards GPUs with WebGL 2's minimum, 2048.
+   * side ~4096 for x and the output, ~5793 for the 2C*T partials at tile 1); it guards GPUs below
+   * that (WebGL 2 guarantees only 2048).
    */
   function checkTextureSides(counts: Record<string, number>): void {
     const max: number = gpu?.Kernel?.features?.maxTextureSize ?? Infinity;
-    if (!Number.isFinite(max)) return; // webgpu / cpu / webasm: buffers, no texture limit
-    for (const [what, n] of Object.entries(counts)) {
-      const [w, h] = Array.from(mod.utils.closestSquareDimensions(n) as Int32Array) as [number, number];
-      if (w > max || h > max) {
-        throw new GpuLimitError(
-          `${what} needs ${n} values, a ${w} x ${h} texture, over this GPU's MAX_TEXTURE_SIZE ${max} (gpu.js mode "${mode}"); ` +
-            `at most ${max * max} values fit one texture`,
-        );
-      }
+    const fold = (n: number) => Array.from(mod.utils.closestSquareDimensions(n) as Int32Array) as [number, number];
+    const over = oversizedTexture(counts, max, fold);
+    if (over) {
+      throw new GpuLimitError(
+        `${over.what} needs ${over.n} values, a ${over.w} x ${over.h} texture, over this GPU's MAX_TEXTURE_SIZE ${max} ` +
+          `(gpu.js mode "${mode}"); at most ${max * max} values fit one texture`,
+      );
     }
   }
 
