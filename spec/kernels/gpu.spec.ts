@@ -32,6 +32,8 @@ import {
   GpuLimitError,
   gpuAvailability,
   implName,
+  oversizedTexture,
+  texelCounts,
   type GpuAvailability,
   type GpuImplementation,
   type GpuMode,
@@ -87,7 +89,8 @@ function snapshot(req: object): Map<string, Uint8Array> {
 function expectUnchanged(req: object, snap: Map<string, Uint8Array>): void {
   for (const [k, bytes] of snap) {
     const v = (req as Record<string, ArrayBufferView>)[k]!;
-    expect(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), `input ${k} modified`).toEqual(bytes);
+    // Buffer.equals, not toEqual: vitest's deep equality walks a megabyte array element by element (minutes)
+    expect(Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(bytes), `input ${k} modified`).toBe(true);
   }
 }
 
@@ -237,6 +240,27 @@ function suite(mode: GpuMode, probe: () => GpuAvailability | undefined, expected
           assertClass(impl);
         });
       }
+    });
+
+    describe('large m: more tiles than a texture side holds (regression)', () => {
+      // T = ceil(m / 64) = 16385 tile sums per row: over headless-gl's MAX_TEXTURE_SIZE (16384) and
+      // SwiftShader's (8192). The old [T, rows] partials texture failed here for the forward with
+      // C > 1 (old code: "Texture size [16385,2] ... larger than supported size [16384,16384]") and for
+      // the backward (its [T, 2C] texture); the
+      // flat layout folds them into a near-square texture. Shader modes only: gpu.js's cpu mode has
+      // no textures, and its JS would take seconds on 2M values.
+      const maybe = mode === 'cpu' ? it.skip : its;
+      maybe(
+        'forwardTrain and backward at m = 1,048,640 (16385 tiles), C = 2, channels in the middle',
+        async () => {
+          const impl = get('keras');
+          const cs: Case = { label: 'large m', shape: [5, 2, 209728], axis: 1 };
+          await judge(impl, 'keras', 'forwardTrain', trainReq(cs, 'keras', 77));
+          await judge(impl, 'keras', 'backward', backReq(cs, 'keras', 77, true));
+          assertClass(impl);
+        },
+        60_000,
+      );
     });
 
     describe('every profile (its eps, momentum, running-variance rule), one shape', () => {
@@ -429,6 +453,20 @@ beforeAll(async () => {
 
 suite('headlessgl', () => headless, 'HeadlessGLKernel');
 suite('cpu', () => cpu, 'CPUKernel');
+
+describe('texture sizes (pure: no GL needed)', () => {
+  it('every texture of a plan folds to fit 8192 up to numel 2^24 - 4C; a smaller limit is reported by name', async () => {
+    const { utils } = (await import('gpu.js')) as unknown as { utils: { closestSquareDimensions(n: number): Int32Array } };
+    const fold = (n: number) => Array.from(utils.closestSquareDimensions(n)) as [number, number];
+    // worst case for the partials: tile 1, so 2C*T = 2*numel; old layout: a [T, 2C] texture, T = m
+    const L = layoutOf([1, 2, 2 ** 23 - 8], 1);
+    const counts = texelCounts('backwardTrain', L, L.m, 2 * L.channels);
+    expect(counts['tile sums']).toBe(2 * L.numel);
+    expect(oversizedTexture(counts, 8192, fold)).toBeNull();
+    expect(oversizedTexture(counts, Infinity, fold)).toBeNull();
+    expect(oversizedTexture(counts, 2048, fold)).toMatchObject({ what: 'x / output', n: L.numel + 4 });
+  });
+});
 
 describe('the tolerance is tight enough to matter', () => {
   it('rejects a float32 one-pass E[x^2] - E[x]^2 variance at a large offset (mean 1e4, std 0.01)', () => {

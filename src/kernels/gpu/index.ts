@@ -8,7 +8,9 @@
  * Design (docs/gpu.md):
  * - x (and dy) are uploaded once into textures; every later pass reads the textures.
  * - Reductions: pass 1 sums tiles of TILE consecutive values per channel sequentially; then a
- *   binary tree over the tile sums, one level per pass. Declared as
+ *   binary tree over the tile sums, one level per pass. Every multi-row intermediate (tile sums,
+ *   statistics) is a flat 1-D output that gpu.js folds into a near-square texture, so no texture
+ *   side grows with m or C alone (shaders.ts, "Partials layout"). Declared as
  *   accumulation = { dtype: 'float32', order: 'tiled', tile: TILE }.
  * - Variance: shifted two-pass (mean = K + sum(x - K)/m, then sum((x - mean)^2)/m).
  * - Intermediates stay on the GPU (pipeline: true, immutable: true); one readback per call, whose
@@ -276,6 +278,35 @@ export function implName(mode: GpuMode): string {
   return NOT_GPU_MODES.includes(mode) ? `gpu.js:${mode} (NOT a GPU: gpu.js ${mode === 'cpu' ? 'JavaScript' : 'WebAssembly'} backend)` : `gpu.js:${mode}`;
 }
 
+/**
+ * Values in each texture a plan creates (every one a 1-D output or input, which gpu.js folds into a
+ * near-square texture): what checkTextureSides compares with the GPU's MAX_TEXTURE_SIZE. `rows` is
+ * C (forward) or 2C (backward) tile-sum rows of T = ceil(m / tile) slots each.
+ */
+export function texelCounts(op: Op | 'backwardTrain' | 'backwardInfer', L: Layout, T: number, rows: number): Record<string, number> {
+  const C = L.channels;
+  if (op === 'forwardInfer') return { 'x / y': L.numel };
+  const out = op === 'forwardTrain' ? L.numel + 4 * C : L.numel + 2 * C;
+  return { 'x / output': out, 'tile sums': rows * T, statistics: 5 * C };
+}
+
+/**
+ * The first texture whose folded size (fold: gpu.js's closestSquareDimensions) has a side over
+ * maxSide, or null when all fit. maxSide is Infinity for backends without textures (webgpu, cpu).
+ */
+export function oversizedTexture(
+  counts: Record<string, number>,
+  maxSide: number,
+  fold: (n: number) => [number, number],
+): { what: string; n: number; w: number; h: number } | null {
+  if (!Number.isFinite(maxSide)) return null;
+  for (const [what, n] of Object.entries(counts)) {
+    const [w, h] = fold(n);
+    if (w > maxSide || h > maxSide) return { what, n, w, h };
+  }
+  return null;
+}
+
 /* ----------------------------------------------------------------------------------------------
  * Plans: compiled kernels per (op, shape)
  * -------------------------------------------------------------------------------------------- */
@@ -389,27 +420,29 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
     }
     const C = L.channels;
     const T = Math.ceil(L.m / tile);
-    const base = { C, inner: L.inner, m: L.m, tile, numel: L.numel };
+    const rows = op === 'backwardTrain' || op === 'backwardInfer' ? 2 * C : C;
+    checkTextureSides(texelCounts(op, L, T, rows));
+    const base = { C, inner: L.inner, m: L.m, tile, numel: L.numel, T };
     const ks: Record<string, KernelShortcut> = {};
     if (op !== 'forwardInfer') ks.copyX = kernel(S.copyKernel, [L.numel], {}, true);
     if (op === 'backwardTrain' || op === 'backwardInfer') ks.copyDy = kernel(S.copyKernel, [L.numel], {}, true);
     if (op === 'forwardTrain' || op === 'backwardTrain') {
-      ks.sum = kernel(S.partialShiftedSum, [T, C], base, true);
-      ks.pairA = kernel(S.pairSum, [T, C], {}, true);
-      ks.pairB = kernel(S.pairSum, [T, C], {}, true);
+      ks.sum = kernel(S.partialShiftedSum, [C * T], base, true);
+      ks.pairA = kernel(S.pairSum, [C * T], { T }, true);
+      ks.pairB = kernel(S.pairSum, [C * T], { T }, true);
       ks.mean = kernel(S.meanKernel, [C], base, true);
-      ks.sq = kernel(S.partialSquares, [T, C], base, true);
-      ks.stats = kernel(S.statsKernel, [C, 5], { m: L.m, single: L.m === 1 ? 1 : 0, varFactor: runningVarFactor(prof, L.m) }, true);
+      ks.sq = kernel(S.partialSquares, [C * T], base, true);
+      ks.stats = kernel(S.statsKernel, [5 * C], { C, T, m: L.m, single: L.m === 1 ? 1 : 0, varFactor: runningVarFactor(prof, L.m) }, true);
     }
     if (op === 'forwardTrain') {
       ks.out = kernel(S.trainOutput, [L.numel + 4 * C], { ...base, single: L.m === 1 ? 1 : 0 }, false);
     } else if (op === 'forwardInfer') {
       ks.out = kernel(S.inferOutput, [L.numel], base, false);
     } else {
-      if (op === 'backwardInfer') ks.istats = kernel(S.inferStatsKernel, [C, 3], {}, true);
-      ks.grad = kernel(S.partialGrad, [T, 2 * C], base, true);
-      ks.pair2A = kernel(S.pairSum, [T, 2 * C], {}, true);
-      ks.pair2B = kernel(S.pairSum, [T, 2 * C], {}, true);
+      if (op === 'backwardInfer') ks.istats = kernel(S.inferStatsKernel, [3 * C], { C }, true);
+      ks.grad = kernel(S.partialGrad, [2 * C * T], base, true);
+      ks.pair2A = kernel(S.pairSum, [2 * C * T], { T }, true);
+      ks.pair2B = kernel(S.pairSum, [2 * C * T], { T }, true);
       ks.out = kernel(S.backwardOutput, [L.numel + 2 * C], { ...base, training: op === 'backwardTrain' ? 1 : 0 }, false);
     }
     const plan: Plan = { key, kernels: ks, T };
@@ -420,6 +453,25 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
       plans.delete(oldest);
     }
     return plan;
+  }
+
+  /**
+   * Refuse up front (GpuLimitError) a plan one of whose textures gpu.js would lay out wider or
+   * taller than this GPU's MAX_TEXTURE_SIZE, rather than let gpu.js fail mid-call. With every
+   * output 1-D and numel < 2^24 this cannot trigger on a GPU whose limit is >= 8192 (largest
+   * side ~4096 for x and the output, ~5793 for the 2C*T partials at tile 1); it guards GPUs below
+   * that (WebGL 2 guarantees only 2048).
+   */
+  function checkTextureSides(counts: Record<string, number>): void {
+    const max: number = gpu?.Kernel?.features?.maxTextureSize ?? Infinity;
+    const fold = (n: number) => Array.from(mod.utils.closestSquareDimensions(n) as Int32Array) as [number, number];
+    const over = oversizedTexture(counts, max, fold);
+    if (over) {
+      throw new GpuLimitError(
+        `${over.what} needs ${over.n} values, a ${over.w} x ${over.h} texture, over this GPU's MAX_TEXTURE_SIZE ${max} ` +
+          `(gpu.js mode "${mode}"); at most ${max * max} values fit one texture`,
+      );
+    }
   }
 
   function destroyPlan(p: Plan): void {

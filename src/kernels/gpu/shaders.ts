@@ -16,7 +16,13 @@
  * Reduction structure (declared to the tolerance as float32, 'tiled', tile = TILE):
  *   pass 1 (partial*):  thread (t, r) sums the tile j in [t*TILE, (t+1)*TILE) of row r sequentially;
  *   pass 2..k (pairSum): a balanced binary tree over the T = ceil(m / TILE) tile sums, one level per
- *                        pass, ceil(log2 T) passes; column 0 then holds the row's total.
+ *                        pass, ceil(log2 T) passes; slot 0 of the row then holds the row's total.
+ *
+ * Partials layout: the R rows x T tile sums are ONE flat 1-D output of R*T values, row r's tile t at
+ * r*T + t (partialSlot). Not a [T, R] 2-D output: gpu.js maps a 2-D output onto a T-wide texture
+ * as is, and T alone passes the GPU's MAX_TEXTURE_SIZE once m > MAX_TEXTURE_SIZE * TILE (8192 * 64
+ * on SwiftShader, 16384 * 64 on headless-gl). A 1-D output is folded by gpu.js into a near-square
+ * texture, like x itself, so it fits whenever numel does. The reduction tree is unchanged.
  * Variance is two-pass and shifted: mean = K + sum(x - K)/m with K the channel's first value, then
  * var = sum((x - mean)^2)/m. Never E[x^2] - E[x]^2.
  */
@@ -45,10 +51,10 @@ export function copyKernel(this: K, a: K): number {
   return a[this.thread.x];
 }
 
-/** Pass 1, forward sum: row c, tile t: sum over the tile of (x - K_c), K_c = x at j = 0. */
+/** Pass 1, forward sum (flat thread r*T + t): row c = r, tile t: sum over the tile of (x - K_c), K_c = x at j = 0. */
 export function partialShiftedSum(this: K, x: K): number {
-  const c = this.thread.y;
-  const start = this.thread.x * this.constants.tile;
+  const c = floorDiv(this.thread.x, this.constants.T);
+  const start = (this.thread.x - c * this.constants.T) * this.constants.tile;
   let o = floorDiv(start, this.constants.inner);
   let i = start - o * this.constants.inner;
   const shift = x[c * this.constants.inner];
@@ -68,8 +74,8 @@ export function partialShiftedSum(this: K, x: K): number {
 
 /** Pass 1, second moment about the batch mean: sum over the tile of (x - mean_c)^2. */
 export function partialSquares(this: K, x: K, mean: K): number {
-  const c = this.thread.y;
-  const start = this.thread.x * this.constants.tile;
+  const c = floorDiv(this.thread.x, this.constants.T);
+  const start = (this.thread.x - c * this.constants.T) * this.constants.tile;
   let o = floorDiv(start, this.constants.inner);
   let i = start - o * this.constants.inner;
   const mu = mean[c];
@@ -93,13 +99,13 @@ export function partialSquares(this: K, x: K, mean: K): number {
  * batch mean (training) or the running mean (inference).
  */
 export function partialGrad(this: K, x: K, dy: K, center: K): number {
-  let c = this.thread.y;
+  let c = floorDiv(this.thread.x, this.constants.T);
+  const start = (this.thread.x - c * this.constants.T) * this.constants.tile;
   let second = 0;
   if (c >= this.constants.C) {
     c = c - this.constants.C;
     second = 1;
   }
-  const start = this.thread.x * this.constants.tile;
   let o = floorDiv(start, this.constants.inner);
   let i = start - o * this.constants.inner;
   const mu = center[c];
@@ -122,34 +128,39 @@ export function partialGrad(this: K, x: K, dy: K, center: K): number {
   return s;
 }
 
-/** One level of the binary tree over tile sums: out[r][t] = p[r][2t] + p[r][2t+1] (n live columns). */
+/**
+ * One level of the binary tree over tile sums, in the flat layout (row r's slot t at r*T + t):
+ * out[r][t] = p[r][2t] + p[r][2t+1], for the n slots still live in each row.
+ */
 export function pairSum(this: K, p: K, n: number): number {
-  const a = this.thread.x * 2;
+  const r = floorDiv(this.thread.x, this.constants.T);
+  const row = r * this.constants.T;
+  const a = (this.thread.x - row) * 2;
   let s = 0;
   if (a < n) {
-    s = p[this.thread.y][a];
+    s = p[row + a];
   }
   if (a + 1 < n) {
-    s = s + p[this.thread.y][a + 1];
+    s = s + p[row + a + 1];
   }
   return s;
 }
 
-/** mean_c = K_c + S_c / m (S from the shifted sum's tree, column 0). */
+/** mean_c = K_c + S_c / m (S from the shifted sum's tree: row c's total at slot c*T). */
 export function meanKernel(this: K, x: K, S: K): number {
   const c = this.thread.x;
-  return x[c * this.constants.inner] + S[c][0] / this.constants.m;
+  return x[c * this.constants.inner] + S[c * this.constants.T] / this.constants.m;
 }
 
 /**
- * Per-channel statistics, one row each: 0 mean, 1 biased variance, 2 invstd = 1/sqrt(var + eps),
+ * Per-channel statistics, flat like the partials (row k's channel c at k*C + c), one row each: 0 mean, 1 biased variance, 2 invstd = 1/sqrt(var + eps),
  * 3 running mean after the step, 4 running variance after the step.
  */
 export function statsKernel(this: K, mean: K, Q: K, rm: K, rv: K, eps: number, keep: number, take: number): number {
-  const c = this.thread.x;
-  const row = this.thread.y;
+  const row = floorDiv(this.thread.x, this.constants.C);
+  const c = this.thread.x - row * this.constants.C;
   const mu = mean[c];
-  let v = Q[c][0] / this.constants.m;
+  let v = Q[c * this.constants.T] / this.constants.m;
   if (this.constants.single == 1) {
     v = 0;
   }
@@ -179,19 +190,14 @@ export function trainOutput(this: K, x: K, stats: K, gamma: K, beta: K): number 
     if (this.constants.single == 1) {
       return beta[c];
     }
-    return gamma[c] * ((x[idx] - stats[0][c]) * stats[2][c]) + beta[c];
+    return gamma[c] * ((x[idx] - stats[c]) * stats[2 * this.constants.C + c]) + beta[c];
   }
+  // tail [mean | var | runningMean | runningVar] = stats rows 0, 1, 3, 4 (row k at k*C)
   const j = idx - this.constants.numel;
-  if (j < this.constants.C) {
-    return stats[0][j];
-  }
   if (j < 2 * this.constants.C) {
-    return stats[1][j - this.constants.C];
+    return stats[j];
   }
-  if (j < 3 * this.constants.C) {
-    return stats[3][j - 2 * this.constants.C];
-  }
-  return stats[4][j - 3 * this.constants.C];
+  return stats[j + this.constants.C];
 }
 
 /** Forward inference: y = gamma * (x - runningMean) / sqrt(runningVar + eps) + beta. */
@@ -205,7 +211,8 @@ export function inferOutput(this: K, x: K, gamma: K, beta: K, rm: K, rv: K, eps:
 
 /**
  * Backward output, the only readback: [dx (numel) | dgamma (C) | dbeta (C)].
- * G: the tree result of partialGrad (rows 0..C-1: sum dy, rows C..2C-1: sum dy*(x - center)).
+ * G: the tree result of partialGrad, flat (row r's total at r*T; rows 0..C-1: sum dy, rows C..2C-1:
+ * sum dy*(x - center)).
  * stats rows as in statsKernel (row 0 center, row 2 invstd). training == 1: full gradient through
  * the batch statistics; else the statistics are constants.
  */
@@ -214,26 +221,26 @@ export function backwardOutput(this: K, x: K, dy: K, stats: K, G: K, gamma: K): 
   if (idx < this.constants.numel) {
     const q = floorDiv(idx, this.constants.inner);
     const c = q - floorDiv(q, this.constants.C) * this.constants.C;
-    const invstd = stats[2][c];
+    const invstd = stats[2 * this.constants.C + c];
     if (this.constants.training == 1) {
-      const xhat = (x[idx] - stats[0][c]) * invstd;
-      const meanDy = G[c][0] / this.constants.m;
-      const meanDyXhat = (G[c + this.constants.C][0] * invstd) / this.constants.m;
+      const xhat = (x[idx] - stats[c]) * invstd;
+      const meanDy = G[c * this.constants.T] / this.constants.m;
+      const meanDyXhat = (G[(c + this.constants.C) * this.constants.T] * invstd) / this.constants.m;
       return gamma[c] * invstd * (dy[idx] - meanDy - xhat * meanDyXhat);
     }
     return dy[idx] * (gamma[c] * invstd);
   }
   const j = idx - this.constants.numel;
   if (j < this.constants.C) {
-    return G[j + this.constants.C][0] * stats[2][j];
+    return G[(j + this.constants.C) * this.constants.T] * stats[2 * this.constants.C + j];
   }
-  return G[j - this.constants.C][0];
+  return G[(j - this.constants.C) * this.constants.T];
 }
 
-/** Inference-time statistics for backward: row 0 running mean, row 2 1/sqrt(runningVar + eps). */
+/** Inference-time statistics for backward, flat as statsKernel: row 0 running mean, row 2 1/sqrt(runningVar + eps). */
 export function inferStatsKernel(this: K, rm: K, rv: K, eps: number): number {
-  const c = this.thread.x;
-  const row = this.thread.y;
+  const row = floorDiv(this.thread.x, this.constants.C);
+  const c = this.thread.x - row * this.constants.C;
   if (row == 0) {
     return rm[c];
   }
