@@ -47,6 +47,16 @@ if "$py" -c 'import tensorflow, keras, numpy' >/dev/null 2>&1; then
   else
     echo "TensorFlow exporter failed:"; tail -20 "$tmp/tf.log"; status=1
   fi
+  echo "== Keras 3 synchronized BN: $py scripts/export_keras_sync_fixtures.py $tmp/keras-sync"
+  if "$py" scripts/export_keras_sync_fixtures.py "$tmp/keras-sync" >/dev/null 2>"$tmp/ks.log"; then
+    if diff -r fixtures/keras-sync "$tmp/keras-sync" >"$tmp/ks.diff"; then
+      echo "Keras sync fixtures: reproduced byte for byte ($(ls "$tmp/keras-sync" | wc -l) files)"
+    else
+      echo "Keras sync fixtures DIFFER:"; head -40 "$tmp/ks.diff"; status=1
+    fi
+  else
+    echo "Keras sync exporter failed:"; tail -20 "$tmp/ks.log"; status=1
+  fi
 else
   echo "SKIPPED TensorFlow fixtures: tensorflow-cpu 2.21.0 is not importable from '$py'"
   echo "  (python3 -m venv /work/venv-tf && /work/venv-tf/bin/pip install tensorflow-cpu==2.21.0 numpy; or TF_PYTHON=..., or BN_FIXTURES_INSTALL_TF=1)"

@@ -22,6 +22,9 @@ import platform
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixture_json import dump, write_manifest  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("keras_sync_adapter", ROOT / "examples" / "keras_sync_adapter.py")
 adapter = importlib.util.module_from_spec(spec)
@@ -136,45 +139,6 @@ def export_case(name, template, axis, counts, dt, kind, ratio, description, seed
     if kind == "offset":
         doc["knownIssues"] = [KNOWN_ONE_PASS]
     return doc
-
-
-# The deterministic writer of scripts/export_tf_fixtures.py (sorted keys, number arrays on one line,
-# repr floats), repeated here: importing that script would configure TF's threads to 1, which the
-# 16-replica strategy's collectives cannot run on.
-def dump(obj, indent=0):
-    pad = "  " * indent
-    if isinstance(obj, dict):
-        if not obj:
-            return "{}"
-        items = [f'{pad}  {json.dumps(k)}: {dump(v, indent + 1)}' for k, v in sorted(obj.items())]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(obj, list):
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj):
-            return "[" + ",".join(num(v) for v in obj) + "]"
-        if all(isinstance(v, str) for v in obj):
-            return "[" + ", ".join(json.dumps(v) for v in obj) + "]"
-        return "[\n" + ",\n".join(f"{pad}  {dump(v, indent + 1)}" for v in obj) + "\n" + pad + "]"
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return json.dumps(obj)
-    if isinstance(obj, (int, float)):
-        return num(obj)
-    raise TypeError(type(obj))
-
-
-def num(v):
-    if isinstance(v, int) and not isinstance(v, bool):
-        return str(v)
-    f = float(v)
-    if f != f or f in (float("inf"), float("-inf")):
-        raise ValueError("NaN/Infinity cannot be written to a fixture")
-    return repr(f)
-
-
-def write_manifest(fixtures_dir: Path):
-    files = sorted(p for p in fixtures_dir.rglob("*.json") if p.name != "manifest.json")
-    entries = {str(p.relative_to(fixtures_dir)).replace(os.sep, "/"): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-    doc = {"format": "bn-conformance-manifest/1", "algorithm": "sha256", "files": entries}
-    (fixtures_dir / "manifest.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def main():
