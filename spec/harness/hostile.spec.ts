@@ -126,6 +126,7 @@ const enqueue = (key: string, f: () => Promise<Outcome>) => {
 for (const [m, only] of MODULES) enqueue(m, () => inProcess(moduleArgs(m, only), join(dir, `${m}.json`)));
 for (const [mode] of EXEC) enqueue(`exec-${mode}`, () => inProcess(execArgs(mode), join(dir, `exec-${mode}.json`)));
 enqueue('mutates-in-process', () => inProcess([...moduleArgs('mutates', 'bn:hygiene:inputs-unchanged'), '--no-isolate'], join(dir, 'mutates-in-process.json')));
+enqueue('busy-loop-in-process', () => inProcess([...moduleArgs('busy-loop', 'bn:hygiene:settles'), '--no-isolate'], join(dir, 'busy-loop-in-process.json')));
 enqueue('reuse-in-process', () => inProcess([...reuseArgs, '--no-isolate'], join(dir, 'reuse-in-process.json')));
 enqueue('bad-accumulation', () => inProcess([`${H}/bad-accumulation.mjs`], join(dir, 'bad-accumulation.json')));
 enqueue('exec-bad-accumulation', () => inProcess(execArgs('bad-accumulation'), join(dir, 'exec-bad-accumulation.json')));
@@ -154,6 +155,12 @@ describe('hostile implementations', () => {
     expect(faultsOf(busy.report).some((f) => f.includes('timeout'))).toBe(true);
     expect(huge.code, huge.stderr).toBe(1);
     expect(faultsOf(huge.report).some((f) => f.includes('exec-line-too-long'))).toBe(true);
+  }, 70_000);
+  it('busy-loop with --no-isolate: the in-process watchdog names it (timeout), exit 1, no hang', async () => {
+    const o = await runs.get('busy-loop-in-process')!;
+    expect(o.code, o.stderr).toBe(1);
+    expect(faultsOf(o.report).some((f) => f.includes('timeout')), JSON.stringify(faultsOf(o.report))).toBe(true);
+    expect(o.ms).toBeLessThan(45_000);
   }, 70_000);
   it('a mutation is named with the same words in the worker and in process', async () => {
     const [worker, inproc] = await Promise.all([runs.get('mutates')!, runs.get('mutates-in-process')!]);
