@@ -6,30 +6,15 @@
  * `npx tsx scripts/tolerance-ratios.ts [problems]` (default 3000 per variant).
  */
 import { compareForwardTrain } from '../src/compare.js';
-import type { ForwardTrainRequest } from '../src/contract.js';
 import { mulberry32 } from '../src/numerics/random.js';
 import { profiles } from '../src/profiles.js';
-import { f32Train, type F32Variant } from '../src/teach/f32-kernel.js';
+import { conditionedRequest, f32Train, type F32Variant } from '../src/teach/f32-kernel.js';
 
 const F32_SEQ = { dtype: 'float32', order: 'sequential' } as const;
 const N = Number(process.argv[2] ?? 3000);
 const rnd = mulberry32(20261130);
 
-function request(shape: number[], axis: number, mu: number, sigma: number, eps: number): ForwardTrainRequest {
-  const n = shape.reduce((p, q) => p * q, 1);
-  const C = shape[axis]!;
-  return {
-    x: Float32Array.from({ length: n }, () => mu + sigma * (2 * rnd() - 1) * 1.7),
-    shape,
-    axis,
-    gamma: Float32Array.from({ length: C }, () => 0.5 + rnd()),
-    beta: Float32Array.from({ length: C }, () => rnd() - 0.5),
-    eps,
-    momentum: 0.9,
-    runningMean: new Float32Array(C),
-    runningVar: new Float32Array(C).fill(1),
-  };
-}
+const request = (shape: number[], axis: number, mu: number, sigma: number, eps: number) => conditionedRequest(shape, axis, mu, sigma, rnd, eps);
 
 const worstOf = (cmp: { ratios: Record<string, number> }) => Math.max(...Object.values(cmp.ratios));
 const shapes: Array<[number[], number]> = [[[64, 3], 1], [[8, 2, 5, 5], 1], [[4, 6, 6, 3], 3], [[2, 2], 0], [[300, 2], 1]];

@@ -10,29 +10,18 @@ import type { ForwardTrainRequest } from '../src/contract.js';
 import { compareForwardTrain } from '../src/compare.js';
 import { profiles } from '../src/profiles.js';
 import { reductionDepth, sumErrorFactor, tolerance } from '../src/tolerance.js';
-import { f32Train as f32ForwardTrain, type F32Variant as Variant } from '../src/teach/f32-kernel.js';
+import { conditionedRequest, f32Train as f32ForwardTrain, type F32Variant as Variant } from '../src/teach/f32-kernel.js';
 
 const F32_SEQ = { dtype: 'float32', order: 'sequential' } as const;
 
+/** The spec's own seeded stream (an LCG), so its inputs stay what they were. */
 function request(shape: number[], axis: number, mu: number, sigma: number, seed: number, eps = 1e-3): ForwardTrainRequest {
   let a = seed >>> 0;
   const rnd = () => {
     a = (a * 1664525 + 1013904223) >>> 0;
     return a / 2 ** 32;
   };
-  const n = shape.reduce((p, q) => p * q, 1);
-  const C = shape[axis]!;
-  return {
-    x: Float32Array.from({ length: n }, () => mu + sigma * (2 * rnd() - 1) * 1.7),
-    shape,
-    axis,
-    gamma: Float32Array.from({ length: C }, () => 0.5 + rnd()),
-    beta: Float32Array.from({ length: C }, () => rnd() - 0.5),
-    eps,
-    momentum: 0.9,
-    runningMean: new Float32Array(C),
-    runningVar: new Float32Array(C).fill(1),
-  };
+  return conditionedRequest(shape, axis, mu, sigma, rnd, eps);
 }
 
 describe('tolerance: reduction structure', () => {

@@ -72,6 +72,27 @@ export function f32Train(profile: Profile, req: ForwardTrainRequest, variant: F3
   return { y, mean, variance, runningMean, runningVar };
 }
 
+/**
+ * A float32 training request whose channels sit at mean ~mu with spread ~sigma (uniform on
+ * mu ± 1.7 sigma), gamma in [0.5, 1.5), beta in [-0.5, 0.5): the conditioning |mu| / sigma is what
+ * the tolerance's ratios are measured against (spec/tolerance.spec.ts, scripts/tolerance-ratios.ts).
+ */
+export function conditionedRequest(shape: number[], axis: number, mu: number, sigma: number, rnd: () => number, eps = 1e-3): ForwardTrainRequest {
+  const n = shape.reduce((p, q) => p * q, 1);
+  const C = shape[axis]!;
+  return {
+    x: Float32Array.from({ length: n }, () => mu + sigma * (2 * rnd() - 1) * 1.7),
+    shape,
+    axis,
+    gamma: Float32Array.from({ length: C }, () => 0.5 + rnd()),
+    beta: Float32Array.from({ length: C }, () => rnd() - 0.5),
+    eps,
+    momentum: 0.9,
+    runningMean: new Float32Array(C),
+    runningVar: new Float32Array(C).fill(1),
+  };
+}
+
 /** The kernel as an implementation (float32, any axis, forwardTrain only). */
 export function createF32Kernel(variant: F32Variant, profile?: ProfileName | Profile): BatchNormImplementation {
   const p = resolveProfile(profile);
