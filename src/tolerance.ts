@@ -202,25 +202,12 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
   const dP =
     alpha * meanAbsDy + beta * meanAbsDyXhat + (u * (meanAbsDyX + Math.abs(f.mean) * meanAbsDy)) / s + (g + u) * meanAbsDyXhat;
 
-  // A singular channel: the variance an implementation may honestly compute comes within its bound
-  // of -eps (the bound covers var + eps), so sqrt(var^ + eps) may be 0 and x-hat, y, dx and dgamma
-  // may be anything, ±Infinity and 0 * Infinity = NaN included. The first-order analysis above
-  // assumes dvar << var + eps; past var + eps it bounds nothing. Reached only when the declared
-  // sums cannot resolve the channel at all (|mean| / s beyond ~1 / u of the accumulation with eps
-  // ~ 0: a float32 Welford at m = 2 on two adjacent float32 values, |mean| / s = 2.5e7, gets
-  // var^ = 0 and eps = 0 gives Infinity and NaN). Mean, variance and running statistics keep their bounds.
-  const varianceBound = bound(dvar, f.variance);
-  const singular = f.training && varianceBound >= f.variance + f.eps;
-  const unlessSingular = (b: number) => (singular ? Infinity : b);
-
   const ratio = Math.abs(f.mean) / s;
   const reason =
     `${input.dtype}, ${acc.dtype} ${acc.order} sums over m=${f.m} (depth ${depth}, g=${g.toExponential(2)}), ` +
     (merged ? `${merged.note}, ` : '') +
     `|mean|/sqrt(var+eps)=${ratio.toPrecision(3)}: ` +
-    (singular
-      ? `singular: the variance's bound ${varianceBound.toExponential(2)} reaches var + eps = ${(f.variance + f.eps).toExponential(2)}, so x-hat is unbounded`
-      : f.training
+    (f.training
       ? alpha > beta
         ? `the mean's summation error g*mean|x|/s=${alpha.toExponential(2)} dominates x-hat`
         : `variance and rounding (${beta.toExponential(2)} relative) dominate x-hat`
@@ -231,14 +218,12 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
     g,
     depth,
     mean: bound(dmu, Math.abs(f.mean)),
-    variance: varianceBound,
-    xhat: (xhat, x) => unlessSingular(bound(dxhat(xhat, x), Math.abs(xhat))),
+    variance: bound(dvar, f.variance),
+    xhat: (xhat, x) => bound(dxhat(xhat, x), Math.abs(xhat)),
     y: (xhat, x, y) =>
-      unlessSingular(
-        bound(
-          Math.abs(f.gamma) * dxhat(xhat, x) + u * (3 * Math.abs(f.gamma * xhat) + 2 * Math.abs(y) + Math.abs((f.gamma * f.mean) / s)),
-          Math.abs(y) + Math.abs(f.gamma * xhat),
-        ),
+      bound(
+        Math.abs(f.gamma) * dxhat(xhat, x) + u * (3 * Math.abs(f.gamma * xhat) + 2 * Math.abs(y) + Math.abs((f.gamma * f.mean) / s)),
+        Math.abs(y) + Math.abs(f.gamma * xhat),
       ),
     runningMean: (keep, take, momentum, old, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * f.mean);
@@ -257,9 +242,9 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
       if (!f.training) return bound(4 * u * Math.abs(dx), Math.abs(dx));
       const dInner = dQ + dxhat(xhat, x) * Math.abs(P) + Math.abs(xhat) * dP + 3 * u * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat * P));
       const scale = Math.abs(f.gamma / s) * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat * P));
-      return unlessSingular(bound(Math.abs(f.gamma / s) * (dInner + Math.abs(inner) * (dvar / (2 * s2) + 3 * u)) + u * Math.abs(dx), scale));
+      return bound(Math.abs(f.gamma / s) * (dInner + Math.abs(inner) * (dvar / (2 * s2) + 3 * u)) + u * Math.abs(dx), scale);
     },
-    dgamma: (dgamma) => unlessSingular(bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat, f.m)),
+    dgamma: (dgamma) => bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat, f.m),
     dbeta: (sumAbsDy, dbeta) => bound(g * sumAbsDy + u * Math.abs(dbeta), sumAbsDy, f.m),
   };
 }
