@@ -20,7 +20,7 @@ import { accumulationOf } from './declaration.js';
 import { type Layout, layoutOf } from './layout.js';
 import { effectiveEps, emaWeights, runningVarFactor } from './profiles.js';
 import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from './reference/reference.js';
-import { type ChannelFacts, tolerance } from './tolerance.js';
+import { type ChannelFacts, errorRatio, tolerance } from './tolerance.js';
 
 export interface ElementReport {
   output: string;
@@ -128,7 +128,11 @@ class Worst {
     const g = typeof got === 'number' ? got : NaN;
     let ratio: number;
     let error: number;
-    if (Math.abs(g) === Infinity && Number.isFinite(expected) && Math.sign(g) === Math.sign(expected) && Math.abs(expected) + bound >= overflowAt) {
+    if (bound === Infinity && typeof got === 'number') {
+      // a singular channel (src/tolerance.ts): no claim on this element
+      error = Math.abs(g - expected);
+      ratio = 0;
+    } else if (Math.abs(g) === Infinity && Number.isFinite(expected) && Math.sign(g) === Math.sign(expected) && Math.abs(expected) + bound >= overflowAt) {
       // a half output whose exact value is within its bound of the overflow threshold may round to ±Infinity
       error = 0;
       ratio = 0;
@@ -138,7 +142,7 @@ class Worst {
       ratio = same ? 0 : Infinity;
     } else {
       error = Math.abs(g - expected);
-      ratio = Number.isNaN(error) ? Infinity : bound > 0 ? error / bound : error === 0 ? 0 : Infinity;
+      ratio = typeof got === 'number' ? errorRatio(error, bound) : Infinity;
     }
     this.ratios[output] = Math.max(this.ratios[output] ?? 0, ratio);
     if (ratio > this.worstRatio) {

@@ -9,6 +9,7 @@ import { effectiveEps } from '../profiles.js';
 import { channelStats } from '../reference/reference.js';
 import { expectAgreement, Mismatch, type CheckContext } from '../harness/check.js';
 import { ContractFault } from '../harness/call.js';
+import { withinBound } from '../tolerance.js';
 
 export function expectation(ctx: CheckContext, op: Op, req: AnyRequest): Expectation {
   return expectationFor(op, ctx.profile, req, { accumulation: ctx.accumulation, precision: { dtype: ctx.dtype, paramDtype: ctx.paramDtype } });
@@ -55,10 +56,13 @@ export function channelIndices(shape: number[], axis: number, c: number): number
   return out;
 }
 
-/** Require |got - expected| <= bound for one scalar, with a message naming it (and it as the worst element). */
+/**
+ * Require |got - expected| <= bound for one scalar, with a message naming it (and it as the worst
+ * element). An Infinity bound (a singular channel) makes no claim (src/tolerance.ts errorRatio).
+ */
 export function expectClose(what: string, got: number, expected: number, bound: number, reason: string): void {
   const err = Math.abs(got - expected);
-  if (!(err <= bound)) {
+  if (!withinBound(err, bound)) {
     throw new Mismatch(`${what} = ${got} but expected ${expected} (error ${err.toExponential(3)} > allowed ${bound.toExponential(3)})`, {
       boundReason: reason,
       worst: { output: what, index: -1, channel: -1, expected, got, error: err, bound, where: what },

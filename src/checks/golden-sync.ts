@@ -9,6 +9,7 @@
  * the file), the implementation is compared with the exact answer instead, and the message says so.
  */
 import { accumulationFor } from '../compare.js';
+import { errorRatio } from '../tolerance.js';
 import { expectationForSync, flattenSyncResult, type SyncExpectation } from '../compare-sync.js';
 import type { AccumulationInfo, BatchNormImplementation, DType, Profile, SyncOp } from '../contract.js';
 import { loadSyncFixtures, type SyncFixture, type SyncFixtureStep } from '../fixtures/sync-fixtures.js';
@@ -39,7 +40,7 @@ class Tracker {
   max = 0;
   check(step: number, op: SyncOp, output: string, index: number, expected: number, got: number, bound: number): void {
     const error = Math.abs(got - expected);
-    const ratio = !Number.isFinite(error) ? Infinity : error === 0 ? 0 : bound > 0 ? error / bound : Infinity;
+    const ratio = errorRatio(error, bound);
     if (ratio > this.max || this.worst === undefined) {
       this.max = Math.max(this.max, ratio);
       this.worst = { step, op: op as never, output, index, expected, got, error, bound, ratio };

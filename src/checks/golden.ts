@@ -22,6 +22,7 @@ import { fieldDtype, precisionOfRequest, precisionsOf, toContractRequest, toNumb
 import { isHalf } from '../numerics/half.js';
 import type { AccumulationInfo, BatchNormImplementation, DType, Op, Profile } from '../contract.js';
 import { accumulationFor, expectationFor } from '../compare.js';
+import { errorRatio } from '../tolerance.js';
 import { resolveProfile } from '../profiles.js';
 import { cloneRequest, type Fixture, type FixtureStep, type LoadedFixtures, loadFixtures } from '../fixtures/load.js';
 
@@ -148,7 +149,7 @@ class WorstTracker {
   check(output: string, index: number, expected: number, got: unknown, bound: number): void {
     const g = typeof got === 'number' ? got : NaN;
     const error = Math.abs(g - expected);
-    const ratio = !Number.isFinite(error) ? Infinity : error === 0 ? 0 : bound > 0 ? error / bound : Infinity;
+    const ratio = typeof got === 'number' ? errorRatio(error, bound) : Infinity;
     this.ratios[output] = Math.max(this.ratios[output] ?? 0, ratio);
     if (ratio > this.max || this.worst === undefined) {
       this.max = Math.max(this.max, ratio);

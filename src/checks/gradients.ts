@@ -13,7 +13,7 @@ import { backwardRequest, inferRequest, problemArb, trainRequest, type Problem }
 import type { AnyRequest, DType } from '../contract.js';
 import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { CompensatedSum } from '../numerics/eft.js';
-import { exactStencil, finiteDifferenceBound, finiteDifferenceStep } from '../tolerance.js';
+import { exactStencil, finiteDifferenceBound, finiteDifferenceStep, scaleBound, withinBound } from '../tolerance.js';
 import { callAndAgree, channelIndices, expectation, expectClose, exactStats } from './common.js';
 import type { CheckSpec } from './spec.js';
 
@@ -30,7 +30,7 @@ async function loss(c: CheckContext, p: Problem, training: boolean, over: Partia
   let absTerms = 0;
   for (let i = 0; i < y.length; i++) {
     L += p.dy[i]! * y[i]!;
-    err += Math.abs(p.dy[i]!) * e.bounds.y![i]!;
+    err += scaleBound(e.bounds.y![i]!, p.dy[i]!);
     absTerms += Math.abs(p.dy[i]! * y[i]!);
   }
   // our own float64 evaluation: n products and an n-term sequential sum, gamma(n) sum|dy y| (Higham)
@@ -95,7 +95,7 @@ function gradientProperty(training: boolean) {
         const analytic = got[out][index]!;
         const analyticBound = e.bounds[out]![index]!;
         const { dh, bound } = await centralDifference(c, p, training, param, index, h);
-        if (!(Math.abs(analytic - dh) <= bound + analyticBound)) {
+        if (!withinBound(Math.abs(analytic - dh), bound + analyticBound)) {
           throw new Mismatch(
             `${out}[${index}] = ${analytic} but the central difference of the implementation's own forward gives ${dh} (step ${h.toExponential(2)}, allowed ${(bound + analyticBound).toExponential(3)})`,
             { boundReason: e.reasons[param === 'x' ? channelOf(index) : index]! },
@@ -165,7 +165,7 @@ export const gradientChecks: CheckSpec[] = [
             sumDyXhat.add(req.dy[i]! * xhat);
             absDyXhat += Math.abs(req.dy[i]! * xhat);
             bDx += e.bounds.dx![i]!;
-            bDxXhat += e.bounds.dx![i]! * Math.abs(xhat) + 2 ** -50 * Math.abs(got.dx[i]! * xhat);
+            bDxXhat += scaleBound(e.bounds.dx![i]!, xhat) + 2 ** -50 * Math.abs(got.dx[i]! * xhat);
           }
           const r = e.reasons[ch]!;
           expectClose(`sum of dx over channel ${ch}`, sumDx.value(), 0, bDx, r);

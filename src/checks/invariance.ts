@@ -11,6 +11,7 @@ import { problemArb, trainRequest } from '../arbitraries/problem.js';
 import { runProperty, Mismatch } from '../harness/check.js';
 import { layoutOf } from '../layout.js';
 import { moveAxis, permuteAlong } from '../tensor.js';
+import { scaleBound, withinBound } from '../tolerance.js';
 import { channelIndices, expectation, expectClose, exactStats } from './common.js';
 import type { CheckSpec } from './spec.js';
 
@@ -87,7 +88,7 @@ export const invarianceChecks: CheckSpec[] = [
           // our own float64 evaluation: factor carries 4u (two sqrt at 1.5u, one division), then
           // (ya - beta) u, the product u, the final + beta u|predicted|: 6u |t| + u |predicted|
           // with |t| = |predicted - beta| <= |predicted| + |beta|, so 7u (|predicted| + |beta|)
-          const allowed = ea.bounds.y![i]! * factor + eb.bounds.y![i]! + 7 * 2 ** -53 * (Math.abs(predicted) + Math.abs(beta));
+          const allowed = scaleBound(ea.bounds.y![i]!, factor) + eb.bounds.y![i]! + 7 * 2 ** -53 * (Math.abs(predicted) + Math.abs(beta));
           expectClose(`y[${i}] after scaling x by ${a} (eps factor ${factor})`, yb[i]!, predicted, allowed, eb.reasons[ch]!);
         }
       }),
@@ -155,12 +156,12 @@ export const invarianceChecks: CheckSpec[] = [
           if (ch === j) continue;
           const why = `channel ${ch} changed when only channel ${j} did (statistics mixed across channels?)`;
           for (const i of channelIndices(p.shape, p.axis, ch)) {
-            if (!(Math.abs(gb.y[i]! - ga.y[i]!) <= ea.bounds.y![i]! + eb.bounds.y![i]!)) {
+            if (!withinBound(Math.abs(gb.y[i]! - ga.y[i]!), ea.bounds.y![i]! + eb.bounds.y![i]!)) {
               throw new Mismatch(`${why}: y[${i}] ${ga.y[i]} -> ${gb.y[i]}`, { boundReason: eb.reasons[ch]! });
             }
           }
           for (const out of ['mean', 'variance', 'runningMean', 'runningVar'] as const) {
-            if (!(Math.abs(gb[out][ch]! - ga[out][ch]!) <= ea.bounds[out]![ch]! + eb.bounds[out]![ch]!)) {
+            if (!withinBound(Math.abs(gb[out][ch]! - ga[out][ch]!), ea.bounds[out]![ch]! + eb.bounds[out]![ch]!)) {
               throw new Mismatch(`${why}: ${out}[${ch}] ${ga[out][ch]} -> ${gb[out][ch]}`, { boundReason: eb.reasons[ch]! });
             }
           }

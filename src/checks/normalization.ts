@@ -5,6 +5,7 @@
  */
 import { problemArb, trainRequest } from '../arbitraries/problem.js';
 import { runProperty } from '../harness/check.js';
+import { scaleBound } from '../tolerance.js';
 import { channelIndices, expectation, expectClose, exactStats } from './common.js';
 import type { CheckSpec } from './spec.js';
 
@@ -96,7 +97,7 @@ export const normalizationChecks: CheckSpec[] = [
           const b = affine.beta[ch]!;
           for (const i of channelIndices(plain.shape, plain.axis, ch)) {
             const predicted = g * y0[i]! + b;
-            const allowed = Math.abs(g) * e0.bounds.y![i]! + e1.bounds.y![i]! + 2 * U64 * (Math.abs(predicted) + Math.abs(b));
+            const allowed = scaleBound(e0.bounds.y![i]!, g) + e1.bounds.y![i]! + 2 * U64 * (Math.abs(predicted) + Math.abs(b));
             expectClose(`y[${i}] with gamma=${g}, beta=${b} vs gamma*y(1,0)+beta`, y1[i]!, predicted, allowed, e1.reasons[ch]!);
           }
         }

@@ -146,7 +146,10 @@ export interface OracleBackward {
   dbeta: Big[];
   /** Per channel, sum |dy * xhat|: the scale at which dgamma is known. */
   dgammaScale: Big[];
-  /** Per element, the magnitude of the terms whose sum is dx (for scale-aware ULP errors). */
+  /**
+   * Per element, the scale at which dx is known (for scale-aware ULP errors), training:
+   * |gamma / s| (|dy| + |mean dy| + |xhat| mean|dy xhat|); inference |dx|.
+   */
   dxScale: Big[];
 }
 
@@ -189,7 +192,9 @@ export function oracleBackward(profile: Profile, request: BackwardRequest): Orac
         const a = sDy.div(m);
         const bterm = xhat.get(i)!.times(sDyXhat.div(m));
         dx[i] = gs.times(dy[i]!.minus(a).minus(bterm));
-        dxScale[i] = gs.abs().times(dy[i]!.abs().plus(a.abs()).plus(bterm.abs()));
+        // |xhat| mean|dy xhat|, not |xhat P|: P = mean(dy xhat) is known only to u mean|dy xhat|
+        // (its terms' roundings), which cancellation in P does not shrink
+        dxScale[i] = gs.abs().times(dy[i]!.abs().plus(a.abs()).plus(xhat.get(i)!.abs().times(sAbs.div(m))));
       } else {
         dx[i] = gs.times(dy[i]!);
         dxScale[i] = dx[i]!.abs();

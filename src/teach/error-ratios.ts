@@ -9,6 +9,7 @@ import { accumulationFor, expectationFor } from '../compare.js';
 import { resolveProfile } from '../profiles.js';
 import { normals, rng } from './common.js';
 import { histogram } from './svg.js';
+import { errorRatio } from '../tolerance.js';
 
 export interface ErrorRatioSample {
   implementation: string;
@@ -16,6 +17,8 @@ export interface ErrorRatioSample {
   requests: number;
   /** error / bound for every compared output element (y, mean, variance, runningMean, runningVar). */
   ratios: number[];
+  /** Elements of singular channels (src/tolerance.ts): the bound is Infinity, no claim, no ratio. */
+  unbounded: number;
   /** How many ratios exceed 1 (would fail), and the largest. */
   over: number;
   max: number;
@@ -68,6 +71,7 @@ export async function sampleErrorRatios(impl: BatchNormImplementation, opts: Sam
   const range = opts.log10Ratio ?? [0, 5];
   const ratios: number[] = [];
   let errors = 0;
+  let unbounded = 0;
   for (let k = 0; k < n; k++) {
     const req = sampleRequest(seed * 100_003 + k * 7, dtype, range);
     // axis 1 of [m, C] is the last axis: fine for 'last' and 'any'; 'first' implementations get [C, m] with axis 0
@@ -92,12 +96,12 @@ export async function sampleErrorRatios(impl: BatchNormImplementation, opts: Sam
       if (!g) continue;
       const b = e.bounds[output]!;
       for (let i = 0; i < expected.length; i++) {
-        const err = Math.abs(g[i]! - expected[i]!);
-        ratios.push(Number.isNaN(err) ? Infinity : b[i]! > 0 ? err / b[i]! : err === 0 ? 0 : Infinity);
+        if (b[i] === Infinity) unbounded++;
+        else ratios.push(errorRatio(Math.abs(g[i]! - expected[i]!), b[i]!));
       }
     }
   }
-  return { implementation: impl.name, dtype, requests: n, ratios, over: ratios.filter((r) => r > 1).length, max: Math.max(0, ...ratios), errors };
+  return { implementation: impl.name, dtype, requests: n, ratios, unbounded, over: ratios.filter((r) => r > 1).length, max: Math.max(0, ...ratios), errors };
 }
 
 /** Log-spaced bins of error/bound: [1e-6, ..., 1e3]; smaller ratios (and 0) go in the first bin, larger in the last. */
