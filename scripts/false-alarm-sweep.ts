@@ -21,6 +21,8 @@
  *   family but bn:scale (its own stratum below).
  * - reference-10k: the reference at 10,000 runs per property.
  * - large-m: bn:scale alone at --runs 1000 (4 runs per case, each up to m = 1056784).
+ * Plan `gaps`: what the first campaign did not reach (the reference at 10k under onnx and paper,
+ * more seeds for every CPU implementation with the half precisions, large m on the split engine).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -139,7 +141,25 @@ function plan(name: string, randomSeeds: number[]): Unit[] {
     units.push({ stratum: 'ci', impl: 'cpu-f32', profile: 'pytorch', seed: 6, runs: 50, skip: 'bn:scale,*float16*' });
     return units;
   }
-  if (name !== 'campaign') throw new Error(`unknown plan ${name} (campaign, ci)`);
+  if (name === 'gaps') {
+    // what the first campaign (docs/false-alarms.md) did not reach, in priority order: the
+    // reference at 10,000 runs under onnx and paper (float32/float64), then more seeds for every
+    // CPU implementation (half precisions included: the first campaign predates them), large m on
+    // the split engine, then gpu.js in cpu mode at 100 runs
+    for (const [k, profile] of (['onnx', 'paper'] as const).entries()) units.push({ stratum: 'reference-10k', impl: 'reference', profile, seed: 103 + k, runs: 10000, skip: 'bn:scale,*float16*' });
+    if (has('cpu-f32-threads')) units.push({ stratum: 'large-m', impl: 'cpu-f32-threads', profile: 'pytorch', seed: 201, runs: 1000, only: 'bn:scale' });
+    const fresh = [...randomSeeds, ...Array.from({ length: 17 }, (_, i) => i + 4)];
+    for (let round = 0; round < fresh.length; round++) {
+      for (const label of ['cpu-f32', 'cpu-f32-threads', 'plain-js', 'cpu-f32-wasm', 'cpu-f32-ts']) {
+        if (!has(label)) continue;
+        const impl = implementation(label);
+        units.push({ stratum: 'seeds', impl: label, profile: impl.profiles[(round + 1) % impl.profiles.length]!, seed: fresh[round]!, runs: 1000, skip: 'bn:scale' });
+      }
+      if (round < 3 && has('gpu-cpu-mode')) units.push({ stratum: 'seeds', impl: 'gpu-cpu-mode', profile: ALL_PROFILES[(round + 3) % 5]!, seed: fresh[round]!, runs: 100, skip: 'bn:scale' });
+    }
+    return units;
+  }
+  if (name !== 'campaign') throw new Error(`unknown plan ${name} (campaign, gaps, ci)`);
   // In priority order, so that a campaign cut short has done the mandated parts first.
   // 1. the issue's acceptance: the full default check of the reference at 1000 runs, S = 1..20
   for (const seed of FIXED_SEEDS) units.push({ stratum: 'reference-full', impl: 'reference', profile: 'keras', seed, runs: 1000 });
