@@ -92,6 +92,8 @@ const MODULES: Array<[string, string, string]> = [
   ['wrong-dtype', 'bn:hygiene:output-types', 'wrong-dtype'],
   ['plain-array', 'bn:hygiene:output-types', 'not-a-typed-array'],
   ['mutates', 'bn:hygiene:inputs-unchanged', 'input-mutated'],
+  // a scalar field (eps) rewritten: the judge reads the request after the call, so this must be named too
+  ['mutates-eps', 'bn:agreement:forward-train', 'input-mutated'],
 ];
 const EXEC: Array<[string, string]> = [
   ['dies', 'exec-died'],
@@ -167,6 +169,7 @@ describe('hostile implementations', () => {
     const msg = (o: Outcome) => o.report?.results.find((r) => r.status === 'fail')?.failure?.message;
     expect(msg(inproc)).toMatch(/input-mutated: forwardTrain modified its input x \(byte \d+\)/);
     expect(msg(worker)).toBe(msg(inproc));
+    expect(msg(await runs.get('mutates-eps')!)).toMatch(/input-mutated: forwardTrain modified its input eps \(was [0-9.e-]+, now 0\.5\)/);
   }, 70_000);
   it('a correct kernel that reuses its output buffers passes, with the same verdict per check in the CLI (worker), in process (--no-isolate) and runConformance', async () => {
     const [viaCli, viaMain] = await Promise.all([reuseCli, runs.get('reuse-in-process')!]);
