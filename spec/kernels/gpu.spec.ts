@@ -466,6 +466,25 @@ describe('texture sizes (pure: no GL needed)', () => {
     expect(oversizedTexture(counts, Infinity, fold)).toBeNull();
     expect(oversizedTexture(counts, 2048, fold)).toMatchObject({ what: 'x / output', n: L.numel + 4 });
   });
+
+  it('end to end (cpu mode, a 64-texel limit): a plan over it is refused with GpuLimitError naming the texture; one under it runs', async () => {
+    const impl = createGpu('keras', { mode: 'cpu', maxTextureSize: 64 });
+    try {
+      const f32 = (n: number, v = 1) => new Float32Array(n).fill(v);
+      const req = (m: number): ForwardTrainRequest => {
+        const x = Float32Array.from({ length: 2 * m }, (_, i) => (i % 7) - 3);
+        return { x, shape: [m, 2], axis: 1, gamma: f32(2), beta: f32(2, 0), eps: 1e-3, momentum: 0.9, runningMean: f32(2, 0), runningVar: f32(2) };
+      };
+      // y and the 4 per-channel statistics, 2 * 4096 + 4 * 2 values: a 92 x 90 texture, over 64
+      await expect(impl.forwardTrain(req(4096))).rejects.toThrow(/x \/ output needs 8200 values, a \d+ x \d+ texture, over this GPU's MAX_TEXTURE_SIZE 64/);
+      await expect(impl.forwardTrain(req(4096))).rejects.toBeInstanceOf(GpuLimitError);
+      const small = await impl.forwardTrain(req(16));
+      expect(small.y).toHaveLength(32);
+      expect(() => createGpu('keras', { mode: 'cpu', maxTextureSize: 0 })).toThrow(/maxTextureSize must be a positive integer/);
+    } finally {
+      impl.dispose?.();
+    }
+  }, 60_000);
 });
 
 describe('the tolerance is tight enough to matter', () => {

@@ -53,6 +53,11 @@ export interface GpuOptions {
   timings?: boolean;
   /** Most shape plans kept compiled at once (least recently used are destroyed). Default 16. */
   maxPlans?: number;
+  /**
+   * Hold textures to this side when it is below the GPU's own MAX_TEXTURE_SIZE: reproduces a
+   * smaller GPU (WebGL 2 guarantees only 2048) on a larger one, and in gpu.js's cpu mode.
+   */
+  maxTextureSize?: number;
 }
 
 export const DEFAULT_TILE = 64;
@@ -331,6 +336,9 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
   const tile = options.tile ?? DEFAULT_TILE;
   if (!Number.isInteger(tile) || tile < 1 || tile > 4096) throw new UsageError(`tile must be an integer in [1, 4096], got ${tile}`);
   const maxPlans = options.maxPlans ?? 16;
+  if (options.maxTextureSize !== undefined && !(Number.isInteger(options.maxTextureSize) && options.maxTextureSize >= 1)) {
+    throw new UsageError(`maxTextureSize must be a positive integer, got ${options.maxTextureSize}`);
+  }
   // GLSL may flush subnormals to zero (GLSL ES 3.00 §4.5.1; Mesa llvmpipe does): declare it for
   // the shader modes, so the tolerance's underflow unit is the smallest normal there
   const shader = mode !== 'cpu' && mode !== 'webasm';
@@ -463,7 +471,7 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
    * that (WebGL 2 guarantees only 2048).
    */
   function checkTextureSides(counts: Record<string, number>): void {
-    const max: number = gpu?.Kernel?.features?.maxTextureSize ?? Infinity;
+    const max: number = Math.min(gpu?.Kernel?.features?.maxTextureSize ?? Infinity, options.maxTextureSize ?? Infinity);
     const fold = (n: number) => Array.from(mod.utils.closestSquareDimensions(n) as Int32Array) as [number, number];
     const over = oversizedTexture(counts, max, fold);
     if (over) {
