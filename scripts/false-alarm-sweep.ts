@@ -11,6 +11,7 @@
  *   npm run sweep -- --plan ci                                               a small fixed slice
  *   npm run sweep -- --plan campaign --list                                  print the units
  *   npm run sweep -- --plan campaign --stratum reference-10k --record f      one stratum only
+ *   npm run sweep -- --plan gaps --impl numpy,torch --record f               some implementations only
  *   npm run sweep -- --plan campaign --claims DIR --record w1.json            workers sharing the
  *       plan through claim files (start several; --done rec.json,… marks units finished elsewhere)
  *   npm run sweep -- --summarize rec1.json rec2.json …                       totals as markdown
@@ -156,6 +157,10 @@ function plan(name: string, randomSeeds: number[]): Unit[] {
         units.push({ stratum: 'seeds', impl: label, profile: impl.profiles[(round + 1) % impl.profiles.length]!, seed: fresh[round]!, runs: 1000, skip: 'bn:scale' });
       }
       if (round < 3 && has('gpu-cpu-mode')) units.push({ stratum: 'seeds', impl: 'gpu-cpu-mode', profile: ALL_PROFILES[(round + 3) % 5]!, seed: fresh[round]!, runs: 100, skip: 'bn:scale' });
+      // the --exec adapters: one process call per request, ~15 minutes a unit
+      if (round < 4 && has('numpy')) units.push({ stratum: 'seeds', impl: 'numpy', profile: ALL_PROFILES[(round + 2) % 5]!, seed: fresh[round]!, runs: 1000, skip: 'bn:scale' });
+      // torch's half precisions fail for real (docs/adapters.md: backward, pure half): not false alarms
+      if (round < 4 && has('torch')) units.push({ stratum: 'seeds', impl: 'torch', profile: 'pytorch', seed: fresh[round]!, runs: 1000, skip: 'bn:scale,*float16*' });
     }
     return units;
   }
@@ -338,8 +343,10 @@ async function main(): Promise<void> {
   }
   // --stratum S: only that stratum's units; --skip-stratum S: all but that one
   const stratum = opt('--stratum');
+  // --impl a,b: only those implementations' units (a worker per kind of door)
+  const impls = opt('--impl')?.split(',');
   const skipStratum = opt('--skip-stratum');
-  const all = plan(planName, rec.randomSeeds).filter((u) => (!stratum || u.stratum === stratum) && u.stratum !== skipStratum);
+  const all = plan(planName, rec.randomSeeds).filter((u) => (!stratum || u.stratum === stratum) && u.stratum !== skipStratum && (!impls || impls.includes(u.impl)));
   const mine = all.filter((_, k) => k % shardCount === shardIndex - 1);
   console.log(`plan ${planName}: ${all.length} units, shard ${shardIndex}/${shardCount}: ${mine.length}; random seeds ${rec.randomSeeds.join(', ')}; record ${recordPath}`);
   for (const [k, v] of Object.entries(rec.unavailable)) console.log(`  not run: ${k} (${v})`);
