@@ -10,19 +10,11 @@ import type { ForwardTrainRequest } from '../src/contract.js';
 import { compareForwardTrain } from '../src/compare.js';
 import { profiles } from '../src/profiles.js';
 import { reductionDepth, sumErrorFactor, tolerance } from '../src/tolerance.js';
-import { conditionedRequest, f32Train as f32ForwardTrain, type F32Variant as Variant } from '../src/teach/f32-kernel.js';
+import { f32Train as f32ForwardTrain, HONEST_SHAPES, honestCaseArb, seededConditionedRequest, type F32Variant as Variant } from '../src/teach/f32-kernel.js';
 
 const F32_SEQ = { dtype: 'float32', order: 'sequential' } as const;
 
-/** The spec's own seeded stream (an LCG), so its inputs stay what they were. */
-function request(shape: number[], axis: number, mu: number, sigma: number, seed: number, eps = 1e-3): ForwardTrainRequest {
-  let a = seed >>> 0;
-  const rnd = () => {
-    a = (a * 1664525 + 1013904223) >>> 0;
-    return a / 2 ** 32;
-  };
-  return conditionedRequest(shape, axis, mu, sigma, rnd, eps);
-}
+const request = seededConditionedRequest;
 
 describe('tolerance: reduction structure', () => {
   it('depth follows the reduction order', () => {
@@ -47,32 +39,15 @@ describe('tolerance: reduction structure', () => {
 });
 
 describe('tolerance: honest float32 kernels pass, one-pass fails', () => {
-  const shapes: Array<[number[], number]> = [
-    [[64, 3], 1],
-    [[8, 2, 5, 5], 1],
-    [[4, 6, 6, 3], 3],
-    [[2, 2], 0],
-    [[300, 2], 1],
-  ];
+  const shapes = HONEST_SHAPES;
   for (const variant of ['two-pass', 'welford', 'folded'] as Variant[]) {
     it(`${variant} float32 kernel passes on random conditioning up to |mean|/std = 1e6`, () => {
       fc.assert(
-        fc.property(
-          fc.constantFrom(...shapes),
-          fc.double({ min: -6, max: 4, noNaN: true }),
-          fc.double({ min: 0, max: 6, noNaN: true }),
-          fc.constantFrom(0, 1e-5, 1e-3, 1),
-          fc.constantFrom(...Object.values(profiles)),
-          fc.integer(),
-          ([shape, axis], logSigma, logRatio, eps, profile, seed) => {
-            fc.pre(shape.reduce((a, b) => a * b) / shape[axis]! > 1 || profile.singleValue === 'allowed');
-            const sigma = 10 ** logSigma;
-            const req = request(shape, axis, sigma * 10 ** logRatio, sigma, seed, eps);
-            const got = f32ForwardTrain(profile, req, variant);
-            const cmp = compareForwardTrain(profile, req, got, { accumulation: F32_SEQ });
-            expect(cmp.ok, JSON.stringify({ worst: cmp.worst, ratios: cmp.ratios, reason: cmp.reason })).toBe(true);
-          },
-        ),
+        fc.property(honestCaseArb, ({ profile, req }) => {
+          const got = f32ForwardTrain(profile, req, variant);
+          const cmp = compareForwardTrain(profile, req, got, { accumulation: F32_SEQ });
+          expect(cmp.ok, JSON.stringify({ worst: cmp.worst, ratios: cmp.ratios, reason: cmp.reason })).toBe(true);
+        }),
         // Pinned seed, as the judge pins its own. Unpinned, seeds 1..1100 x 300 runs x 3 variants
         // pass (scripts/sweep-honest-kernels.ts); before the singular-channel bound ~7% of seeds
         // failed on the case below.

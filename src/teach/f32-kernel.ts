@@ -6,8 +6,9 @@
  * plots, and spec/tolerance.spec.ts.
  */
 import type { BatchNormImplementation, ForwardTrainRequest, ForwardTrainResult, Profile, ProfileName } from '../contract.js';
+import fc from 'fast-check';
 import { layoutOf } from '../layout.js';
-import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../profiles.js';
+import { effectiveEps, emaWeights, profiles, resolveProfile, runningVarFactor } from '../profiles.js';
 
 const f = Math.fround;
 
@@ -92,6 +93,45 @@ export function conditionedRequest(shape: number[], axis: number, mu: number, si
     runningVar: new Float32Array(C).fill(1),
   };
 }
+
+/** conditionedRequest on a seeded LCG stream: the same seed, the same request. */
+export function seededConditionedRequest(shape: number[], axis: number, mu: number, sigma: number, seed: number, eps = 1e-3): ForwardTrainRequest {
+  let a = seed >>> 0;
+  const rnd = () => {
+    a = (a * 1664525 + 1013904223) >>> 0;
+    return a / 2 ** 32;
+  };
+  return conditionedRequest(shape, axis, mu, sigma, rnd, eps);
+}
+
+/** Shapes of the honest-kernel property: tall, NCHW, NHWC, m = 2, m = 300. */
+export const HONEST_SHAPES: ReadonlyArray<readonly [number[], number]> = [
+  [[64, 3], 1],
+  [[8, 2, 5, 5], 1],
+  [[4, 6, 6, 3], 3],
+  [[2, 2], 0],
+  [[300, 2], 1],
+];
+
+/**
+ * The honest-kernel property's inputs (spec/tolerance.spec.ts pins a seed, scripts/
+ * sweep-honest-kernels.ts sweeps many): a profile and a request with sigma = 10^[-6, 4],
+ * |mean| / sigma = 10^[0, 6], eps in {0, 1e-5, 1e-3, 1}; m = 1 only under a profile that allows it.
+ */
+export const honestCaseArb = fc
+  .tuple(
+    fc.constantFrom(...HONEST_SHAPES),
+    fc.double({ min: -6, max: 4, noNaN: true }),
+    fc.double({ min: 0, max: 6, noNaN: true }),
+    fc.constantFrom(0, 1e-5, 1e-3, 1),
+    fc.constantFrom(...Object.values(profiles)),
+    fc.integer(),
+  )
+  .filter(([[shape, axis], , , , profile]) => shape.reduce((a, b) => a * b) / shape[axis]! > 1 || profile.singleValue === 'allowed')
+  .map(([[shape, axis], logSigma, logRatio, eps, profile, seed]) => {
+    const sigma = 10 ** logSigma;
+    return { profile, req: seededConditionedRequest(shape, axis, sigma * 10 ** logRatio, sigma, seed, eps) };
+  });
 
 /** The kernel as an implementation (float32, any axis, forwardTrain only). */
 export function createF32Kernel(variant: F32Variant, profile?: ProfileName | Profile): BatchNormImplementation {
