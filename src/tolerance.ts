@@ -31,9 +31,13 @@
  *            data, add a term linear in dmu (2 dmu D) and errors on (x - K)^2 <= D^2. What is
  *            not allowed: the one-pass E[x^2] - E[x]^2, whose error is ~ g mu^2: larger than
  *            this bound by ~ |mu| / D, i.e. by the offset-to-spread ratio.
- * 1 / s:     not first order. With r = dvar / s^2, the computed s^2 lies in [s^2 (1 - r), s^2 (1 + r)],
- *            so s / s^ <= inv = 1 / sqrt(1 - r) and |s / s^ - 1| <= c = inv - 1 (exactly; c ~ r / 2
- *            when r is small, the first-order dvar / (2 s^2), but it grows without bound as r -> 1).
+ * 1 / s:     not first order. The variance an honest kernel normalizes with may be anywhere the
+ *            judge accepts a variance: within V = SAFETY (dvar + UNDERFLOW_STEPS tiny) of var (the
+ *            doubling covers dvar's second-order terms, see SAFETY below). With r = V / s^2 the
+ *            computed s^2 lies in [s^2 (1 - r), s^2 (1 + r)], so s / s^ <= inv = 1 / sqrt(1 - r) and
+ *            |s / s^ - 1| <= c = inv - 1, exactly (c ~ r / 2 = SAFETY dvar / (2 s^2) when r is small,
+ *            the old first-order term, doubled; it grows without bound as r -> 1). c is exact, so
+ *            it enters the first-order sums below as c / SAFETY (the doubling restores it).
  *            Singular channel: r >= 1. The variance's own bound reaches var + eps, so an honest
  *            kernel may compute var + eps = 0 (float32 Welford on x = [776995.4375, 776995.375],
  *            eps = 0: |mean| / s = 2.5e7, the variance rounds to 0 and y = +-Infinity or NaN).
@@ -44,7 +48,7 @@
  *            x^ = (x - mu^) / s^: |x^ - xhat| <= |xhat| c + inv dmu / s (both exact in r), then
  *            4u (1 + c) of rounding on |x^| (var + eps, sqrt, the division or reciprocal, and the
  *            product or quotient with x - mu: one u each, s's relative error halved by the root
- *            but its own rounding whole): alpha = inv dmu / s, beta = c + 4u inv. The last term
+ *            but its own rounding whole): alpha = inv dmu / s, beta = c / SAFETY + 4u inv. The last term
  *            admits the folded form x * inv - mu * inv (tf.nn.batch_normalization, TF.js), which
  *            rounds x * inv.
  * y:         dy_out = |gamma| dxhat + u (3 |gamma xhat| + 2 |y| + |gamma mu| / s)
@@ -66,9 +70,10 @@
  * backward (training), Q = mean(dy), P = mean(dy xhat):
  *            dQ = g mean|dy| + u|Q|;  dP = mean(|dy| dxhat) + (g + u) mean|dy xhat|
  *            inner = dy - Q - xhat P;
- *            d(inner) = dQ + dxhat |P| + |xhat| dP + dxhat dP + 3u(|dy| + |Q| + |xhat P|)
- *            (dxhat dP is second order, but both grow like c as r -> 1: kept, not left to SAFETY)
- *            ddx = |gamma / s| (inv d(inner) + |inner| (c + 3u inv)) + u |dx|
+ *            d(inner) = dQ + dxhat |P| + |xhat| dP + SAFETY dxhat dP + 3u(|dy| + |Q| + |xhat P|)
+ *            (dxhat dP is second order, but both grow like c as r -> 1: kept, not left to SAFETY,
+ *            and weighted by SAFETY once more, each factor carrying c / SAFETY)
+ *            ddx = |gamma / s| (inv d(inner) + |inner| (c / SAFETY + 3u inv)) + u |dx|
  *            ddgamma = m dP + u|dgamma|;  ddbeta = g sum|dy| + u|dbeta|
  * inference: the same with the running statistics exact (dmu = dvar = 0).
  *
@@ -223,13 +228,15 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
     : f.training
       ? dmu * dmu + 2 * dmu * f.maxDev + 2 * (g + 3 * ua) * (f.variance + f.maxDev * f.maxDev) + u * f.variance + 2 * (f.maxDev + unit) * flushedInputs
       : 0;
-  // 1 / s^ exactly, not to first order (derivation above); expm1/log1p keep c's digits at small r
-  const r = s2 > 0 ? dvar / s2 : dvar > 0 ? Infinity : 0;
+  // 1 / s^ exactly, not to first order, for any variance within its bound V (derivation above);
+  // expm1/log1p keep c's digits at small r. Statistics given (inference): exact, r = 0.
+  const V = f.training || merged ? SAFETY * (dvar + UNDERFLOW_STEPS * unit) : 0;
+  const r = s2 > 0 ? V / s2 : V > 0 ? Infinity : 0;
   const singular = r >= 1;
   const c = singular ? Infinity : Math.expm1(-0.5 * Math.log1p(-r));
   const inv = 1 + c;
   const alpha = (inv * dmu) / s;
-  const beta = c + 4 * u * inv;
+  const beta = c / SAFETY + 4 * u * inv;
   const refScale = (scale: number) => REF_ULPS * 2 * U64 * scale;
   // underflow: a rounding of absolute size TINY, possibly before a multiplication by |gamma| / s
   const tiny = UNDERFLOW_STEPS * unit * (1 + 1 / s) * Math.max(1, Math.abs(f.gamma));
@@ -250,7 +257,7 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
     `|mean|/sqrt(var+eps)=${ratio.toPrecision(3)}: ` +
     (f.training
       ? singular
-        ? `singular channel: the variance's error bound ${dvar.toExponential(2)} reaches var + eps = ${s2.toExponential(2)}, so x-hat, y, dx and dgamma have no bound (any value is accepted)`
+        ? `singular channel: the variance's error bound ${V.toExponential(2)} reaches var + eps = ${s2.toExponential(2)}, so x-hat, y, dx and dgamma have no bound (any value is accepted)`
         : alpha > beta
         ? `the mean's summation error g*mean|x|/s=${alpha.toExponential(2)} dominates x-hat`
         : `variance and rounding (${beta.toExponential(2)} relative) dominate x-hat`
@@ -287,9 +294,9 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
       if (!f.training) return bound(4 * u * Math.abs(dx), Math.abs(dx));
       if (singular) return Infinity;
       const dXhat = dxhat(xhat, x);
-      const dInner = dQ + dXhat * Math.abs(P) + Math.abs(xhat) * dP + dXhat * dP + 3 * u * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat * P));
+      const dInner = dQ + dXhat * Math.abs(P) + Math.abs(xhat) * dP + SAFETY * dXhat * dP + 3 * u * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat * P));
       const scale = Math.abs(f.gamma / s) * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat) * meanAbsDyXhat);
-      return SAFETY * (Math.abs(f.gamma / s) * (inv * dInner + Math.abs(inner) * (c + 3 * u * inv)) + u * Math.abs(dx) + tiny) + REF_DX_U * U64 * scale;
+      return SAFETY * (Math.abs(f.gamma / s) * (inv * dInner + Math.abs(inner) * (c / SAFETY + 3 * u * inv)) + u * Math.abs(dx) + tiny) + REF_DX_U * U64 * scale;
     },
     dgamma: (dgamma) => (singular ? Infinity : bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat, f.m)),
     dbeta: (sumAbsDy, dbeta) => bound(g * sumAbsDy + u * Math.abs(dbeta), sumAbsDy, f.m),
