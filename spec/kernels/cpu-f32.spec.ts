@@ -389,3 +389,22 @@ describe('cpu-f32 auto engine: threads or one thread, by its own timings', () =>
     expect(choosePath(kind, 1 << 22)).toBe('threads');
   });
 });
+
+describe('cpu-f32 tiny path', () => {
+  it('the fused training-backward pass gives the statistics and sums of the separate passes, bit for bit', async () => {
+    const { tinyBackwardSums, tinyGradSums, tinyStats } = await import('../../src/kernels/cpu-f32/tiny.js');
+    const r = rng(42);
+    for (const [shape, axis] of [[[2, 4, 4, 3], 3], [[2, 3, 4, 4], 1], [[7, 5], 1]] as Array<[number[], number]>) {
+      const L = layoutOf(shape, axis);
+      const x = Float32Array.from({ length: L.numel }, () => 1000 + 3 * (r() - 0.5));
+      const dy = Float32Array.from({ length: L.numel }, () => r() - 0.5);
+      const table = () => new Float64Array(L.channels);
+      const fused = { stats: { mean: table(), variance: table() }, g: { sumDy: table(), sumDyCentered: table() } };
+      const apart = { stats: { mean: table(), variance: table() }, g: { sumDy: table(), sumDyCentered: table() } };
+      tinyBackwardSums(x, dy, L, fused.stats, fused.g);
+      tinyStats(x, L, apart.stats);
+      tinyGradSums(x, dy, L, apart.stats.mean, apart.g);
+      expect(fused).toEqual(apart);
+    }
+  });
+});

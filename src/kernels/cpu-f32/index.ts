@@ -34,7 +34,7 @@ import { backwardSyncThreads, forwardTrainSyncThreads } from './sync.js';
 import * as threads from './threads.js';
 import { autoLoops, backwardMayThread, family, viaChooser, type Loops, type ThreadMode } from './auto.js';
 import { withHalfActivations } from './half.js';
-import { TINY_NUMEL, tinyAffine, tinyDx, tinyForwardTrain, tinyGradSums, tinyStats } from './tiny.js';
+import { TINY_NUMEL, tinyAffine, tinyBackwardSums, tinyDx, tinyForwardTrain, tinyGradSums } from './tiny.js';
 
 export { THREAD_MIN_NUMEL, prewarmCpuF32Threads } from './auto.js';
 
@@ -189,10 +189,8 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
       return { mean, A, B, D };
     };
     if (tiny) {
-      if (req.training) {
-        tinyStats(x, L, { mean, variance });
-        tinyGradSums(x, dy, L, mean, sums);
-      } else tinyGradSums(x, dy, L, runningMean, sums);
+      if (req.training) tinyBackwardSums(x, dy, L, { mean, variance }, sums);
+      else tinyGradSums(x, dy, L, runningMean, sums);
       coefficients();
       tinyDx(x, dy, dx, L, mean, A, B, D);
     } else {

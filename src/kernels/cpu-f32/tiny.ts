@@ -85,6 +85,30 @@ export function tinyGradSums(x: Float32Array, dy: Float32Array, L: EngineLayout,
   }
 }
 
+/**
+ * Training backward's statistics and sums in two passes, not three: the mean first, then
+ * Σ(x - mean)², Σdy and Σdy·(x - mean) together (each the same sequential float64 chain as
+ * tinyStats and tinyGradSums compute apart, so the results are bit for bit theirs).
+ */
+export function tinyBackwardSums(x: Float32Array, dy: Float32Array, L: EngineLayout, stats: StatsOut, g: GradSums): void {
+  const { outer, channels: C, inner, m } = L;
+  const mean = stats.mean, vr = stats.variance;
+  for (let c = 0; c < C; c++) { mean[c] = 0; vr[c] = 0; g.sumDy[c] = 0; g.sumDyCentered[c] = 0; }
+  let k = 0;
+  for (let o = 0; o < outer; o++) for (let c = 0; c < C; c++) for (let i = 0; i < inner; i++) mean[c] = mean[c]! + x[k++]!;
+  for (let c = 0; c < C; c++) mean[c] = mean[c]! / m;
+  k = 0;
+  for (let o = 0; o < outer; o++) for (let c = 0; c < C; c++) {
+    const mu = mean[c]!;
+    let q = vr[c]!, a = g.sumDy[c]!, b = g.sumDyCentered[c]!;
+    for (let i = 0; i < inner; i++, k++) { const d = x[k]! - mu; const e = dy[k]!; q += d * d; a += e; b += e * d; }
+    vr[c] = q;
+    g.sumDy[c] = a;
+    g.sumDyCentered[c] = b;
+  }
+  for (let c = 0; c < C; c++) vr[c] = vr[c]! / m;
+}
+
 /** dx = A·dy + B·(x - mean) + D per channel, in float64. */
 export function tinyDx(x: Float32Array, dy: Float32Array, dx: Float32Array, L: EngineLayout, mean: Float64Array, A: Float64Array, B: Float64Array, D: Float64Array): void {
   const { outer, channels: C, inner } = L;
