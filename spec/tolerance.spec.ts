@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import type { ForwardTrainRequest } from '../src/contract.js';
 import { compareForwardTrain } from '../src/compare.js';
 import { profiles } from '../src/profiles.js';
-import { reductionDepth, sumErrorFactor, tolerance } from '../src/tolerance.js';
+import { errorRatio, reductionDepth, scaleBound, sumErrorFactor, tolerance, withinBound } from '../src/tolerance.js';
+import { InternalError } from '../src/errors.js';
 import { f32Train as f32ForwardTrain, HONEST_SHAPES, honestCaseArb, seededConditionedRequest, type F32Variant as Variant } from '../src/teach/f32-kernel.js';
 
 const F32_SEQ = { dtype: 'float32', order: 'sequential' } as const;
@@ -90,6 +91,19 @@ describe('tolerance: honest float32 kernels pass, one-pass fails', () => {
     expect(b.y(1, 776995.4375, 1)).toBe(Infinity);
     expect(b.dgamma(0)).toBe(Infinity); // Infinity, never Infinity * 0 = NaN
     expect(Number.isFinite(b.variance) && Number.isFinite(b.mean)).toBe(true);
+  });
+
+  it('one verdict rule: an Infinity bound accepts anything (NaN included), a NaN bound is a suite defect, an unbounded element stays unbounded at weight 0', () => {
+    expect(errorRatio(NaN, Infinity)).toBe(0);
+    expect(errorRatio(Infinity, Infinity)).toBe(0);
+    expect(errorRatio(NaN, 1)).toBe(Infinity);
+    expect(errorRatio(0, 0)).toBe(0);
+    expect(errorRatio(1e-300, 0)).toBe(Infinity);
+    expect(errorRatio(2, 4)).toBe(0.5);
+    expect(() => errorRatio(1, NaN)).toThrow(InternalError);
+    expect(scaleBound(Infinity, 0)).toBe(Infinity);
+    expect(scaleBound(3, -2)).toBe(6);
+    expect(withinBound(NaN, Infinity) && !withinBound(NaN, 1e300)).toBe(true);
   });
 
   it('past first order: 1/s^ is bounded exactly in r = dvar / (var + eps), growing without limit as r -> 1', () => {
