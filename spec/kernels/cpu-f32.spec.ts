@@ -17,7 +17,7 @@ import { layoutOf } from '../../src/layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../src/profiles.js';
 import { createCpuF32, prewarmCpuF32Threads, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
 import { counters as threadCounters } from '../../src/kernels/cpu-f32/threads.js';
-import { choosePath, EXPLORE_EVERY, recordPath } from '../../src/kernels/cpu-f32/chooser.js';
+import { choosePath, EXPLORE_EVERY, EXPLORE_RARELY, recordPath } from '../../src/kernels/cpu-f32/chooser.js';
 import { accumulationFor, compareWithReference } from '../../src/compare.js';
 import type { Op } from '../../src/contract.js';
 import { mulberry32 as rng } from '../../src/numerics/random.js';
@@ -369,14 +369,19 @@ describe('cpu-f32 auto engine, ops split over the worker pool', () => {
 });
 
 describe('cpu-f32 auto engine: threads or one thread, by its own timings', () => {
-  it('times each path once, then takes the faster, re-timing the slower every EXPLORE_EVERY-th call', () => {
+  it('times each path once, then takes the faster, re-timing the slower every EXPLORE_EVERY-th call (EXPLORE_RARELY-th when far apart)', () => {
     const kind = 'spec-kind';
     expect(choosePath(kind, 1 << 20)).toBe('threads');
     recordPath(kind, 1 << 20, 'threads', 10);
     expect(choosePath(kind, 1 << 20)).toBe('single');
     recordPath(kind, 1 << 20, 'single', 5);
-    const picks = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, 1 << 20));
-    expect(picks.filter((p) => p === 'threads')).toHaveLength(2);
+    // 2x apart: re-timed rarely
+    const rare = Array.from({ length: 2 * EXPLORE_RARELY }, () => choosePath(kind, 1 << 20));
+    expect(rare.filter((p) => p === 'threads')).toHaveLength(2);
+    // close (within FAR_APART): re-timed every EXPLORE_EVERY-th call
+    recordPath(kind, 1 << 20, 'threads', 5.5);
+    const close = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, 1 << 20));
+    expect(close.filter((p) => p === 'threads')).toHaveLength(2);
     // one call that lost its core for a while does not flip the choice (minimum, not average)
     recordPath(kind, 1 << 20, 'single', 500);
     expect(choosePath(kind, 1 << 20)).toBe('single');

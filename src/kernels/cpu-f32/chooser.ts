@@ -7,7 +7,9 @@
  * one thread, side by side; docs/bench.md). A fixed size threshold cannot know that, so each kind
  * of call (op, layout family, size to within a factor of 2) keeps the last few times per element
  * of each path, takes the path with the smaller minimum, and re-times the other path every
- * EXPLORE_EVERY-th call, so a change of load is noticed. The minimum, not an average: on a shared
+ * EXPLORE_EVERY-th call, so a change of load is noticed; every EXPLORE_RARELY-th call while the
+ * other path is FAR_APART slower (each re-timing costs the difference: at 16 and 1.4x, 2.5% of
+ * every call on average; at 128, 0.3%). The minimum, not an average: on a shared
  * machine a call that loses its core for a while takes many times longer, and an average follows
  * those losses back and forth between the paths.
  *
@@ -18,6 +20,9 @@ export type PathName = 'single' | 'threads';
 
 /** One call in this many takes the path that is currently slower, to re-time it. */
 export const EXPLORE_EVERY = 16;
+/** ... and one in this many while that path is at least FAR_APART times slower. */
+export const EXPLORE_RARELY = 128;
+export const FAR_APART = 1.25;
 /** Times kept per path (the newest). */
 const KEEP = 4;
 
@@ -40,8 +45,10 @@ export function choosePath(kind: string, n: number): PathName {
   r.calls++;
   if (!r.threads.length) return 'threads';
   if (!r.single.length) return 'single';
-  const faster: PathName = fastest(r.threads) < fastest(r.single) ? 'threads' : 'single';
-  if (r.calls % EXPLORE_EVERY === 0) return faster === 'threads' ? 'single' : 'threads';
+  const [t, s] = [fastest(r.threads), fastest(r.single)];
+  const faster: PathName = t < s ? 'threads' : 'single';
+  const every = Math.max(t, s) >= FAR_APART * Math.min(t, s) ? EXPLORE_RARELY : EXPLORE_EVERY;
+  if (r.calls % every === 0) return faster === 'threads' ? 'single' : 'threads';
   return faster;
 }
 
