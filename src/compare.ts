@@ -119,6 +119,17 @@ function facts(
   return { perChannel, xhat };
 }
 
+/**
+ * Whether the tolerance admits a non-finite `got` for an element whose exact value is `expected`
+ * (finite) with this bound: a singular channel (bound Infinity: no claim, src/tolerance.ts), or a
+ * half output whose exact value is within its bound of the overflow threshold, rounded to
+ * ±Infinity of the right sign (an honest rounding: 65,573 is +Infinity in float16).
+ */
+export function admitsNonFinite(expected: number, got: number, bound: number, overflowAt = Infinity): boolean {
+  if (bound === Infinity) return true;
+  return Math.abs(got) === Infinity && Number.isFinite(expected) && Math.sign(got) === Math.sign(expected) && Math.abs(expected) + bound >= overflowAt;
+}
+
 /** Collects the worst element over several outputs. */
 class Worst {
   ratios: Record<string, number> = {};
@@ -128,13 +139,9 @@ class Worst {
     const g = typeof got === 'number' ? got : NaN;
     let ratio: number;
     let error: number;
-    if (bound === Infinity && typeof got === 'number') {
-      // a singular channel (src/tolerance.ts): no claim on this element
-      error = Math.abs(g - expected);
-      ratio = 0;
-    } else if (Math.abs(g) === Infinity && Number.isFinite(expected) && Math.sign(g) === Math.sign(expected) && Math.abs(expected) + bound >= overflowAt) {
-      // a half output whose exact value is within its bound of the overflow threshold may round to ±Infinity
-      error = 0;
+    if (typeof got === 'number' && (bound === Infinity || (!Number.isFinite(g) && admitsNonFinite(expected, g, bound, overflowAt)))) {
+      // a singular channel (no claim), or an honest overflow to ±Infinity: admitsNonFinite
+      error = Number.isFinite(g) ? Math.abs(g - expected) : 0;
       ratio = 0;
     } else if (Number.isNaN(expected) || !Number.isFinite(expected)) {
       const same = Object.is(expected, g) || (Number.isNaN(expected) && Number.isNaN(g));
