@@ -375,10 +375,17 @@ describe('cpu-f32 auto engine: threads or one thread, by its own timings', () =>
     recordPath(kind, 1 << 20, 'threads', 10);
     expect(choosePath(kind, 1 << 20)).toBe('single');
     recordPath(kind, 1 << 20, 'single', 5);
-    // 2x apart: re-timed rarely
+    // 2x apart but one time each: still re-timed every EXPLORE_EVERY-th call
+    const early = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, 1 << 20));
+    expect(early.filter((p) => p === 'threads')).toHaveLength(2);
+    // 2x apart with four times each: re-timed rarely
+    for (let k = 0; k < 3; k++) {
+      recordPath(kind, 1 << 20, 'threads', 10);
+      recordPath(kind, 1 << 20, 'single', 5);
+    }
     const rare = Array.from({ length: 2 * EXPLORE_RARELY }, () => choosePath(kind, 1 << 20));
     expect(rare.filter((p) => p === 'threads')).toHaveLength(2);
-    // close (within FAR_APART): re-timed every EXPLORE_EVERY-th call
+    // close (within FAR_APART): every EXPLORE_EVERY-th call again
     recordPath(kind, 1 << 20, 'threads', 5.5);
     const close = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, 1 << 20));
     expect(close.filter((p) => p === 'threads')).toHaveLength(2);

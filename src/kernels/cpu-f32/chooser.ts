@@ -7,9 +7,11 @@
  * one thread, side by side; docs/bench.md). A fixed size threshold cannot know that, so each kind
  * of call (op, layout family, size to within a factor of 2) keeps the last few times per element
  * of each path, takes the path with the smaller minimum, and re-times the other path every
- * EXPLORE_EVERY-th call, so a change of load is noticed; every EXPLORE_RARELY-th call while the
- * other path is FAR_APART slower (each re-timing costs the difference: at 16 and 1.4x, 2.5% of
- * every call on average; at 128, 0.3%). The minimum, not an average: on a shared
+ * EXPLORE_EVERY-th call, so a change of load is noticed; every EXPLORE_RARELY-th call once both
+ * paths have KEEP times and the other is FAR_APART slower (each re-timing costs the difference:
+ * at 16 and 1.4x, 2.5% of every call on average; at 128, 0.3%). Not before: one slow first time
+ * of the faster path (a cold cache, a lost core) would otherwise keep it unused for 128 calls,
+ * which a bench showed (inference at 0.52x of one thread). The minimum, not an average: on a shared
  * machine a call that loses its core for a while takes many times longer, and an average follows
  * those losses back and forth between the paths.
  *
@@ -47,7 +49,8 @@ export function choosePath(kind: string, n: number): PathName {
   if (!r.single.length) return 'single';
   const [t, s] = [fastest(r.threads), fastest(r.single)];
   const faster: PathName = t < s ? 'threads' : 'single';
-  const every = Math.max(t, s) >= FAR_APART * Math.min(t, s) ? EXPLORE_RARELY : EXPLORE_EVERY;
+  const settled = r.threads.length >= KEEP && r.single.length >= KEEP;
+  const every = settled && Math.max(t, s) >= FAR_APART * Math.min(t, s) ? EXPLORE_RARELY : EXPLORE_EVERY;
   if (r.calls % every === 0) return faster === 'threads' ? 'single' : 'threads';
   return faster;
 }
