@@ -18,15 +18,22 @@ function scratch(n: number): Float64Array {
   return s;
 }
 
+/** Per-channel means (sequential float64 sums), the first of two passes; variances zeroed for the second. */
+function tinyMeans(x: Float32Array, L: EngineLayout, stats: StatsOut): void {
+  const { outer, channels: C, inner, m } = L;
+  const mean = stats.mean;
+  for (let c = 0; c < C; c++) { mean[c] = 0; stats.variance[c] = 0; }
+  let k = 0;
+  for (let o = 0; o < outer; o++) for (let c = 0; c < C; c++) for (let i = 0; i < inner; i++) mean[c] = mean[c]! + x[k++]!;
+  for (let c = 0; c < C; c++) mean[c] = mean[c]! / m;
+}
+
 /** mean → stats.mean, biased variance → stats.variance (two passes, sequential float64). */
 export function tinyStats(x: Float32Array, L: EngineLayout, stats: StatsOut): void {
   const { outer, channels: C, inner, m } = L;
   const mean = stats.mean, vr = stats.variance;
-  for (let c = 0; c < C; c++) { mean[c] = 0; vr[c] = 0; }
+  tinyMeans(x, L, stats);
   let k = 0;
-  for (let o = 0; o < outer; o++) for (let c = 0; c < C; c++) for (let i = 0; i < inner; i++) mean[c] = mean[c]! + x[k++]!;
-  for (let c = 0; c < C; c++) mean[c] = mean[c]! / m;
-  k = 0;
   for (let o = 0; o < outer; o++) for (let c = 0; c < C; c++) {
     const mu = mean[c]!;
     let q = vr[c]!;
@@ -93,11 +100,9 @@ export function tinyGradSums(x: Float32Array, dy: Float32Array, L: EngineLayout,
 export function tinyBackwardSums(x: Float32Array, dy: Float32Array, L: EngineLayout, stats: StatsOut, g: GradSums): void {
   const { outer, channels: C, inner, m } = L;
   const mean = stats.mean, vr = stats.variance;
-  for (let c = 0; c < C; c++) { mean[c] = 0; vr[c] = 0; g.sumDy[c] = 0; g.sumDyCentered[c] = 0; }
+  tinyMeans(x, L, stats);
+  for (let c = 0; c < C; c++) { g.sumDy[c] = 0; g.sumDyCentered[c] = 0; }
   let k = 0;
-  for (let o = 0; o < outer; o++) for (let c = 0; c < C; c++) for (let i = 0; i < inner; i++) mean[c] = mean[c]! + x[k++]!;
-  for (let c = 0; c < C; c++) mean[c] = mean[c]! / m;
-  k = 0;
   for (let o = 0; o < outer; o++) for (let c = 0; c < C; c++) {
     const mu = mean[c]!;
     let q = vr[c]!, a = g.sumDy[c]!, b = g.sumDyCentered[c]!;
