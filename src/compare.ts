@@ -123,7 +123,7 @@ function facts(
  * Whether the tolerance admits a non-finite `got` for an element whose exact value is `expected`
  * (finite) with this bound: a singular channel (bound Infinity: no claim, src/tolerance.ts), or a
  * half output whose exact value is within its bound of the overflow threshold, rounded to
- * ±Infinity of the right sign (an honest rounding: 65,573 is +Infinity in float16).
+ * ±Infinity of the right sign (an honest rounding: 65,597 is +Infinity in float16).
  */
 export function admitsNonFinite(expected: number, got: number, bound: number, overflowAt = Infinity): boolean {
   if (bound === Infinity) return true;

@@ -2,7 +2,7 @@
  * bn:hygiene:* — the contract's rules, each on its own so a report names the broken one even
  * when numbers are fine: inputs are never modified; results have the request's dtype and the
  * right lengths; finite inputs give finite outputs (with eps > 0), save where the tolerance admits
- * ±Infinity: an exact value past a half format's range (65,573 is +Infinity in float16).
+ * ±Infinity: an exact value past a half format's range (65,597 is +Infinity in float16).
  */
 import { backwardRequest, inferRequest, problemArb, trainRequest, type Problem } from '../arbitraries/problem.js';
 import type { AnyRequest, Op } from '../contract.js';
