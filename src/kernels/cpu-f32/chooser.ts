@@ -11,12 +11,9 @@
  * paths have KEEP times and the other is FAR_APART slower (each re-timing costs the difference:
  * at 16 and 1.4x, 2.5% of every call on average; at 128, 0.3%). Not before: one slow first time
  * of the faster path (a cold cache, a lost core) would otherwise keep it unused for 128 calls,
- * which a bench showed (inference at 0.52x of one thread). The second-fastest of the kept times,
- * not an average: on a shared machine a call that loses its core for a while takes many times
- * longer, and an average follows those losses back and forth between the paths; and not the
- * fastest either, which favours the path with the wider spread: one lucky threaded call kept the
- * split (slower at the median) chosen for a quarter of a bench's calls (NCHW training, IQR 9.8-18 ms
- * against one thread's 8.9-10.1 ms).
+ * which a bench showed (inference at 0.52x of one thread). The minimum, not an average: on a shared
+ * machine a call that loses its core for a while takes many times longer, and an average follows
+ * those losses back and forth between the paths.
  *
  * The two paths give results within the declared accumulation's bound of each other, not
  * always bit-identical (see ./threads.ts): a repeated call may differ in the last bit.
@@ -40,8 +37,7 @@ interface Record {
 const records = new Map<string, Record>();
 
 const keyOf = (kind: string, n: number) => `${kind}:${Math.round(Math.log2(n))}`;
-/** The second-fastest time kept (the only one while there is one): robust to one lucky and two slow calls. */
-const typical = (t: number[]) => (t.length < 2 ? t[0]! : [...t].sort((a, b) => a - b)[1]!);
+const fastest = (t: number[]) => Math.min(...t);
 
 /** Which path the next call of this kind and size takes. */
 export function choosePath(kind: string, n: number): PathName {
@@ -51,7 +47,7 @@ export function choosePath(kind: string, n: number): PathName {
   r.calls++;
   if (!r.threads.length) return 'threads';
   if (!r.single.length) return 'single';
-  const [t, s] = [typical(r.threads), typical(r.single)];
+  const [t, s] = [fastest(r.threads), fastest(r.single)];
   const faster: PathName = t < s ? 'threads' : 'single';
   const settled = r.threads.length >= KEEP && r.single.length >= KEEP;
   const every = settled && Math.max(t, s) >= FAR_APART * Math.min(t, s) ? EXPLORE_RARELY : EXPLORE_EVERY;
