@@ -120,8 +120,9 @@ function facts(
 }
 
 /**
- * Whether the tolerance admits a non-finite `got` for an element whose exact value is `expected`
- * (finite) with this bound: a singular channel (bound Infinity: no claim, src/tolerance.ts), or a
+ * Whether the tolerance admits `got` without measuring its error, for an element whose exact value
+ * is `expected` (finite) with this bound: a singular channel (bound Infinity: no claim on any
+ * value, finite or not, src/tolerance.ts), or a
  * half output whose exact value is within its bound of the overflow threshold, rounded to
  * ±Infinity of the right sign (an honest rounding: 65,597 is +Infinity in float16).
  */
@@ -139,7 +140,7 @@ class Worst {
     const g = typeof got === 'number' ? got : NaN;
     let ratio: number;
     let error: number;
-    if (typeof got === 'number' && (bound === Infinity || (!Number.isFinite(g) && admitsNonFinite(expected, g, bound, overflowAt)))) {
+    if (typeof got === 'number' && admitsNonFinite(expected, g, bound, overflowAt)) {
       // a singular channel (no claim), or an honest overflow to ±Infinity: admitsNonFinite
       error = Number.isFinite(g) ? Math.abs(g - expected) : 0;
       ratio = 0;
