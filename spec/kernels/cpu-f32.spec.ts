@@ -16,7 +16,8 @@ import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError 
 import { layoutOf } from '../../src/layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../src/profiles.js';
 import { createCpuF32, prewarmCpuF32Threads, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
-import { counters as threadCounters } from '../../src/kernels/cpu-f32/threads.js';
+import * as threads from '../../src/kernels/cpu-f32/threads.js';
+import * as wasmEngine from '../../src/kernels/cpu-f32/wasm-engine.js';
 import { choosePath, EXPLORE_EVERY, EXPLORE_RARELY, recordPath } from '../../src/kernels/cpu-f32/chooser.js';
 import { accumulationFor, compareWithReference } from '../../src/compare.js';
 import type { Op } from '../../src/contract.js';
@@ -351,9 +352,9 @@ describe.each(ENGINES)('cpu-f32 engine %s', (engine) => {
 describe('cpu-f32 auto engine, ops split over the worker pool', () => {
   beforeAll(async () => {
     // before the pool is warm, a threaded call runs on one thread (and starts the workers)
-    const before = threadCounters.threaded;
+    const before = threads.counters.threaded;
     checkAll(createCpuF32('onnx', { threads: 'always' }), makeCase([8, 6, 8, 8], 1, 'onnx', 30));
-    expect(threadCounters.threaded).toBe(before);
+    expect(threads.counters.threaded).toBe(before);
     await prewarmCpuF32Threads();
   });
   it.each([
@@ -362,9 +363,60 @@ describe('cpu-f32 auto engine, ops split over the worker pool', () => {
     [[33, 70], 1, 'onnx'], // NC, odd row counts per part
     [[5, 40, 3, 5], 1, 'tensorflow-fused'], // inner 15: rows path, lanes merged per channel
   ] as const)('shape %j axis %d (%s)', (shape, axis, profile) => {
-    const before = threadCounters.threaded;
+    const before = threads.counters.threaded;
     checkAll(createCpuF32(profile, { threads: 'always' }), makeCase([...shape], axis, profile, 31));
-    expect(threadCounters.threaded - before, 'threaded calls (train, infer, backward x2)').toBe(4);
+    expect(threads.counters.threaded - before, 'threaded calls (train, infer, backward x2)').toBe(4);
+  });
+});
+
+// The channel pipeline (threads.ts): large channel-contiguous training forwards, each channel
+// trained by whichever thread claims it with the single thread's own code, so the result must be
+// the single thread's bit for bit, however the channels fall between the threads.
+describe('cpu-f32 training forward pipelined by channel over the worker pool', () => {
+  const shape = [2, 12, 210, 220]; // 1.1M floats (above the whole-tensor copy), m = 92,400
+  const L = layoutOf(shape, 1);
+  const C = L.channels;
+  const r = rng(41);
+  const x = f32(L.outer * C * L.inner, (i) => 50 * ((i / L.inner) % C) + 3 * r() - 1.5);
+  const gamma = f32(C, (c) => 0.5 + c / 8), beta = f32(C, (c) => c - 4);
+  const stats = () => ({ mean: new Float64Array(C), variance: new Float64Array(C) });
+  const single = { y: new Float32Array(x.length), stats: stats() };
+  beforeAll(async () => {
+    await prewarmCpuF32Threads();
+    expect(wasmEngine.trainsByChannel(L), 'the shape takes the per-channel path').toBe(true);
+    wasmEngine.forwardTrain(x, single.y, L, gamma, beta, 1e-3, single.stats);
+  });
+  const pipelined = () => {
+    const got = { y: new Float32Array(x.length), stats: stats() };
+    const before = threads.counters.threaded;
+    expect(threads.forwardTrain(x, got.y, L, gamma, beta, 1e-3, got.stats), 'the pool took the call').toBe(true);
+    expect(threads.counters.threaded - before).toBe(1);
+    return got;
+  };
+  const expectSameBits = (got: ReturnType<typeof pipelined>) => {
+    expect(Buffer.from(got.y.buffer).equals(Buffer.from(single.y.buffer)), 'y bit for bit').toBe(true);
+    expect([...got.stats.mean]).toEqual([...single.stats.mean]);
+    expect([...got.stats.variance]).toEqual([...single.stats.variance]);
+  };
+  it('gives the single thread\'s statistics and y bit for bit', () => expectSameBits(pipelined()));
+  it('the same when the workers are slow and the caller takes back what they did not claim', () => {
+    Object.assign(threads.pipeTuning, { workerDelayMs: 20 });
+    const before = threads.counters.pipelineTakenBack;
+    try {
+      expectSameBits(pipelined());
+      expect(threads.counters.pipelineTakenBack - before, 'channels the caller took back').toBeGreaterThan(0);
+    } finally {
+      Object.assign(threads.pipeTuning, { workerDelayMs: 0 });
+    }
+  });
+  it('a worker that fails surfaces its error (no hang), and the next call works', () => {
+    Object.assign(threads.pipeTuning, { workerFailAt: 0 });
+    try {
+      expect(() => threads.forwardTrain(x, new Float32Array(x.length), L, gamma, beta, 1e-3, stats())).toThrow(/failed on channel 0/);
+    } finally {
+      Object.assign(threads.pipeTuning, { workerFailAt: -1 });
+    }
+    expectSameBits(pipelined());
   });
 });
 

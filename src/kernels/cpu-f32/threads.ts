@@ -1,6 +1,10 @@
 /**
  * Every core for large tensors: the kernel's ops split over the worker pool (../workers/pool.ts).
  *
+ * The training forward of large channel-contiguous tensors (NCHW) runs as a channel pipeline
+ * instead (see "a channel pipeline" below): bit for bit the single thread's result. Every other
+ * op is split by outer slices, as follows.
+ *
  * A tensor is cut into parts of whole outer slices (batch items for NCHW, rows for NHWC/NC), so
  * each part is one contiguous range of x (dy) and of y (dx), in every layout. The calling thread
  * runs part 0 on the caller's own arrays; the other parts are copied into a SharedArrayBuffer
@@ -33,6 +37,7 @@ const TASKS = {
   backwardSums: taskRef(import.meta.url, 'backwardSumsTask'),
   inferGradSums: taskRef(import.meta.url, 'inferGradSumsTask'),
   dx: taskRef(import.meta.url, 'dxTask'),
+  pipelineTrain: taskRef(import.meta.url, 'pipelineTrainTask'),
 };
 
 /**
@@ -106,7 +111,7 @@ export function dxTask(a: PartArgs, ctx: TaskContext): void {
 // ---- the calling thread's side ----
 
 /** Calls that ran split over the pool (for tests: proof the threaded path ran, not a fallback). */
-export const counters = { threaded: 0 };
+export const counters = { threaded: 0, pipelineTakenBack: 0 };
 
 /**
  * Share of the outer slices the calling thread keeps (the rest is divided evenly among the
@@ -199,7 +204,7 @@ function ready(parts: number): boolean {
  * Run one round: the workers' parts through the pool, part 0 here on the caller's arrays (the
  * task reads them through `own` in place of the arena's copies). False if the pool declined.
  */
-function round(a: PartArgs, task: keyof typeof TASKS, own: Record<string, Float32Array>): boolean {
+function round(a: PartArgs, task: Exclude<keyof typeof TASKS, 'pipelineTrain'>, own: Record<string, Float32Array>): boolean {
   const fn = { sums: sumsTask, affine: affineTask, backwardSums: backwardSumsTask, inferGradSums: inferGradSumsTask, dx: dxTask }[task];
   const n = a.bounds[1]! * a.channels * a.inner;
   return getPool().splitSync(TASKS[task], a, a.bounds.length - 1, () => runOwn(a, fn, own, n));
@@ -235,6 +240,7 @@ export function affine(x: Float32Array, y: Float32Array, L: EngineLayout, center
 
 /** Training forward over the parts (see the header); false when the pool was not ready. */
 export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): boolean {
+  if (pipelines(L)) return pipelineTrain(x, y, L, gamma, beta, eps, stats);
   const parts = partsFor(L);
   if (!ready(parts)) return false;
   const { channels: C, inner } = L;
@@ -265,6 +271,186 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
   else wasm.affine(x, y, L, center, scale, offset);
   counters.threaded++;
   return true;
+}
+
+// ---- the training forward of large channel-contiguous tensors: a channel pipeline ----
+//
+// One thread alone takes such a tensor channel by channel (wasm.trainChannel): gather the
+// channel's runs into linear memory, reduce, normalize in place, scatter to y, so x is read once
+// and y written once. The pipeline keeps exactly that per channel and hands whole channels to
+// the workers: the calling thread gathers channel j into a shared slot ("gives" it), a worker
+// claims it, runs the same sums and normalization on it (wasm.trainGathered: the same code on
+// the same contiguous layout, so every channel's statistics and y are the same bit for bit as on
+// one thread), and the caller scatters the slot to y. Between gives the caller takes channels of
+// its own from the other end. It gives while fewer than AHEAD channels wait unclaimed (so the
+// workers never starve) and a slot is free, and computes otherwise, so the split follows how much
+// CPU the workers actually get: a worker that never wakes up costs AHEAD gathers, no more, since
+// the caller takes back every given channel no worker claimed (claims are a compare-and-swap on
+// one counter). Unlike the split by outer slices, nothing is read twice and no part waits for
+// another part's round: the caller's copies overlap the workers' arithmetic.
+
+/** Int32 control cells: channels given, channels claimed, the caller done giving, a wake-up sequence. */
+const GIVEN = 0, CLAIMED = 1, CLOSED = 2, SEQ = 3;
+/** Then one cell per channel j at DONE_AT + j: PENDING until a worker or the caller finished it. */
+const DONE_AT = 4;
+const PENDING = 0, BY_WORKER = 1, BY_CALLER = 2, FAILED = 3;
+/** Largest channel (floats) the pipeline takes: slots of up to 4 MiB. */
+const PIPE_MAX_CHANNEL = 1 << 20;
+/** Fewest channels: with fewer the caller gives them all away and then only waits. */
+const PIPE_MIN_CHANNELS = 8;
+
+interface PipeArgs {
+  control: SharedArrayBuffer;
+  arena: SharedArrayBuffer;
+  channels: number;
+  m: number;
+  slots: number;
+  eps: number;
+  /** Test hooks: milliseconds a worker sleeps before each channel it claims; a channel it fails on (-1: none). */
+  workerDelayMs: number;
+  workerFailAt: number;
+}
+
+/** Slot of given channel j (the j-th given is channel j: gives go from the front). */
+const slotOf = (a: PipeArgs, j: number) => new Float32Array(a.arena, (j % a.slots) * a.m * 4, a.m);
+
+/** Float64 tables after the slots: gamma, beta (filled by the caller), mean, variance (by workers). */
+function pipeTables(a: PipeArgs) {
+  const C = a.channels;
+  const t = new Float64Array(a.arena, a.slots * a.m * 4, 4 * C);
+  return { gamma: t.subarray(0, C), beta: t.subarray(C, 2 * C), stats: { mean: t.subarray(2 * C, 3 * C), variance: t.subarray(3 * C, 4 * C) } };
+}
+
+/** Whether the training forward of this layout runs as the channel pipeline. */
+function pipelines(L: EngineLayout): boolean {
+  return wasm.trainsByChannel(L) && L.m <= PIPE_MAX_CHANNEL && L.channels >= PIPE_MIN_CHANNELS && getPool().size > 1;
+}
+
+/** A worker's side: claim given channels and train them in their slots until the caller closes. */
+export function pipelineTrainTask(a: PipeArgs): void {
+  const ctl = new Int32Array(a.control);
+  const { gamma, beta, stats } = pipeTables(a);
+  let mine = -1;
+  try {
+    for (;;) {
+      const seq = Atomics.load(ctl, SEQ);
+      const j = Atomics.load(ctl, CLAIMED);
+      if (j < Atomics.load(ctl, GIVEN)) {
+        if (Atomics.compareExchange(ctl, CLAIMED, j, j + 1) !== j) continue;
+        mine = j;
+        if (a.workerDelayMs) Atomics.wait(ctl, DONE_AT + j, PENDING, a.workerDelayMs);
+        if (j === a.workerFailAt) throw new Error(`pipeline test hook: failed on channel ${j}`);
+        wasm.trainGathered(slotOf(a, j), j, gamma, beta, a.eps, stats);
+        Atomics.store(ctl, DONE_AT + j, BY_WORKER);
+        Atomics.notify(ctl, DONE_AT + j);
+        mine = -1;
+        continue;
+      }
+      if (Atomics.load(ctl, CLOSED)) return;
+      Atomics.wait(ctl, SEQ, seq);
+    }
+  } catch (e) {
+    // the caller may be waiting for this channel: tell it (the error itself reaches it through the pool)
+    if (mine >= 0) {
+      Atomics.store(ctl, DONE_AT + mine, FAILED);
+      Atomics.notify(ctl, DONE_AT + mine);
+    }
+    throw e;
+  }
+}
+
+/**
+ * Unclaimed channels kept ready per worker (2: measured on NCHW [32,64,56,56], 1-4 all within
+ * 3% of each other; more only delays the caller's own channels), and the test hooks.
+ */
+export const pipeTuning = { aheadPerWorker: 2, workerDelayMs: 0, workerFailAt: -1 };
+
+/** The caller's side of the pipeline (runs while the workers do; see above). */
+function pipelineCaller(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut, a: PipeArgs, workers: number, timeoutMs: number): void {
+  const { outer, channels: C, inner } = L;
+  const ctl = new Int32Array(a.control);
+  const ahead = pipeTuning.aheadPerWorker * workers + 1;
+  const wake = () => {
+    Atomics.add(ctl, SEQ, 1);
+    Atomics.notify(ctl, SEQ);
+  };
+  let given = 0, own = C - 1, out = 0;
+  const give = () => {
+    const slot = slotOf(a, given);
+    for (let o = 0; o < outer; o++) slot.set(x.subarray((o * C + given) * inner, (o * C + given + 1) * inner), o * inner);
+    Atomics.store(ctl, GIVEN, ++given);
+    wake();
+  };
+  const deadline = Date.now() + timeoutMs;
+  /** Scatter finished given channels to y, in order; with `wait`, all of them. */
+  const collect = (wait: boolean): boolean => {
+    while (out < given) {
+      const done = Atomics.load(ctl, DONE_AT + out);
+      if (done === PENDING) {
+        if (!wait) return true;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`cpu-f32: a worker did not finish channel ${out} within ${timeoutMs} ms`);
+        Atomics.wait(ctl, DONE_AT + out, PENDING, left);
+        continue;
+      }
+      if (done === FAILED) return false;
+      if (done === BY_WORKER) {
+        const slot = slotOf(a, out);
+        for (let o = 0; o < outer; o++) y.set(slot.subarray(o * inner, (o + 1) * inner), (o * C + out) * inner);
+      }
+      out++;
+    }
+    return true;
+  };
+  try {
+    while (given <= own) {
+      if (!collect(false)) return;
+      if (given - Atomics.load(ctl, CLAIMED) < ahead && given - out < a.slots) give();
+      else wasm.trainChannel(x, y, L, own--, gamma, beta, eps, stats);
+    }
+  } finally {
+    Atomics.store(ctl, CLOSED, 1);
+    wake();
+  }
+  // take back the given channels no worker claimed
+  for (let j = Atomics.load(ctl, CLAIMED); j < given; j = Atomics.load(ctl, CLAIMED)) {
+    if (Atomics.compareExchange(ctl, CLAIMED, j, j + 1) !== j) continue;
+    wasm.trainChannel(x, y, L, j, gamma, beta, eps, stats);
+    Atomics.store(ctl, DONE_AT + j, BY_CALLER);
+    counters.pipelineTakenBack++;
+  }
+  if (!collect(true)) return; // a worker failed: the pool rethrows its error
+  const t = pipeTables(a).stats;
+  for (let j = 0; j < given; j++) {
+    if (Atomics.load(ctl, DONE_AT + j) !== BY_WORKER) continue;
+    stats.mean[j] = t.mean[j]!;
+    stats.variance[j] = t.variance[j]!;
+  }
+}
+
+/** The pipelined training forward; false, having done nothing, when no worker is idle. */
+function pipelineTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): boolean {
+  const parts = getPool().size;
+  if (!ready(parts)) return false;
+  const { channels: C, m } = L;
+  const workers = parts - 1;
+  const slots = Math.min(C, 2 * (pipeTuning.aheadPerWorker * workers + 1) + 2);
+  const a: PipeArgs = {
+    control: new SharedArrayBuffer(4 * (DONE_AT + C)),
+    arena: arenaOf(slots * m * 4 + 4 * C * 8),
+    channels: C, m, slots, eps,
+    workerDelayMs: pipeTuning.workerDelayMs,
+    workerFailAt: pipeTuning.workerFailAt,
+  };
+  const { gamma: g, beta: b } = pipeTables(a);
+  for (let c = 0; c < C; c++) {
+    g[c] = gamma[c]!;
+    b[c] = beta[c]!;
+  }
+  const timeoutMs = 60_000;
+  const ran = getPool().splitSync(TASKS.pipelineTrain, a, parts, () => pipelineCaller(x, y, L, gamma, beta, eps, stats, a, workers, timeoutMs), timeoutMs);
+  if (ran) counters.threaded++;
+  return ran;
 }
 
 /** Per-channel tables the backward's second round reads (filled by the caller between rounds). */

@@ -220,40 +220,73 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
     else rowsForwardTrain(x, y, L, gamma, beta, eps, stats);
     return;
   }
-  const base0 = DATA >> 2;
   // Cache-sized tensors are copied in whole, reduced and normalized where they lie (each
   // channel's runs strided), and copied out whole: two copies instead of one per run, which cost
   // more than the arithmetic at these sizes. Bigger ones go channel by channel (gathered, so a
   // channel stays in cache between its reduction and its normalization).
-  const whole = x.length <= WHOLE_MAX_FLOATS;
-  if (whole) {
-    ensureFloats(x.length);
-    heap.set(x, base0);
-  } else ensureFloats(m);
-  for (let c = 0; c < C; c++) {
-    const K = x[c * inner]!;
-    const at = whole ? DATA + c * inner * 4 : DATA;
-    const runs = whole ? outer : 1;
-    const n = whole ? inner : m;
-    const stride = C * inner * 4;
-    if (whole) simd.sums(at, runs, n, stride, K, 0);
-    else channelSums(x, L, c, K);
-    const s1 = out64[0]!, s2 = out64[1]!;
-    const mu = s1 / m;
-    const v = (s2 - s1 * mu) / m;
-    const mean = K + mu;
-    const variance = v > 0 ? v : 0;
-    stats.mean[c] = mean;
-    stats.variance[c] = variance;
-    const mh = Math.fround(mean);
-    simd.affine(at, runs, n, stride, mh, mean - mh, gamma[c]! / Math.sqrt(variance + eps), beta[c]!);
-    if (whole) continue;
-    for (let o = 0; o < outer; o++) {
-      const dst = (o * C + c) * inner;
-      y.set(heap.subarray(base0 + o * inner, base0 + (o + 1) * inner), dst);
-    }
+  if (x.length > WHOLE_MAX_FLOATS) {
+    for (let c = 0; c < C; c++) trainChannel(x, y, L, c, gamma, beta, eps, stats);
+    return;
   }
-  if (whole) y.set(heap.subarray(base0, base0 + x.length));
+  const base0 = DATA >> 2;
+  ensureFloats(x.length);
+  heap.set(x, base0);
+  const stride = C * inner * 4;
+  for (let c = 0; c < C; c++) {
+    const at = DATA + c * inner * 4;
+    simd.sums(at, outer, inner, stride, x[c * inner]!, 0);
+    normalizeWith(x[c * inner]!, m, c, gamma, beta, eps, stats, at, outer, inner, stride);
+  }
+  y.set(heap.subarray(base0, base0 + x.length));
+}
+
+/** From the shifted sums in out64: channel c's statistics, then its normalization in place. */
+function normalizeWith(K: number, m: number, c: number, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number, stats: StatsOut, at: number, runs: number, n: number, stride: number): void {
+  const s1 = out64[0]!, s2 = out64[1]!;
+  const mu = s1 / m;
+  const v = (s2 - s1 * mu) / m;
+  const mean = K + mu;
+  const variance = v > 0 ? v : 0;
+  stats.mean[c] = mean;
+  stats.variance[c] = variance;
+  const mh = Math.fround(mean);
+  simd!.affine(at, runs, n, stride, mh, mean - mh, gamma[c]! / Math.sqrt(variance + eps), beta[c]!);
+}
+
+/**
+ * The training forward of one channel of a large channel-contiguous tensor: its runs gathered
+ * into linear memory, reduced and normalized there (./ts-engine.ts semantics), scattered to y.
+ */
+export function trainChannel(x: Float32Array, y: Float32Array, L: EngineLayout, c: number, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number, stats: StatsOut): void {
+  const { outer, channels: C, inner, m } = L;
+  ensureFloats(m);
+  const base0 = DATA >> 2;
+  channelSums(x, L, c, x[c * inner]!);
+  normalizeWith(x[c * inner]!, m, c, gamma, beta, eps, stats, DATA, 1, m, 0);
+  for (let o = 0; o < outer; o++) y.set(heap.subarray(base0 + o * inner, base0 + (o + 1) * inner), (o * C + c) * inner);
+}
+
+/**
+ * trainChannel on a channel already gathered (its m floats contiguous, as channelSums lays
+ * them out): the same sums and normalization on the same memory layout, so the result is the
+ * same bit for bit; the channel is normalized in place in `data`. For ./threads.ts's pipeline.
+ */
+export function trainGathered(data: Float32Array, c: number, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number, stats: StatsOut): void {
+  const m = data.length;
+  ensureFloats(m);
+  const base0 = DATA >> 2;
+  heap.set(data, base0);
+  simd!.sums(DATA, 1, m, 0, data[0]!, 0);
+  normalizeWith(data[0]!, m, c, gamma, beta, eps, stats, DATA, 1, m, 0);
+  data.set(heap.subarray(base0, base0 + m));
+}
+
+/**
+ * Whether forwardTrain takes this layout channel by channel (trainChannel): the layouts
+ * ./threads.ts pipelines channel by channel over the cores, for the same bits.
+ */
+export function trainsByChannel(L: EngineLayout): boolean {
+  return !!simd && L.m > 1 && L.inner >= ts.RUN_MIN && L.m <= MAX_CHANNEL && L.outer * L.channels * L.inner > WHOLE_MAX_FLOATS;
 }
 
 /** y = (x - center[c])·scale[c] + offset[c] (see ts.affine). */
