@@ -17,7 +17,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import { createRequire } from 'node:module';
-import { createCpuF32, prewarmCpuF32Threads, type CpuEngineName } from '../src/kernels/cpu-f32/index.js';
+import { createCpuF32, overwrittenOutput, prewarmCpuF32Threads, type CpuEngineName } from '../src/kernels/cpu-f32/index.js';
 import type { AccumulationInfo, BatchNormImplementation, Op } from '../src/contract.js';
 import { checkAgainst, expectationFor, type Expectation } from '../src/compare.js';
 import { resolveProfile } from '../src/profiles.js';
@@ -364,15 +364,43 @@ const copyYardstick: Contender = {
   },
 };
 
-/** The same copy into a fresh output: what any op that returns a new array pays at least. */
+/**
+ * The same copy into a fresh output: what any op that returns a new array pays at least. The
+ * array is allocated as cpu-f32 allocates its outputs (overwrittenOutput: not zero-filled, since
+ * every element is written), so this is the floor of that kernel, not of the zero-fill.
+ */
 const freshCopyYardstick: Contender = {
   name: 'fresh array + set',
   accumulation: F32,
   prepare(cell, _op, I) {
-    return () => { const y = new Float32Array(cell.numel); y.set(I.x); return y; };
+    return () => { const y = overwrittenOutput(cell.numel); y.set(I.x); return y; };
   },
 };
-const YARDSTICKS = ['Float32Array.set copy', 'fresh array + set'];
+/**
+ * The copy a kernel pays when it computes in memory the caller's arrays are not part of
+ * (WebAssembly linear memory, a SharedArrayBuffer the workers see): x copied in and y copied out
+ * through a cache-sized buffer (256 KiB), into a fresh output. Only the calling thread can touch
+ * the caller's arrays, so no split over threads takes this below its time: the floor of the
+ * calling thread in cpu-f32's wasm and threaded paths.
+ */
+const BOUNCE = 65536;
+const bounceYardstick: Contender = {
+  name: 'fresh array + copy in/out',
+  accumulation: F32,
+  prepare(cell, _op, I) {
+    const buf = new Float32Array(BOUNCE);
+    return () => {
+      const y = overwrittenOutput(cell.numel);
+      for (let k = 0; k < cell.numel; k += BOUNCE) {
+        const n = Math.min(BOUNCE, cell.numel - k);
+        buf.set(I.x.subarray(k, k + n));
+        y.set(buf.subarray(0, n), k);
+      }
+      return y;
+    };
+  },
+};
+const YARDSTICKS = ['Float32Array.set copy', 'fresh array + set', 'fresh array + copy in/out'];
 
 // ---------------------------------------------------------------------------------------------
 // Timing: the contenders of a (cell, op) are interleaved round by round (one sample each per
@@ -447,7 +475,7 @@ async function main(): Promise<void> {
   // PLACEHOLDER first: in every run the first contender of this list measured slower (up to 1.8x
   // on the tiny cells) whatever engine it was (swapping the order moved the handicap with it; the
   // cause was not found), so a copy of the wasm engine takes that place and is not reported.
-  const contenders: Contender[] = [{ ...ours('wasm'), name: PLACEHOLDER }, ours('auto'), ours('ts'), ours('wasm'), await onnxContender(), ...(await tfjsContenders()), plainJs, copyYardstick, freshCopyYardstick];
+  const contenders: Contender[] = [{ ...ours('wasm'), name: PLACEHOLDER }, ours('auto'), ours('ts'), ours('wasm'), await onnxContender(), ...(await tfjsContenders()), plainJs, copyYardstick, freshCopyYardstick, bounceYardstick];
   const rows: Row[] = [];
   const loadAtStart = os.loadavg();
   let load = os.loadavg()[0]!;
@@ -518,7 +546,9 @@ function targetsOf(cell: Cell, op: OpName, byName: Map<string, Row>, us: Row, co
   if (ort !== undefined && ort < 1) missed.push(`onnxruntime ${ort.toFixed(2)}×`);
   if (tfw !== undefined && tfw < 1.5) missed.push(`TF.js wasm ${tfw.toFixed(2)}×`);
   if (cell.numel < 1000 && plain !== undefined && plain < 1) missed.push(`plain JS ${plain.toFixed(2)}×`);
-  if (op === 'train' && cell.numel > 1e6 && copy && us.gbs < copy.gbs / 2) missed.push(`bandwidth ${((us.gbs / copy.gbs) * 100).toFixed(0)}% of copy`);
+  const bounce = byName.get(YARDSTICKS[2]!);
+  const floor = bounce && copy ? ` (copy in/out alone: ${((bounce.gbs / copy.gbs) * 100).toFixed(0)}%)` : '';
+  if (op === 'train' && cell.numel > 1e6 && copy && us.gbs < copy.gbs / 2) missed.push(`bandwidth ${((us.gbs / copy.gbs) * 100).toFixed(0)}% of copy${floor}`);
   return missed.length ? `missed: ${missed.join(', ')}` : 'met';
 }
 
@@ -531,8 +561,8 @@ function render(rows: Row[], wall: number, names: string[], load: number, loadAt
   lines.push('# Benchmark: cpu-f32 against its peers', '');
   lines.push(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores), Node ${process.version}, in one process; total ${wall.toFixed(0)} s; load average at the start ${loadAtStart.map((l) => l.toFixed(1)).join(', ')} (1, 5, 15 min), peak 1-minute load average during the run ${load.toFixed(1)} (the machine was shared: with a load above the core count every thread waits for its turn, which costs a threaded call more than a single-thread one).`, '');
   lines.push('- Times are medians of interleaved samples (one sample per contender per round, the order rotated every round, at least 15 rounds; a sample of a fast runner is a batch of calls; runners slower than 300 ms a call get 5 samples on their own, TF.js on the 6.4M-element cells one call), end to end from Float32Array inputs to a Float32Array output (library tensors created and read back inside the timed region). In the Times table, [q1–q3, min] is the interquartile range and the fastest sample: the spread on a shared machine, where a call that loses its core for a while lands in the upper quartile; the minimum is what the code does when it keeps the core.');
-  lines.push('- The default engine (`auto`) times its threaded and single-thread paths itself and keeps the faster (re-timing the other every 16th call): its samples include those re-timings.');
-  lines.push('- GB/s counts the bytes an op must move at least once (forward: x + y; backward: x + dy + dx). Yardsticks: `Float32Array.set copy` into a preallocated array, and `fresh array + set` (allocate the output, then copy), which is the floor for any op that returns a new array.');
+  lines.push('- The default engine (`auto`) times its threaded and single-thread paths itself and keeps the faster (re-timing the other every 16th call, every 128th once they are 1.25× apart; src/kernels/cpu-f32/chooser.ts): its samples include those re-timings.');
+  lines.push('- GB/s counts the bytes an op must move at least once (forward: x + y; backward: x + dy + dx). Yardsticks: `Float32Array.set copy` into a preallocated array; `fresh array + set` (allocate the output as cpu-f32 does, without zero-filling it since every element is then written, and copy), the floor for any op that returns a new array; and `fresh array + copy in/out` (x copied into a 256 KiB buffer and out of it into a fresh y, chunk by chunk), the floor of the calling thread for a kernel that computes in memory the caller\'s arrays are not part of (WebAssembly linear memory, shared memory for workers): only the calling thread can read x and write y, so no split over threads goes below it.');
   lines.push('- err = max |out − ref| / max(1, |ref|) of the main output (y for the forwards, dx for backward) against the project reference (`createReference`, compensated float64, through `expectationFor` in src/compare.ts); ratio = worst |out − ref| / tolerance bound (≤ 1 passes), under the accumulation each contender declares (cpu-f32 and plain JS: float64 sequential; onnxruntime and TF.js: float32 sequential).');
   lines.push('- onnx profile conventions (eps 1e-5, momentum 0.9). Backward is the training backward (gradients through the batch statistics); onnxruntime-node has no BatchNormalizationGrad outside training builds. TF.js runs channel-first tensors through transposes to NHWC (see scripts/bench.ts), and gets one timed call on the 6.4M-element cells.', '');
   lines.push('Reproduce: `npm run bench` (= `npx tsx scripts/bench.ts`); `--quick` for the two small shapes only; `--out FILE` to write elsewhere.', '');
@@ -558,16 +588,16 @@ function render(rows: Row[], wall: number, names: string[], load: number, loadAt
     }
   }
   lines.push('', `## ${main} against each peer (peer time / ours: > 1 means ours is faster) and bandwidth`, '');
-  const h2 = ['layout', 'shape', 'op', ...peers.map((p) => `vs ${p}`), 'best peer', `${main} vs best`, ...others.map((o) => `${o} vs best`), `${main} GB/s`, 'copy GB/s', 'fresh+copy GB/s', 'targets'];
+  const h2 = ['layout', 'shape', 'op', ...peers.map((p) => `vs ${p}`), 'best peer', `${main} vs best`, ...others.map((o) => `${o} vs best`), `${main} GB/s`, 'copy GB/s', 'fresh+copy GB/s', 'copy in/out GB/s', 'targets'];
   lines.push(`| ${h2.join(' | ')} |`, `| ${h2.map(() => '---').join(' | ')} |`);
   for (const [cell, op, byName] of cellOps) {
     const us = byName.get(main);
     const peerRows = peers.map((p) => byName.get(p)).filter((r): r is Row => r !== undefined);
     const best = peerRows.reduce<Row | undefined>((b, r) => (!b || r.ms < b.ms ? r : b), undefined);
     const rel = (r: Row | undefined, mine: Row | undefined) => (r && mine ? `${(r.ms / mine.ms).toFixed(2)}×` : 'n/a');
-    const copy = byName.get(YARDSTICKS[0]!), fresh = byName.get(YARDSTICKS[1]!);
+    const copy = byName.get(YARDSTICKS[0]!), fresh = byName.get(YARDSTICKS[1]!), bounce = byName.get(YARDSTICKS[2]!);
     const goal = us ? targetsOf(cell, op, byName, us, copy) : 'n/a';
-    lines.push(`| ${cell.layout} | ${cell.label} | ${op} | ${peers.map((p) => rel(byName.get(p), us)).join(' | ')} | ${best?.name ?? 'n/a'} | ${rel(best, us)} | ${others.map((o) => rel(best, byName.get(o))).join(' | ')} | ${us ? us.gbs.toFixed(2) : 'n/a'} | ${copy ? copy.gbs.toFixed(1) : 'n/a'} | ${fresh ? fresh.gbs.toFixed(1) : 'n/a'} | ${goal} |`);
+    lines.push(`| ${cell.layout} | ${cell.label} | ${op} | ${peers.map((p) => rel(byName.get(p), us)).join(' | ')} | ${best?.name ?? 'n/a'} | ${rel(best, us)} | ${others.map((o) => rel(best, byName.get(o))).join(' | ')} | ${us ? us.gbs.toFixed(2) : 'n/a'} | ${copy ? copy.gbs.toFixed(1) : 'n/a'} | ${fresh ? fresh.gbs.toFixed(1) : 'n/a'} | ${bounce ? bounce.gbs.toFixed(1) : 'n/a'} | ${goal} |`);
   }
   lines.push('');
   return lines.join('\n');

@@ -18,7 +18,7 @@ import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../.
 import { createCpuF32, prewarmCpuF32Threads, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
 import * as threads from '../../src/kernels/cpu-f32/threads.js';
 import * as wasmEngine from '../../src/kernels/cpu-f32/wasm-engine.js';
-import { choosePath, EXPLORE_EVERY, EXPLORE_RARELY, recordPath } from '../../src/kernels/cpu-f32/chooser.js';
+import { choosePath, EXPLORE_EVERY, EXPLORE_RARELY, KEEP, recordPath } from '../../src/kernels/cpu-f32/chooser.js';
 import { accumulationFor, compareWithReference } from '../../src/compare.js';
 import type { Op } from '../../src/contract.js';
 import { mulberry32 as rng } from '../../src/numerics/random.js';
@@ -421,36 +421,34 @@ describe('cpu-f32 training forward pipelined by channel over the worker pool', (
 });
 
 describe('cpu-f32 auto engine: threads or one thread, by its own timings', () => {
-  it('times each path once, then takes the faster, re-timing the slower every EXPLORE_EVERY-th call (EXPLORE_RARELY-th when far apart)', () => {
+  it('alternates until each path has KEEP times, then takes the faster, re-timing the slower every EXPLORE_EVERY-th call (EXPLORE_RARELY-th when far apart)', () => {
     const kind = 'spec-kind';
-    expect(choosePath(kind, 1 << 20)).toBe('threads');
-    recordPath(kind, 1 << 20, 'threads', 10);
-    expect(choosePath(kind, 1 << 20)).toBe('single');
-    recordPath(kind, 1 << 20, 'single', 5);
-    // 2x apart but one time each: still re-timed every EXPLORE_EVERY-th call
-    const early = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, 1 << 20));
-    expect(early.filter((p) => p === 'threads')).toHaveLength(2);
-    // 2x apart with four times each: re-timed rarely
-    for (let k = 0; k < 3; k++) {
-      recordPath(kind, 1 << 20, 'threads', 10);
-      recordPath(kind, 1 << 20, 'single', 5);
+    const n = 1 << 20;
+    // warm-up: the paths alternate (threads first), whatever the times say
+    const warm: string[] = [];
+    for (let k = 0; k < 2 * KEEP; k++) {
+      const path = choosePath(kind, n);
+      warm.push(path);
+      recordPath(kind, n, path, path === 'threads' ? 10 : 5);
     }
-    const rare = Array.from({ length: 2 * EXPLORE_RARELY }, () => choosePath(kind, 1 << 20));
+    expect(warm).toEqual(Array.from({ length: 2 * KEEP }, (_, k) => (k % 2 ? 'single' : 'threads')));
+    // 2x apart: the faster path, the slower re-timed every EXPLORE_RARELY-th call
+    const rare = Array.from({ length: 2 * EXPLORE_RARELY }, () => choosePath(kind, n));
     expect(rare.filter((p) => p === 'threads')).toHaveLength(2);
-    // close (within FAR_APART): every EXPLORE_EVERY-th call again
-    recordPath(kind, 1 << 20, 'threads', 5.5);
-    const close = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, 1 << 20));
+    // close (within FAR_APART): every EXPLORE_EVERY-th call
+    recordPath(kind, n, 'threads', 5.5);
+    const close = Array.from({ length: 2 * EXPLORE_EVERY }, () => choosePath(kind, n));
     expect(close.filter((p) => p === 'threads')).toHaveLength(2);
     // one call that lost its core for a while does not flip the choice (minimum, not average)
-    recordPath(kind, 1 << 20, 'single', 500);
-    expect(choosePath(kind, 1 << 20)).toBe('single');
+    recordPath(kind, n, 'single', 500);
+    expect(choosePath(kind, n)).toBe('single');
     // the slower path, re-timed faster (the load dropped), takes over
-    recordPath(kind, 1 << 20, 'threads', 0.1);
-    recordPath(kind, 1 << 20, 'threads', 0.1);
-    expect(choosePath(kind, 1 << 20)).toBe('threads');
-    // sizes a factor of 2 apart are timed separately
-    expect(choosePath(kind, 1 << 22)).toBe('threads');
-    expect(choosePath(kind, 1 << 22)).toBe('threads');
+    recordPath(kind, n, 'threads', 0.1);
+    expect(choosePath(kind, n)).toBe('threads');
+    // a size a factor of 2 away is timed on its own: warm-up again
+    expect(choosePath(kind, n << 2)).toBe('threads');
+    recordPath(kind, n << 2, 'threads', 1);
+    expect(choosePath(kind, n << 2)).toBe('single');
   });
 });
 

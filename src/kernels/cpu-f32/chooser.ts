@@ -7,13 +7,15 @@
  * one thread, side by side; docs/bench.md). A fixed size threshold cannot know that, so each kind
  * of call (op, layout family, size to within a factor of 2) keeps the last few times per element
  * of each path, takes the path with the smaller minimum, and re-times the other path every
- * EXPLORE_EVERY-th call, so a change of load is noticed; every EXPLORE_RARELY-th call once both
- * paths have KEEP times and the other is FAR_APART slower (each re-timing costs the difference:
- * at 16 and 1.4x, 2.5% of every call on average; at 128, 0.3%). Not before: one slow first time
- * of the faster path (a cold cache, a lost core) would otherwise keep it unused for 128 calls,
- * which a bench showed (inference at 0.52x of one thread). The minimum, not an average: on a shared
- * machine a call that loses its core for a while takes many times longer, and an average follows
- * those losses back and forth between the paths.
+ * EXPLORE_EVERY-th call, so a change of load is noticed; every EXPLORE_RARELY-th call when the
+ * other is FAR_APART slower (each re-timing costs the difference: at 16 and 1.4x, 2.5% of every
+ * call on average; at 128, 0.3%). The first 2·KEEP calls alternate the paths, so each is judged
+ * on KEEP times: a path's first calls run cold (the JIT, the caches, a worker's first task; the
+ * first threaded call of NCHW [32,64,56,56] training took 24 ms against 6.7 ms warm), and a
+ * path judged on its cold times alone stayed unused (a bench showed inference at 0.52x of one
+ * thread, the training pipeline at 0.8x). The minimum, not an average: on a shared machine a call
+ * that loses its core for a while takes many times longer, and an average follows those losses
+ * back and forth between the paths.
  *
  * The two paths give results within the declared accumulation's bound of each other, not
  * always bit-identical (see ./threads.ts): a repeated call may differ in the last bit.
@@ -25,8 +27,8 @@ export const EXPLORE_EVERY = 16;
 /** ... and one in this many while that path is at least FAR_APART times slower. */
 export const EXPLORE_RARELY = 128;
 export const FAR_APART = 1.25;
-/** Times kept per path (the newest). */
-const KEEP = 4;
+/** Times kept per path (the newest); the first calls alternate until each path has this many. */
+export const KEEP = 4;
 
 interface Record {
   single: number[];
@@ -45,12 +47,10 @@ export function choosePath(kind: string, n: number): PathName {
   let r = records.get(key);
   if (!r) records.set(key, (r = { single: [], threads: [], calls: 0 }));
   r.calls++;
-  if (!r.threads.length) return 'threads';
-  if (!r.single.length) return 'single';
+  if (r.threads.length < KEEP || r.single.length < KEEP) return r.threads.length <= r.single.length ? 'threads' : 'single';
   const [t, s] = [fastest(r.threads), fastest(r.single)];
   const faster: PathName = t < s ? 'threads' : 'single';
-  const settled = r.threads.length >= KEEP && r.single.length >= KEEP;
-  const every = settled && Math.max(t, s) >= FAR_APART * Math.min(t, s) ? EXPLORE_RARELY : EXPLORE_EVERY;
+  const every = Math.max(t, s) >= FAR_APART * Math.min(t, s) ? EXPLORE_RARELY : EXPLORE_EVERY;
   if (r.calls % every === 0) return faster === 'threads' ? 'single' : 'threads';
   return faster;
 }

@@ -38,6 +38,25 @@ import { TINY_NUMEL, tinyAffine, tinyBackwardSums, tinyDx, tinyForwardTrain, tin
 
 export { THREAD_MIN_NUMEL, prewarmCpuF32Threads } from './auto.js';
 
+/** Outputs below this many elements are plain zero-filled arrays (nothing to save there). */
+const UNZEROED_MIN = 1 << 14;
+const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(bytes: number): Uint8Array } }).Buffer;
+
+/**
+ * A fresh Float32Array of n elements for an output every element of which the kernel then writes
+ * (y, dx: every engine and path writes each element, and a call that fails throws the array
+ * away). Large ones skip the zero-fill where the runtime can: Node's Buffer.allocUnsafeSlow gives
+ * an ArrayBuffer of its own, exactly 4n bytes at offset 0, so the array is indistinguishable from
+ * `new Float32Array(n)` once written. Zero-filling 25.7 MB took 2.5 ms of a 5 ms copy into a
+ * fresh array (2.5 ms with the unzeroed one; scripts/bench.ts measures both): time a kernel that
+ * overwrites every element does not need to spend.
+ */
+export function overwrittenOutput(n: number): Float32Array {
+  if (n < UNZEROED_MIN || !NodeBuffer) return new Float32Array(n);
+  const bytes = NodeBuffer.allocUnsafeSlow(4 * n);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+}
+
 export type CpuEngineName = 'auto' | 'ts' | 'wasm';
 export const CPU_ENGINES: readonly CpuEngineName[] = ['auto', 'ts', 'wasm'];
 
@@ -104,7 +123,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const x = req.x as Float32Array;
     const C = L.channels;
     const eps = effectiveEps(resolved, req.eps);
-    const y = new Float32Array(L.numel);
+    const y = overwrittenOutput(L.numel);
     const [mean64, var64] = channelTables(C, 2) as [Float64Array, Float64Array];
     const stats = { mean: mean64, variance: var64 };
     if (L.numel <= tinyMax && L.m > 1) tinyForwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
@@ -136,7 +155,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
       scale[c] = req.gamma[c]! / Math.sqrt(req.runningVar[c]! + eps);
       offset[c] = req.beta[c]!;
     }
-    const y = new Float32Array(L.numel);
+    const y = overwrittenOutput(L.numel);
     if (L.numel <= tinyMax) tinyAffine(req.x as Float32Array, y, L, center, scale, offset);
     else loops.affine(req.x as Float32Array, y, L, center, scale, offset);
     return { y };
@@ -155,7 +174,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const [mean, variance, sumDy, sumDyCentered, A, B, D] = channelTables(C, 7) as Float64Array[] as [
       Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array,
     ];
-    const dx = new Float32Array(L.numel);
+    const dx = overwrittenOutput(L.numel);
     const dgamma = new Float32Array(C);
     const dbeta = new Float32Array(C);
     const sums = { sumDy, sumDyCentered };
