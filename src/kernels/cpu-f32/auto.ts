@@ -45,20 +45,31 @@ export function viaChooser(kind: string, n: number, mode: ThreadMode, threaded: 
   if (path === 'single' || done) recordPath(kind, n, path, performance.now() - t0);
 }
 
-/** 'auto': WebAssembly where available, threads for large tensors where they measure faster. */
+/**
+ * 'auto': WebAssembly where available; of the threaded forwards, only the channel pipeline of
+ * the training forward (./threads.ts), where the chooser measures it faster. The forwards split
+ * by outer slices (inference; the training forward of the other layouts) stay one thread unless
+ * threads = 'always': the calling thread must copy the workers' parts in and out, which is most
+ * of what one thread does for these streaming ops, so the split can only save their arithmetic;
+ * measured alone on the 2-core machine it was 0.55-0.85x of one thread in all nine such cells of
+ * the bench, and the chooser's first timings of it (2·KEEP calls) were pure loss.
+ */
 export function autoLoops(useThreads: ThreadMode): Loops {
   const single: Loops = wasm.wasmSimdAvailable ? wasm : ts;
   if (!useThreads || !wasm.wasmSimdAvailable) return single;
-  const big = (n: number) => useThreads === 'always' || n >= THREAD_MIN_NUMEL;
+  const always = useThreads === 'always';
+  const big = (n: number) => always || n >= THREAD_MIN_NUMEL;
   return {
     forwardTrain(x, y, L, gamma, beta, eps, stats) {
-      if (!big(x.length) || !threads.threadable(L)) return single.forwardTrain(x, y, L, gamma, beta, eps, stats);
+      // the pipeline splits by channels (any batch size); the rest by outer slices
+      const split = threads.pipelines(L) || (always && threads.threadable(L));
+      if (!big(x.length) || !split) return single.forwardTrain(x, y, L, gamma, beta, eps, stats);
       viaChooser(`train:${family(L)}`, x.length, useThreads,
         () => threads.forwardTrain(x, y, L, gamma, beta, eps, stats),
         () => single.forwardTrain(x, y, L, gamma, beta, eps, stats));
     },
     affine(x, y, L, center, scale, offset) {
-      if (!big(x.length) || !threads.threadable(L)) return single.affine(x, y, L, center, scale, offset);
+      if (!always || !threads.threadable(L)) return single.affine(x, y, L, center, scale, offset);
       viaChooser(`infer:${family(L)}`, x.length, useThreads,
         () => threads.affine(x, y, L, center, scale, offset),
         () => single.affine(x, y, L, center, scale, offset));

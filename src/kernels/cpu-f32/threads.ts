@@ -306,9 +306,9 @@ interface PipeArgs {
   m: number;
   slots: number;
   eps: number;
-  /** Test hooks: milliseconds a worker sleeps before each channel it claims; a channel it fails on (-1: none). */
+  /** Test hooks: milliseconds a worker sleeps before each channel it claims; whether it fails on claiming one. */
   workerDelayMs: number;
-  workerFailAt: number;
+  workerFails: boolean;
 }
 
 /** Slot of given channel j (the j-th given is channel j: gives go from the front). */
@@ -322,7 +322,7 @@ function pipeTables(a: PipeArgs) {
 }
 
 /** Whether the training forward of this layout runs as the channel pipeline. */
-function pipelines(L: EngineLayout): boolean {
+export function pipelines(L: EngineLayout): boolean {
   return wasm.trainsByChannel(L) && L.m <= PIPE_MAX_CHANNEL && L.channels >= PIPE_MIN_CHANNELS && getPool().size > 1;
 }
 
@@ -339,7 +339,7 @@ export function pipelineTrainTask(a: PipeArgs): void {
         if (Atomics.compareExchange(ctl, CLAIMED, j, j + 1) !== j) continue;
         mine = j;
         if (a.workerDelayMs) Atomics.wait(ctl, DONE_AT + j, PENDING, a.workerDelayMs);
-        if (j === a.workerFailAt) throw new Error(`pipeline test hook: failed on channel ${j}`);
+        if (a.workerFails) throw new Error(`pipeline test hook: failed on channel ${j}`);
         wasm.trainGathered(slotOf(a, j), j, gamma, beta, a.eps, stats);
         Atomics.store(ctl, DONE_AT + j, BY_WORKER);
         Atomics.notify(ctl, DONE_AT + j);
@@ -363,7 +363,7 @@ export function pipelineTrainTask(a: PipeArgs): void {
  * Unclaimed channels kept ready per worker (2: measured on NCHW [32,64,56,56], 1-4 all within
  * 3% of each other; more only delays the caller's own channels), and the test hooks.
  */
-export const pipeTuning = { aheadPerWorker: 2, workerDelayMs: 0, workerFailAt: -1 };
+export const pipeTuning = { aheadPerWorker: 2, workerDelayMs: 0, workerFails: false };
 
 /** The caller's side of the pipeline (runs while the workers do; see above). */
 function pipelineCaller(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut, a: PipeArgs, workers: number, timeoutMs: number): void {
@@ -440,7 +440,7 @@ function pipelineTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma:
     arena: arenaOf(slots * m * 4 + 4 * C * 8),
     channels: C, m, slots, eps,
     workerDelayMs: pipeTuning.workerDelayMs,
-    workerFailAt: pipeTuning.workerFailAt,
+    workerFails: pipeTuning.workerFails,
   };
   const { gamma: g, beta: b } = pipeTables(a);
   for (let c = 0; c < C; c++) {
