@@ -369,11 +369,12 @@ describe('cpu-f32 auto engine, ops split over the worker pool', () => {
   });
 });
 
-// The channel pipeline (threads.ts): large channel-contiguous training forwards, each channel
-// trained by whichever thread claims it with the single thread's own code, so the result must be
-// the single thread's bit for bit, however the channels fall between the threads.
-describe('cpu-f32 training forward pipelined by channel over the worker pool', () => {
-  const shape = [2, 12, 210, 220]; // 1.1M floats (above the whole-tensor copy), m = 92,400
+// The pipeline of channel groups (threads.ts): large channel-contiguous training forwards, each
+// group trained by whichever thread claims it with the single thread's own code, so the result
+// must be the single thread's bit for bit, however the groups fall between the threads.
+describe('cpu-f32 training forward pipelined by channel groups over the worker pool', () => {
+  // 2.8M floats (above the whole-tensor copy), m = 90,000: groups of 2 channels, the 16th of 1
+  const shape = [4, 31, 150, 150];
   const L = layoutOf(shape, 1);
   const C = L.channels;
   const r = rng(41);
@@ -383,7 +384,8 @@ describe('cpu-f32 training forward pipelined by channel over the worker pool', (
   const single = { y: new Float32Array(x.length), stats: stats() };
   beforeAll(async () => {
     await prewarmCpuF32Threads();
-    expect(wasmEngine.trainsByChannel(L), 'the shape takes the per-channel path').toBe(true);
+    expect(wasmEngine.groupSize(L), 'channels per group').toBe(2);
+    expect(threads.pipelines(L), 'the shape is pipelined').toBe(true);
     wasmEngine.forwardTrain(x, single.y, L, gamma, beta, 1e-3, single.stats);
   });
   const pipelined = () => {
@@ -427,7 +429,7 @@ describe('cpu-f32 training forward pipelined by channel over the worker pool', (
     } finally {
       Object.assign(threads.pipeTuning, { workerFails: false });
     }
-    expect(String(error)).toMatch(/pipeline test hook: failed on channel/);
+    expect(String(error)).toMatch(/pipeline test hook: failed on group/);
     expectSameBits(pipelined());
   });
 });

@@ -1,9 +1,9 @@
 /**
  * Every core for large tensors: the kernel's ops split over the worker pool (../workers/pool.ts).
  *
- * The training forward of large channel-contiguous tensors (NCHW) runs as a channel pipeline
- * instead (see "a channel pipeline" below): bit for bit the single thread's result. Every other
- * op is split by outer slices, as follows.
+ * The training forward of large channel-contiguous tensors (NCHW) runs as a pipeline of channel
+ * groups instead (see "a pipeline of channel groups" below): bit for bit the single thread's
+ * result. Every other op is split by outer slices, as follows.
  *
  * A tensor is cut into parts of whole outer slices (batch items for NCHW, rows for NHWC/NC), so
  * each part is one contiguous range of x (dy) and of y (dx), in every layout. The calling thread
@@ -273,60 +273,73 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
   return true;
 }
 
-// ---- the training forward of large channel-contiguous tensors: a channel pipeline ----
+// ---- the training forward of large channel-contiguous tensors: a pipeline of channel groups ----
 //
-// One thread alone takes such a tensor channel by channel (wasm.trainChannel): gather the
-// channel's runs into linear memory, reduce, normalize in place, scatter to y, so x is read once
-// and y written once. The pipeline keeps exactly that per channel and hands whole channels to
-// the workers: the calling thread gathers channel j into a shared slot ("gives" it), a worker
+// One thread alone takes such a tensor a group of channels at a time (wasm.trainGroup): gather
+// the group's runs into linear memory, reduce, normalize in place, scatter to y, so x is read
+// once and y written once. The pipeline keeps exactly that per group and hands whole groups to
+// the workers: the calling thread gathers group j into a shared slot ("gives" it), a worker
 // claims it, runs the same sums and normalization on it (wasm.trainGathered: the same code on
-// the same contiguous layout, so every channel's statistics and y are the same bit for bit as on
-// one thread), and the caller scatters the slot to y. Between gives the caller takes channels of
-// its own from the other end. It gives while fewer than AHEAD channels wait unclaimed (so the
+// the same layout, so every channel's statistics and y are the same bit for bit as on one
+// thread), and the caller scatters the slot to y. Between gives the caller takes groups of its
+// own from the other end. It gives while fewer than `ahead` groups wait unclaimed (so the
 // workers never starve) and a slot is free, and computes otherwise, so the split follows how much
-// CPU the workers actually get: a worker that never wakes up costs AHEAD gathers, no more, since
-// the caller takes back every given channel no worker claimed (claims are a compare-and-swap on
-// one counter). Unlike the split by outer slices, nothing is read twice and no part waits for
-// another part's round: the caller's copies overlap the workers' arithmetic.
+// CPU the workers actually get: a worker that never wakes up costs `ahead` gathers, no more,
+// since the caller takes back every given group no worker claimed (claims are a compare-and-swap
+// on one counter). Unlike the split by outer slices, nothing is read twice and no part waits for
+// another part's round: the caller's copies overlap the workers' arithmetic. The caller's
+// copies are the floor of any split: only the calling thread can read x and write y.
 
-/** Int32 control cells: channels given, channels claimed, the caller done giving, a wake-up sequence. */
+/** Int32 control cells: groups given, groups claimed, the caller done giving, a wake-up sequence. */
 const GIVEN = 0, CLAIMED = 1, CLOSED = 2, SEQ = 3;
-/** Then one cell per channel j at DONE_AT + j: PENDING until a worker or the caller finished it. */
+/** Then one cell per group j at DONE_AT + j: PENDING until a worker or the caller finished it. */
 const DONE_AT = 4;
 const PENDING = 0, BY_WORKER = 1, BY_CALLER = 2, FAILED = 3;
 /** Largest channel (floats) the pipeline takes: slots of up to 4 MiB. */
 const PIPE_MAX_CHANNEL = 1 << 20;
-/** Fewest channels: with fewer the caller gives them all away and then only waits. */
-const PIPE_MIN_CHANNELS = 8;
+/** Fewest groups: with fewer the caller gives them all away and then only waits. */
+const PIPE_MIN_GROUPS = 8;
 
 interface PipeArgs {
   control: SharedArrayBuffer;
   arena: SharedArrayBuffer;
-  channels: number;
-  m: number;
+  layout: EngineLayout;
+  /** Channels per group (the last group may have fewer). */
+  group: number;
   slots: number;
   eps: number;
-  /** Test hooks: milliseconds a worker sleeps before each channel it claims; whether it fails on claiming one. */
+  /** Test hooks: milliseconds a worker sleeps before each group it claims; whether it fails on claiming one. */
   workerDelayMs: number;
   workerFails: boolean;
 }
 
-/** Slot of given channel j (the j-th given is channel j: gives go from the front). */
-const slotOf = (a: PipeArgs, j: number) => new Float32Array(a.arena, (j % a.slots) * a.m * 4, a.m);
+/** Channels [c0, c0 + g) of group j (the j-th given is group j: gives go from the front). */
+function groupOf(a: PipeArgs, j: number): [number, number] {
+  const c0 = j * a.group;
+  return [c0, Math.min(a.group, a.layout.channels - c0)];
+}
+
+/** The slot of group j, as long as the group. */
+function slotOf(a: PipeArgs, j: number): Float32Array {
+  const size = a.group * a.layout.m;
+  return new Float32Array(a.arena, (j % a.slots) * size * 4, groupOf(a, j)[1] * a.layout.m);
+}
 
 /** Float64 tables after the slots: gamma, beta (filled by the caller), mean, variance (by workers). */
 function pipeTables(a: PipeArgs) {
-  const C = a.channels;
-  const t = new Float64Array(a.arena, a.slots * a.m * 4, 4 * C);
+  const C = a.layout.channels;
+  const t = new Float64Array(a.arena, a.slots * a.group * a.layout.m * 4, 4 * C);
   return { gamma: t.subarray(0, C), beta: t.subarray(C, 2 * C), stats: { mean: t.subarray(2 * C, 3 * C), variance: t.subarray(3 * C, 4 * C) } };
 }
 
-/** Whether the training forward of this layout runs as the channel pipeline. */
+const groupCount = (L: EngineLayout) => Math.ceil(L.channels / wasm.groupSize(L));
+
+/** Whether the training forward of this layout runs as the group pipeline. */
 export function pipelines(L: EngineLayout): boolean {
-  return wasm.trainsByChannel(L) && L.m <= PIPE_MAX_CHANNEL && L.channels >= PIPE_MIN_CHANNELS && getPool().size > 1;
+  return wasm.trainsByGroup(L) && L.m <= PIPE_MAX_CHANNEL && groupCount(L) >= PIPE_MIN_GROUPS && getPool().size > 1;
 }
 
-/** A worker's side: claim given channels and train them in their slots until the caller closes. */
+/** A worker's side: claim given groups and train them in their slots until the caller closes. */
 export function pipelineTrainTask(a: PipeArgs): void {
   const ctl = new Int32Array(a.control);
   const { gamma, beta, stats } = pipeTables(a);
@@ -339,8 +352,9 @@ export function pipelineTrainTask(a: PipeArgs): void {
         if (Atomics.compareExchange(ctl, CLAIMED, j, j + 1) !== j) continue;
         mine = j;
         if (a.workerDelayMs) Atomics.wait(ctl, DONE_AT + j, PENDING, a.workerDelayMs);
-        if (a.workerFails) throw new Error(`pipeline test hook: failed on channel ${j}`);
-        wasm.trainGathered(slotOf(a, j), j, gamma, beta, a.eps, stats);
+        if (a.workerFails) throw new Error(`pipeline test hook: failed on group ${j}`);
+        const [c0, g] = groupOf(a, j);
+        wasm.trainGathered(slotOf(a, j), a.layout, c0, g, gamma, beta, a.eps, stats);
         Atomics.store(ctl, DONE_AT + j, BY_WORKER);
         Atomics.notify(ctl, DONE_AT + j);
         mine = -1;
@@ -350,7 +364,7 @@ export function pipelineTrainTask(a: PipeArgs): void {
       Atomics.wait(ctl, SEQ, seq);
     }
   } catch (e) {
-    // the caller may be waiting for this channel: tell it (the error itself reaches it through the pool)
+    // the caller may be waiting for this group: tell it (the error itself reaches it through the pool)
     if (mine >= 0) {
       Atomics.store(ctl, DONE_AT + mine, FAILED);
       Atomics.notify(ctl, DONE_AT + mine);
@@ -360,43 +374,47 @@ export function pipelineTrainTask(a: PipeArgs): void {
 }
 
 /**
- * Unclaimed channels kept ready per worker (2: measured on NCHW [32,64,56,56], 1-4 all within
- * 3% of each other; more only delays the caller's own channels), and the test hooks.
+ * Unclaimed groups kept ready per worker (2: measured on NCHW [32,64,56,56] by channel, 1-4 all
+ * within 3% of each other; more only delays the caller's own groups), and the test hooks.
  */
 export const pipeTuning = { aheadPerWorker: 2, workerDelayMs: 0, workerFails: false };
 
 /** The caller's side of the pipeline (runs while the workers do; see above). */
-function pipelineCaller(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut, a: PipeArgs, workers: number, timeoutMs: number): void {
-  const { outer, channels: C, inner } = L;
+function pipelineCaller(x: Float32Array, y: Float32Array, gamma: Float32Array, beta: Float32Array, stats: StatsOut, a: PipeArgs, workers: number, timeoutMs: number): void {
+  const L = a.layout;
   const ctl = new Int32Array(a.control);
   const ahead = pipeTuning.aheadPerWorker * workers + 1;
   const wake = () => {
     Atomics.add(ctl, SEQ, 1);
     Atomics.notify(ctl, SEQ);
   };
-  let given = 0, own = C - 1, out = 0;
+  let given = 0, own = groupCount(L) - 1, out = 0;
   const give = () => {
-    const slot = slotOf(a, given);
-    for (let o = 0; o < outer; o++) slot.set(x.subarray((o * C + given) * inner, (o * C + given + 1) * inner), o * inner);
+    const [c0, g] = groupOf(a, given);
+    wasm.gatherGroup(x, L, c0, g, slotOf(a, given), 0);
     Atomics.store(ctl, GIVEN, ++given);
     wake();
   };
+  const train = (j: number) => {
+    const [c0, g] = groupOf(a, j);
+    wasm.trainGroup(x, y, L, c0, g, gamma, beta, a.eps, stats);
+  };
   const deadline = Date.now() + timeoutMs;
-  /** Scatter finished given channels to y, in order; with `wait`, all of them. */
+  /** Scatter finished given groups to y, in order; with `wait`, all of them. */
   const collect = (wait: boolean): boolean => {
     while (out < given) {
       const done = Atomics.load(ctl, DONE_AT + out);
       if (done === PENDING) {
         if (!wait) return true;
         const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`cpu-f32: a worker did not finish channel ${out} within ${timeoutMs} ms`);
+        if (left <= 0) throw new Error(`cpu-f32: a worker did not finish channel group ${out} within ${timeoutMs} ms`);
         Atomics.wait(ctl, DONE_AT + out, PENDING, left);
         continue;
       }
       if (done === FAILED) return false;
       if (done === BY_WORKER) {
-        const slot = slotOf(a, out);
-        for (let o = 0; o < outer; o++) y.set(slot.subarray(o * inner, (o + 1) * inner), (o * C + out) * inner);
+        const [c0, g] = groupOf(a, out);
+        wasm.scatterGroup(slotOf(a, out), 0, L, c0, g, y);
       }
       out++;
     }
@@ -406,16 +424,16 @@ function pipelineCaller(x: Float32Array, y: Float32Array, L: EngineLayout, gamma
     while (given <= own) {
       if (!collect(false)) return;
       if (given - Atomics.load(ctl, CLAIMED) < ahead && given - out < a.slots) give();
-      else wasm.trainChannel(x, y, L, own--, gamma, beta, eps, stats);
+      else train(own--);
     }
   } finally {
     Atomics.store(ctl, CLOSED, 1);
     wake();
   }
-  // take back the given channels no worker claimed
+  // take back the given groups no worker claimed
   for (let j = Atomics.load(ctl, CLAIMED); j < given; j = Atomics.load(ctl, CLAIMED)) {
     if (Atomics.compareExchange(ctl, CLAIMED, j, j + 1) !== j) continue;
-    wasm.trainChannel(x, y, L, j, gamma, beta, eps, stats);
+    train(j);
     Atomics.store(ctl, DONE_AT + j, BY_CALLER);
     counters.pipelineTakenBack++;
   }
@@ -423,8 +441,11 @@ function pipelineCaller(x: Float32Array, y: Float32Array, L: EngineLayout, gamma
   const t = pipeTables(a).stats;
   for (let j = 0; j < given; j++) {
     if (Atomics.load(ctl, DONE_AT + j) !== BY_WORKER) continue;
-    stats.mean[j] = t.mean[j]!;
-    stats.variance[j] = t.variance[j]!;
+    const [c0, g] = groupOf(a, j);
+    for (let c = c0; c < c0 + g; c++) {
+      stats.mean[c] = t.mean[c]!;
+      stats.variance[c] = t.variance[c]!;
+    }
   }
 }
 
@@ -432,13 +453,16 @@ function pipelineCaller(x: Float32Array, y: Float32Array, L: EngineLayout, gamma
 function pipelineTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): boolean {
   const parts = getPool().size;
   if (!ready(parts)) return false;
-  const { channels: C, m } = L;
+  const C = L.channels;
+  const group = wasm.groupSize(L);
+  const groups = groupCount(L);
   const workers = parts - 1;
-  const slots = Math.min(C, 2 * (pipeTuning.aheadPerWorker * workers + 1) + 2);
+  const slots = Math.min(groups, 2 * (pipeTuning.aheadPerWorker * workers + 1) + 2);
   const a: PipeArgs = {
-    control: new SharedArrayBuffer(4 * (DONE_AT + C)),
-    arena: arenaOf(slots * m * 4 + 4 * C * 8),
-    channels: C, m, slots, eps,
+    control: new SharedArrayBuffer(4 * (DONE_AT + groups)),
+    arena: arenaOf(slots * group * L.m * 4 + 4 * C * 8),
+    layout: { outer: L.outer, channels: C, inner: L.inner, m: L.m },
+    group, slots, eps,
     workerDelayMs: pipeTuning.workerDelayMs,
     workerFails: pipeTuning.workerFails,
   };
@@ -448,7 +472,7 @@ function pipelineTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma:
     b[c] = beta[c]!;
   }
   const timeoutMs = 60_000;
-  const ran = getPool().splitSync(TASKS.pipelineTrain, a, parts, () => pipelineCaller(x, y, L, gamma, beta, eps, stats, a, workers, timeoutMs), timeoutMs);
+  const ran = getPool().splitSync(TASKS.pipelineTrain, a, parts, () => pipelineCaller(x, y, gamma, beta, stats, a, workers, timeoutMs), timeoutMs);
   if (ran) counters.threaded++;
   return ran;
 }
