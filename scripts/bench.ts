@@ -18,6 +18,7 @@ import { dirname } from 'node:path';
 import os from 'node:os';
 import { createRequire } from 'node:module';
 import { createCpuF32, overwrittenOutput, prewarmCpuF32Threads, type CpuEngineName } from '../src/kernels/cpu-f32/index.js';
+import { KEEP } from '../src/kernels/cpu-f32/chooser.js';
 import type { AccumulationInfo, BatchNormImplementation, Op } from '../src/contract.js';
 import { checkAgainst, expectationFor, type Expectation } from '../src/compare.js';
 import { resolveProfile } from '../src/profiles.js';
@@ -415,6 +416,13 @@ async function sample(s: Slot): Promise<void> {
   s.times.push((performance.now() - t0) / s.batch);
 }
 
+/**
+ * Untimed calls of every contender faster than 100 ms a call before its samples: enough for the
+ * default engine's chooser to have timed both its paths KEEP times each (its first 2·KEEP calls
+ * of a kind alternate them; src/kernels/cpu-f32/chooser.ts), which a user's first calls pay once
+ * and a median of 15 samples would otherwise mostly show.
+ */
+const WARMUP = 2 * KEEP + 2;
 /** Samples every contender gets at least (interleaved), whatever the time budget. */
 const MIN_ROUNDS = 15;
 /** A call this slow (ms) marks a runner sampled 5 times on its own instead. */
@@ -427,9 +435,13 @@ async function measure(slots: Slot[], budgetMs: number): Promise<void> {
     s.out = await s.run();
     let per = performance.now() - t0;
     if (per < 100) {
-      t0 = performance.now();
-      s.out = await s.run();
-      per = performance.now() - t0;
+      // WARMUP calls in all (the JIT; the default engine's chooser, which alternates its paths
+      // for its first 2·KEEP calls of a kind before it settles), the last one timed
+      for (let k = 1; k < WARMUP; k++) {
+        t0 = performance.now();
+        s.out = await s.run();
+        per = performance.now() - t0;
+      }
     }
     // Very slow runners (>= SLOW_MS a call: TF.js and the plain loop on the big cells) get 5
     // samples on their own; everyone else is interleaved for at least MIN_ROUNDS rounds.
@@ -561,7 +573,7 @@ function render(rows: Row[], wall: number, names: string[], load: number, loadAt
   lines.push('# Benchmark: cpu-f32 against its peers', '');
   lines.push(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores), Node ${process.version}, in one process; total ${wall.toFixed(0)} s; load average at the start ${loadAtStart.map((l) => l.toFixed(1)).join(', ')} (1, 5, 15 min), peak 1-minute load average during the run ${load.toFixed(1)} (the machine was shared: with a load above the core count every thread waits for its turn, which costs a threaded call more than a single-thread one).`, '');
   lines.push('- Times are medians of interleaved samples (one sample per contender per round, the order rotated every round, at least 15 rounds; a sample of a fast runner is a batch of calls; runners slower than 300 ms a call get 5 samples on their own, TF.js on the 6.4M-element cells one call), end to end from Float32Array inputs to a Float32Array output (library tensors created and read back inside the timed region). In the Times table, [q1–q3, min] is the interquartile range and the fastest sample: the spread on a shared machine, where a call that loses its core for a while lands in the upper quartile; the minimum is what the code does when it keeps the core.');
-  lines.push('- The default engine (`auto`) times its threaded and single-thread paths itself and keeps the faster (re-timing the other every 16th call, every 128th once they are 1.25× apart; src/kernels/cpu-f32/chooser.ts): its samples include those re-timings.');
+  lines.push(`- The default engine (\`auto\`) times its threaded and single-thread paths itself and keeps the one with the smaller median time (re-timing the other every 16th call, every 128th once they are 1.25× apart; src/kernels/cpu-f32/chooser.ts): its samples include those re-timings. Its first ${2 * KEEP} calls of a kind alternate the two paths; every contender faster than 100 ms a call gets ${WARMUP} untimed calls before its samples, so that learning (paid once by a user's first calls) is not in the medians.`);
   lines.push('- GB/s counts the bytes an op must move at least once (forward: x + y; backward: x + dy + dx). Yardsticks: `Float32Array.set copy` into a preallocated array; `fresh array + set` (allocate the output as cpu-f32 does, without zero-filling it since every element is then written, and copy), the floor for any op that returns a new array; and `fresh array + copy in/out` (x copied into a 256 KiB buffer and out of it into a fresh y, chunk by chunk), the floor of the calling thread for a kernel that computes in memory the caller\'s arrays are not part of (WebAssembly linear memory, shared memory for workers): only the calling thread can read x and write y, so no split over threads goes below it.');
   lines.push('- err = max |out − ref| / max(1, |ref|) of the main output (y for the forwards, dx for backward) against the project reference (`createReference`, compensated float64, through `expectationFor` in src/compare.ts); ratio = worst |out − ref| / tolerance bound (≤ 1 passes), under the accumulation each contender declares (cpu-f32 and plain JS: float64 sequential; onnxruntime and TF.js: float32 sequential).');
   lines.push('- onnx profile conventions (eps 1e-5, momentum 0.9). Backward is the training backward (gradients through the batch statistics); onnxruntime-node has no BatchNormalizationGrad outside training builds. TF.js runs channel-first tensors through transposes to NHWC (see scripts/bench.ts), and gets one timed call on the 6.4M-element cells.', '');
