@@ -400,6 +400,13 @@ describe('cpu-f32 training forward pipelined by channel groups over the worker p
     expect([...got.stats.mean]).toEqual([...single.stats.mean]);
     expect([...got.stats.variance]).toEqual([...single.stats.variance]);
   };
+  it('one thread a group at a time, and the pipeline through the public API, match the float64 two-pass reference (all ops)', () => {
+    const k = makeCase(shape, 1, 'pytorch', 43, (i, rand) => 50 * (Math.floor(i / L.inner) % C) + 3 * rand());
+    checkAll(createCpuF32('pytorch', { engine: 'wasm' }), k);
+    const before = threads.counters.threaded;
+    checkAll(createCpuF32('pytorch', { threads: 'always' }), k);
+    expect(threads.counters.threaded - before, 'threaded calls (train, infer, backward x2)').toBe(4);
+  });
   it('gives the single thread\'s statistics and y bit for bit', () => expectSameBits(pipelined()));
   it('the same when the workers are slow and the caller takes back what they did not claim', () => {
     Object.assign(threads.pipeTuning, { workerDelayMs: 50 });
