@@ -11,7 +11,10 @@
  * at least once (training/inference forward: x read + y written; backward: x, dy read + dx
  * written), so the copy (x read + y written) is directly comparable.
  *
- * Run: npx tsx scripts/bench.ts [--quick | --shape 32,64,56,56] [--out docs/bench.md]
+ * Run: npx tsx scripts/bench.ts [--quick | --shape 32,64,56,56] [--without-tfjs] [--out docs/bench.md]
+ * (--without-tfjs: TF.js not loaded at all. Loaded, it leaves a large JavaScript heap whose
+ * garbage collections run on V8's helper threads, which on 2 cores take the worker's core from
+ * any threaded contender: see docs/bench.md.)
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -28,6 +31,7 @@ import { attrF, attrI, attrInts, node, Pb, valueInfo } from '../src/adapters/onn
 const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
+const WITHOUT_TFJS = args.includes('--without-tfjs');
 const OUT = args.includes('--out') ? args[args.indexOf('--out') + 1]! : 'docs/bench.md';
 
 type OpName = 'train' | 'infer' | 'backward';
@@ -487,7 +491,7 @@ async function main(): Promise<void> {
   // PLACEHOLDER first: in every run the first contender of this list measured slower (up to 1.8x
   // on the tiny cells) whatever engine it was (swapping the order moved the handicap with it; the
   // cause was not found), so a copy of the wasm engine takes that place and is not reported.
-  const contenders: Contender[] = [{ ...ours('wasm'), name: PLACEHOLDER }, ours('auto'), ours('ts'), ours('wasm'), await onnxContender(), ...(await tfjsContenders()), plainJs, copyYardstick, freshCopyYardstick, bounceYardstick];
+  const contenders: Contender[] = [{ ...ours('wasm'), name: PLACEHOLDER }, ours('auto'), ours('ts'), ours('wasm'), await onnxContender(), ...(WITHOUT_TFJS ? [] : await tfjsContenders()), plainJs, copyYardstick, freshCopyYardstick, bounceYardstick];
   const rows: Row[] = [];
   const loadAtStart = os.loadavg();
   let load = os.loadavg()[0]!;
@@ -577,7 +581,8 @@ function render(rows: Row[], wall: number, names: string[], load: number, loadAt
   lines.push('- GB/s counts the bytes an op must move at least once (forward: x + y; backward: x + dy + dx). Yardsticks: `Float32Array.set copy` into a preallocated array; `fresh array + set` (allocate the output as cpu-f32 does, without zero-filling it since every element is then written, and copy), the floor for any op that returns a new array; and `fresh array + copy in/out` (x copied into a 256 KiB buffer and out of it into a fresh y, chunk by chunk), the floor of the calling thread for a kernel that computes in memory the caller\'s arrays are not part of (WebAssembly linear memory, shared memory for workers): only the calling thread can read x and write y, so no split over threads goes below it.');
   lines.push('- err = max |out − ref| / max(1, |ref|) of the main output (y for the forwards, dx for backward) against the project reference (`createReference`, compensated float64, through `expectationFor` in src/compare.ts); ratio = worst |out − ref| / tolerance bound (≤ 1 passes), under the accumulation each contender declares (cpu-f32 and plain JS: float64 sequential; onnxruntime and TF.js: float32 sequential).');
   lines.push('- onnx profile conventions (eps 1e-5, momentum 0.9). Backward is the training backward (gradients through the batch statistics); onnxruntime-node has no BatchNormalizationGrad outside training builds. TF.js runs channel-first tensors through transposes to NHWC (see scripts/bench.ts), and gets one timed call on the 6.4M-element cells.', '');
-  lines.push('Reproduce: `npm run bench` (= `npx tsx scripts/bench.ts`); `--quick` for the two small shapes only; `--out FILE` to write elsewhere.', '');
+  if (WITHOUT_TFJS) lines.push('- Run with `--without-tfjs`: TF.js was not loaded in this process.', '');
+  lines.push('Reproduce: `npm run bench` (= `npx tsx scripts/bench.ts`); `--quick` for the two small shapes only; `--shape N,C,H,W` for one shape; `--without-tfjs` to leave TF.js out of the process; `--out FILE` to write elsewhere.', '');
   lines.push('## Summary', '');
   lines.push(...summary(rows, main, others, peers), '');
   lines.push('## Times', '');
