@@ -4,9 +4,10 @@
  * backward use the TS engine.
  *
  * Wasm cannot read a JS Float32Array in place, so data is streamed through its linear memory:
- * - training forward gathers one channel's runs (m floats, cache-sized for typical shapes),
- *   reduces them (float64 shifted sums, the same numerics as the TS engine), normalizes them in
- *   place and scatters them to y: x is read once and y written once.
+ * - training forward: a tensor of up to WHOLE_MAX_FLOATS is copied in whole; a larger one is
+ *   taken a group of channels at a time (up to GROUP_FLOATS, so the group stays in cache): the
+ *   group's runs gathered, reduced (float64 shifted sums, the same numerics as the TS engine),
+ *   normalized in place and scattered to y, so x is read once and y written once.
  * - inference streams contiguous chunks of runs (CHUNK floats) in, normalizes, and out.
  * - the rows layout (inner < RUN_MIN: NHWC, NC, short runs) streams chunks of whole rows in:
  *   the training forward sweeps them once for per-lane float64 shifted sums (lanes of a channel
