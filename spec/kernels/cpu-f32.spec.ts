@@ -18,7 +18,7 @@ import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../.
 import { createCpuF32, prewarmCpuF32Threads, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
 import * as threads from '../../src/kernels/cpu-f32/threads.js';
 import * as wasmEngine from '../../src/kernels/cpu-f32/wasm-engine.js';
-import { choosePath, EXPLORE_EVERY, EXPLORE_RARELY, KEEP, recordPath } from '../../src/kernels/cpu-f32/chooser.js';
+import { choosePath, EXPLORE_EVERY, EXPLORE_RARELY, KEEP, recordPath, SPLIT_MARGIN } from '../../src/kernels/cpu-f32/chooser.js';
 import { accumulationFor, compareWithReference } from '../../src/compare.js';
 import type { Op } from '../../src/contract.js';
 import { mulberry32 as rng } from '../../src/numerics/random.js';
@@ -470,6 +470,12 @@ describe('cpu-f32 auto engine: threads or one thread, by its own timings', () =>
     expect(choosePath(kind, n)).toBe('single');
     // a third one is its typical time now (the load dropped): it takes over
     recordPath(kind, n, 'threads', 0.1);
+    expect(choosePath(kind, n)).toBe('threads');
+    // threads must win by SPLIT_MARGIN: a median only 5% faster leaves the call on one thread
+    for (let k = 0; k < 5; k++) recordPath(kind, n, 'single', 1);
+    for (let k = 0; k < 5; k++) recordPath(kind, n, 'threads', 1 / 1.05);
+    expect(choosePath(kind, n)).toBe('single');
+    for (let k = 0; k < 5; k++) recordPath(kind, n, 'threads', 0.99 / SPLIT_MARGIN);
     expect(choosePath(kind, n)).toBe('threads');
     // a size a factor of 2 away is timed on its own: warm-up again
     expect(choosePath(kind, n << 2)).toBe('threads');

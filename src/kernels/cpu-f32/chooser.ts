@@ -34,6 +34,13 @@ export const EXPLORE_EVERY = 16;
 /** ... and one in this many while that path is at least FAR_APART times slower. */
 export const EXPLORE_RARELY = 128;
 export const FAR_APART = 1.25;
+/**
+ * Threads are taken only when their median is at least this many times faster: a split occupies
+ * a second core and leaves the call at the mercy of that core's scheduling, which is worth it for
+ * a clear gain, not for noise (in a process whose garbage collector kept the cores busy, medians
+ * within 10% of each other flipped back and forth and the default trailed one thread by 12%).
+ */
+export const SPLIT_MARGIN = 1.1;
 /** Times kept per path (the newest; odd, for a median); the first calls alternate until each path has this many. */
 export const KEEP = 5;
 
@@ -56,7 +63,7 @@ export function choosePath(kind: string, n: number): PathName {
   r.calls++;
   if (r.threads.length < KEEP || r.single.length < KEEP) return r.threads.length <= r.single.length ? 'threads' : 'single';
   const [t, s] = [median(r.threads), median(r.single)];
-  const faster: PathName = t < s ? 'threads' : 'single';
+  const faster: PathName = t * SPLIT_MARGIN < s ? 'threads' : 'single';
   const every = Math.max(t, s) >= FAR_APART * Math.min(t, s) ? EXPLORE_RARELY : EXPLORE_EVERY;
   if (r.calls % every === 0) return faster === 'threads' ? 'single' : 'threads';
   return faster;
