@@ -408,6 +408,23 @@ describe('cpu-f32 training forward pipelined by channel groups over the worker p
     expect(threads.counters.threaded - before, 'threaded calls (train, infer, backward x2)').toBe(4);
   });
   it('gives the single thread\'s statistics and y bit for bit', () => expectSameBits(pipelined()));
+  it('the same on runs of a length not a multiple of 8 (the sums\' tails), in groups of 5', () => {
+    const shape2 = [2, 50, 150, 151]; // inner 22,650 = 8·2831 + 2, m = 45,300: 10 groups of 5
+    const L2 = layoutOf(shape2, 1);
+    expect([wasmEngine.groupSize(L2), threads.pipelines(L2)]).toEqual([5, true]);
+    const k = makeCase(shape2, 1, 'onnx', 44, (i, rand) => (i % 7) - 3 + rand());
+    checkAll(createCpuF32('onnx', { engine: 'wasm' }), k);
+    const g2 = f32(50, (c) => 1 + c / 16), b2 = f32(50, (c) => c / 4);
+    const run = (f: typeof wasmEngine.forwardTrain) => {
+      const out = { y: new Float32Array(k.x.length), mean: new Float64Array(50), variance: new Float64Array(50) };
+      f(k.x, out.y, L2, g2, b2, 1e-5, out);
+      return out;
+    };
+    const one = run(wasmEngine.forwardTrain);
+    const split = run((...args) => expect(threads.forwardTrain(...args), 'the pool took the call').toBe(true));
+    expect(Buffer.from(split.y.buffer).equals(Buffer.from(one.y.buffer)), 'y bit for bit').toBe(true);
+    expect([...split.mean, ...split.variance]).toEqual([...one.mean, ...one.variance]);
+  });
   it('the same when the workers are slow and the caller takes back what they did not claim', () => {
     Object.assign(threads.pipeTuning, { workerDelayMs: 50 });
     const before = threads.counters.pipelineTakenBack;
