@@ -5,7 +5,8 @@
  * that prints them: 0.1 is 0.1000000000000000055511151231257827..., and that difference is
  * amplified |mean|/std times in x - mean).
  */
-import { all, type BigNumber, create } from 'mathjs';
+import { createRequire } from 'node:module';
+import type { BigNumber } from 'mathjs';
 import type { BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Profile } from '../contract.js';
 import { numericRequest } from '../dtypes.js';
 import { SingleValuePerChannelError } from '../errors.js';
@@ -13,18 +14,31 @@ import { layoutOf, validateRequest } from '../layout.js';
 import { effectiveEps, emaWeights, runningVarFactor } from '../profiles.js';
 
 export const ORACLE_DIGITS = 60;
-const math = create(all!, { number: 'BigNumber', precision: ORACLE_DIGITS });
 type BigCtor = new (v: number | string | BigNumber) => BigNumber;
-/** decimal.js class configured by mathjs with 60 significant digits. */
-const Big = (math.bignumber(0) as unknown as { constructor: BigCtor }).constructor;
 export type Big = BigNumber;
 
+let BigClass: BigCtor | undefined;
+/**
+ * A BigNumber of mathjs's decimal.js class with 60 significant digits. mathjs is loaded on the
+ * oracle's first use, not when the package is imported: loading it adds 29 MB to the JavaScript
+ * heap, which every user of the package would carry, and a larger heap makes each garbage
+ * collection longer (on 2 cores the collector's helper threads then took the cpu-f32 pipeline's
+ * worker core: 5.5 ms a call with the kernel alone in the process, 19-23 ms with the package).
+ */
+function big(v: number | string): Big {
+  if (!BigClass) {
+    const mathjs = createRequire(import.meta.url)('mathjs') as typeof import('mathjs');
+    const math = mathjs.create({ bignumberDependencies: mathjs.bignumberDependencies! }, { number: 'BigNumber', precision: ORACLE_DIGITS });
+    BigClass = (math.bignumber(0) as unknown as { constructor: BigCtor }).constructor;
+  }
+  return new BigClass(v);
+}
+
 const view = new DataView(new ArrayBuffer(8));
-const TWO = new Big(2);
 
 /** The exact value of a float64 as a BigNumber (to 60 digits: relative error below 1e-59). */
 export function exactBig(x: number): Big {
-  if (!Number.isFinite(x) || x === 0) return new Big(x);
+  if (!Number.isFinite(x) || x === 0) return big(x);
   view.setFloat64(0, x);
   const hi = view.getUint32(0);
   const lo = view.getUint32(4);
@@ -37,7 +51,7 @@ export function exactBig(x: number): Big {
     mant += 2 ** 52;
     exp = biased - 1075;
   }
-  const v = new Big(mant).times(TWO.pow(exp));
+  const v = big(mant).times(big(2).pow(exp));
   return x < 0 ? v.negated() : v;
 }
 
@@ -67,7 +81,7 @@ function channels(shape: number[], axis: number): Channel[] {
 
 /** 0/0 and x/0 follow IEEE (NaN, ±Infinity), as float64 code would. */
 function div(a: Big, b: Big): Big {
-  if (b.isZero()) return new Big(a.isZero() || a.isNaN() ? NaN : a.isNegative() ? -Infinity : Infinity);
+  if (b.isZero()) return big(a.isZero() || a.isNaN() ? NaN : a.isNegative() ? -Infinity : Infinity);
   return a.div(b);
 }
 
@@ -77,12 +91,12 @@ function div(a: Big, b: Big): Big {
  * would leave a 1e-60 residue that eps = 0 turns into a spurious finite x-hat).
  */
 function stats(x: Big[], idx: number[]): { mean: Big; variance: Big } {
-  const m = new Big(idx.length);
+  const m = big(idx.length);
   const x0 = x[idx[0]!]!;
-  let s = new Big(0);
+  let s = big(0);
   for (const i of idx) s = s.plus(x[i]!.minus(x0));
   const mean = x0.plus(s.div(m));
-  let q = new Big(0);
+  let q = big(0);
   for (const i of idx) {
     const d = x[i]!.minus(mean);
     q = q.plus(d.times(d));
@@ -165,16 +179,16 @@ export function oracleBackward(profile: Profile, request: BackwardRequest): Orac
   const dgamma: Big[] = [];
   const dbeta: Big[] = [];
   const dgammaScale: Big[] = [];
-  const m = new Big(layout.m);
+  const m = big(layout.m);
   channels(req.shape, req.axis).forEach(({ idx }, c) => {
     const st = req.training
       ? stats(x, idx)
       : { mean: exactBig(req.runningMean![c]!), variance: exactBig(req.runningVar![c]!) };
     const s = st.variance.plus(eps).sqrt();
     const g = exactBig(req.gamma[c]!);
-    let sDy = new Big(0);
-    let sDyXhat = new Big(0);
-    let sAbs = new Big(0);
+    let sDy = big(0);
+    let sDyXhat = big(0);
+    let sAbs = big(0);
     const xhat = new Map<number, Big>();
     for (const i of idx) {
       const h = div(x[i]!.minus(st.mean), s);
