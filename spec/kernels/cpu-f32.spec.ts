@@ -430,13 +430,13 @@ describe('cpu-f32 training forward pipelined by channel groups over the worker p
     const before = threads.counters.pipelineTakenBack;
     try {
       expectSameBits(pipelined());
-      expect(threads.counters.pipelineTakenBack - before, 'channels the caller took back').toBeGreaterThan(0);
+      expect(threads.counters.pipelineTakenBack - before, 'groups the caller took back').toBeGreaterThan(0);
     } finally {
       Object.assign(threads.pipeTuning, { workerDelayMs: 0 });
     }
   });
   it('a worker that fails surfaces its error (no hang), and the next call works', () => {
-    // The worker fails on the first channel it claims; a call whose worker was too late to claim
+    // The worker fails on the first group it claims; a call whose worker was too late to claim
     // any (the caller took them all back) must still be right, so try until one fails.
     Object.assign(threads.pipeTuning, { workerFails: true });
     let error: unknown;
@@ -494,7 +494,7 @@ describe('cpu-f32 auto engine: threads or one thread, by its own timings', () =>
     expect(choosePath(kind, n)).toBe('single');
     for (let k = 0; k < 5; k++) recordPath(kind, n, 'threads', 0.99 / SPLIT_MARGIN);
     expect(choosePath(kind, n)).toBe('threads');
-    // a size a factor of 2 away is timed on its own: warm-up again
+    // a size 4x larger is timed on its own (kinds are told apart by the size's log2, rounded): warm-up again
     expect(choosePath(kind, n << 2)).toBe('threads');
     recordPath(kind, n << 2, 'threads', 1);
     expect(choosePath(kind, n << 2)).toBe('single');
