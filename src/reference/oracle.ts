@@ -23,7 +23,7 @@ let BigClass: BigCtor | undefined;
  * oracle's first use, not when the package is imported: loading it adds 29 MB to the JavaScript
  * heap, which every user of the package would carry, and a larger heap makes each garbage
  * collection longer (on 2 cores the collector's helper threads then took the cpu-f32 pipeline's
- * worker core: 5.5 ms a call with the kernel alone in the process, 19-23 ms with the package).
+ * worker core: 5.5 ms a call with the kernel alone in the process, 17-23 ms with the package).
  */
 function big(v: number | string): Big {
   if (!BigClass) {
