@@ -211,7 +211,7 @@ function laneScratch(n: number): Float64Array {
 
 /** Training forward (see ts.forwardTrain for the contract). */
 export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, gamma: Float32Array, beta: Float32Array, eps: number, stats: StatsOut): void {
-  const { outer, channels: C, inner, m } = L;
+  const { channels: C, inner, m } = L;
   if (!simd || m === 1 || x.length < WASM_MIN_NUMEL || m > MAX_CHANNEL) {
     ts.forwardTrain(x, y, L, gamma, beta, eps, stats);
     return;
@@ -224,8 +224,9 @@ export function forwardTrain(x: Float32Array, y: Float32Array, L: EngineLayout, 
   // Cache-sized tensors are copied in whole, reduced and normalized where they lie (each
   // channel's runs strided), and copied out whole: two copies instead of one per run, which cost
   // more than the arithmetic at these sizes. Bigger ones go a group of channels at a time
-  // (gathered, so the group stays in cache between its reduction and its normalization).
-  if (x.length > WHOLE_MAX_FLOATS) {
+  // (gathered, so the group stays in cache between its reduction and its normalization). The
+  // one test for that, trainsByGroup, is also the pipeline's (./threads.ts): the same bits.
+  if (trainsByGroup(L)) {
     const G = groupSize(L);
     for (let c0 = 0; c0 < C; c0 += G) trainGroup(x, y, L, c0, Math.min(G, C - c0), gamma, beta, eps, stats);
     return;
