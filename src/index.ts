@@ -47,7 +47,7 @@ export {
 export { layoutOf, validateRequest, type Layout } from './layout.js';
 export { createReference, channelStats, type ReferenceOptions } from './reference/reference.js';
 export { oracleBackward, oracleForwardInfer, oracleForwardTrain, exactBig, ORACLE_DIGITS } from './reference/oracle.js';
-export { createCpuF32, prewarmCpuF32Threads, type CpuEngineName, type CpuF32Options } from './kernels/cpu-f32/index.js';
+export { createCpuF32, prewarmCpuF32Threads, type CpuEngineName, type CpuF32Implementation, type CpuF32Options, type CpuF32Outputs } from './kernels/cpu-f32/index.js';
 export {
   createGpu,
   gpuAvailability,

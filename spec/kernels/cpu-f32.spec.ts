@@ -519,3 +519,82 @@ describe('cpu-f32 tiny path', () => {
     }
   });
 });
+
+// Caller-owned outputs (the second argument): every path writes the given array, bit for bit
+// what it would have allocated, and nothing outside it; a bad one is refused before any write.
+describe('cpu-f32 caller-owned outputs: forwardTrain(req, { y }), forwardInfer(req, { y }), backward(req, { dx })', () => {
+  beforeAll(prewarmCpuF32Threads);
+  const requestFor = (shape: number[], axis: number, seed: number) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const C = shape[axis]!;
+    const r = rng(seed);
+    return {
+      x: f32(n, () => 3 * r() - 1), dy: f32(n, () => r() - 0.5), gamma: f32(C, () => 0.5 + r()), beta: f32(C, () => r()),
+      runningMean: f32(C, () => r()), runningVar: f32(C, () => 0.5 + r()), shape, axis, eps: 1e-5, momentum: 0.9,
+    };
+  };
+  const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  it.each([
+    ['auto', [2, 3, 4, 4], 1], // the tiny path
+    ['ts', [4, 6, 8, 8], 1],
+    ['wasm', [4, 6, 8, 8], 1],
+    ['wasm', [4, 9, 9, 13], 3], // rows
+    ['always', [8, 6, 8, 8], 1], // split over the pool
+    ['always', [4, 9, 9, 13], 3],
+    ['always', [4, 31, 150, 150], 1], // the pipeline of channel groups
+  ] as const)('engine %s, shape %j axis %d: the same bits as a fresh output, in the given array only', (engine, shape, axis) => {
+    const impl = engine === 'always' ? createCpuF32('onnx', { threads: 'always' }) : createCpuF32('onnx', { engine });
+    const req = requestFor([...shape], axis, 52);
+    const n = req.x.length;
+    const threaded = threads.counters.threaded;
+    const cases = [
+      ['forwardTrain y', () => impl.forwardTrain(req).y, (y: Float32Array) => impl.forwardTrain(req, { y }).y],
+      ['forwardInfer y', () => impl.forwardInfer(req).y, (y: Float32Array) => impl.forwardInfer(req, { y }).y],
+      ['backward dx', () => impl.backward({ ...req, training: true }).dx, (dx: Float32Array) => impl.backward({ ...req, training: true }, { dx }).dx],
+    ] as const;
+    for (const [name, fresh, into] of cases) {
+      const want = fresh() as Float32Array;
+      // the output in the middle of a larger buffer, the rest marked
+      const host = new Float32Array(n + 7).fill(-7.5);
+      const given = host.subarray(3, 3 + n);
+      const got = into(given) as Float32Array;
+      expect(got, `${name}: the given array is returned`).toBe(given);
+      expect(bits(got).equals(bits(want)), `${name}: bit for bit`).toBe(true);
+      expect([...host.subarray(0, 3), ...host.subarray(3 + n)], `${name}: nothing outside it written`).toEqual(new Array(7).fill(-7.5));
+    }
+    // forced threads: all six calls (three ops, fresh and given) took the pool's path
+    if (engine === 'always') expect(threads.counters.threaded - threaded, 'threaded calls').toBe(6);
+  });
+  it('refuses a bad output with a named error and writes nothing', () => {
+    const impl = createCpuF32('onnx');
+    const req = requestFor([2, 3, 5, 5], 1, 53);
+    const n = req.x.length;
+    const before = Array.from(req.x);
+    const bad: [unknown, RegExp][] = [
+      [{ y: new Float64Array(n) }, /into\.y must be a Float32Array of 150 elements.*Float64Array/],
+      [{ y: Array.from({ length: n }, () => 0) }, /into\.y must be a Float32Array.*object/],
+      [{ y: null }, /got null/],
+      [{ y: new Float32Array(n - 1) }, /into\.y must have 150 elements.*got 149/],
+      [{ y: req.x }, /shares memory with the request's x/],
+      [{ y: new Float32Array(req.x.buffer, 4, n - 1).subarray(0, n - 1) }, /must have 150/],
+      [{ dx: new Float32Array(n) }, /into\.dx is not an output of this op \(it writes y\)/],
+      [42, /second argument must be an object such as \{ y: Float32Array \}, got number/],
+    ];
+    for (const [into, message] of bad) {
+      expect(() => impl.forwardTrain(req, into as never), String(message)).toThrow(BatchNormInputError);
+      expect(() => impl.forwardTrain(req, into as never)).toThrow(message);
+    }
+    // an output overlapping the tail of dy (same buffer, one element in common)
+    const shared = new Float32Array(2 * n);
+    const dy = shared.subarray(0, n);
+    dy.set(req.dy);
+    expect(() => impl.backward({ ...req, dy, training: true }, { dx: shared.subarray(n - 1, 2 * n - 1) })).toThrow(/shares memory with the request's dy/);
+    // adjacent (no element in common) is fine
+    expect(impl.backward({ ...req, dy, training: true }, { dx: shared.subarray(n) }).dx.buffer).toBe(shared.buffer);
+    expect(Array.from(req.x)).toEqual(before);
+    // a half request makes new half arrays: caller-owned float32 outputs do not apply
+    const half = { ...req, x: new Uint16Array(n), dtype: 'float16' as const, paramDtype: 'float32' as const };
+    expect(() => impl.forwardTrain(half, { y: new Float32Array(n) })).toThrow(/take float32 requests only, got a float16 request/);
+    expect(impl.forwardTrain(half).y).toBeInstanceOf(Uint16Array);
+  });
+});

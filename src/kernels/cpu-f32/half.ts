@@ -8,7 +8,7 @@
  * Pure half (half parameters) is not offered: the caller gets UnsupportedDTypeError.
  */
 import type { AnyRequest, BatchNormImplementation, Precision } from '../../contract.js';
-import { UnsupportedDTypeError } from '../../errors.js';
+import { BatchNormInputError, UnsupportedDTypeError } from '../../errors.js';
 import { isHalf, type HalfDType } from '../../numerics/half.js';
 import { toNumbers, toTyped } from '../../dtypes.js';
 
@@ -20,8 +20,13 @@ export const CPU_F32_PRECISIONS: Precision[] = [
 
 const supported = CPU_F32_PRECISIONS.map((p) => (p.dtype === p.paramDtype ? p.dtype : `${p.dtype} with ${p.paramDtype} parameters`));
 
-/** Wrap a float32 implementation so it also takes float16 / bfloat16 activations with float32 parameters. */
-export function withHalfActivations(f32: BatchNormImplementation): BatchNormImplementation {
+/**
+ * Wrap a float32 implementation so it also takes float16 / bfloat16 activations with float32
+ * parameters. A second argument (cpu-f32's caller-owned outputs, `into`) passes through with a
+ * float32 request; with a half one it is refused, since the half y / dx are new arrays rounded
+ * from float32 ones.
+ */
+export function withHalfActivations<T extends BatchNormImplementation>(f32: T): T {
   /** The half dtype of a request, or undefined for a float32 one (which passes through untouched). */
   const halfOf = (req: AnyRequest): HalfDType | undefined => {
     const d = req.dtype;
@@ -39,30 +44,38 @@ export function withHalfActivations(f32: BatchNormImplementation): BatchNormImpl
     return out;
   };
   const round = (a: unknown, d: HalfDType) => (a instanceof Float32Array ? toTyped(d, a) : a);
+  const noInto = (into: unknown, d: HalfDType) => {
+    if (into !== undefined) throw new BatchNormInputError(`caller-owned outputs (the second argument) take float32 requests only, got a ${d} request`);
+  };
+  // the float32 methods, with the optional second argument this wrapper forwards
+  type Into = (req: never, into?: unknown) => never;
   return {
     ...f32,
     dtypes: [...new Set(CPU_F32_PRECISIONS.map((p) => p.dtype))],
     precisions: CPU_F32_PRECISIONS,
     ...(f32.forwardTrain && {
-      forwardTrain(req) {
+      forwardTrain(req: Parameters<NonNullable<T['forwardTrain']>>[0], into?: unknown) {
         const d = halfOf(req);
-        if (!d) return f32.forwardTrain!(req);
+        if (!d) return (f32.forwardTrain as Into).call(f32, req as never, into);
+        noInto(into, d);
         const r = f32.forwardTrain!(toF32(req, d) as never) as Awaited<ReturnType<NonNullable<typeof f32.forwardTrain>>>;
         return { ...r, y: round(r.y, d) as never };
       },
     }),
     ...(f32.forwardInfer && {
-      forwardInfer(req) {
+      forwardInfer(req: Parameters<NonNullable<T['forwardInfer']>>[0], into?: unknown) {
         const d = halfOf(req);
-        if (!d) return f32.forwardInfer!(req);
+        if (!d) return (f32.forwardInfer as Into).call(f32, req as never, into);
+        noInto(into, d);
         const r = f32.forwardInfer!(toF32(req, d) as never) as Awaited<ReturnType<NonNullable<typeof f32.forwardInfer>>>;
         return { y: round(r.y, d) as never };
       },
     }),
     ...(f32.backward && {
-      backward(req) {
+      backward(req: Parameters<NonNullable<T['backward']>>[0], into?: unknown) {
         const d = halfOf(req);
-        if (!d) return f32.backward!(req);
+        if (!d) return (f32.backward as Into).call(f32, req as never, into);
+        noInto(into, d);
         const r = f32.backward!(toF32(req, d) as never) as Awaited<ReturnType<NonNullable<typeof f32.backward>>>;
         return { ...r, dx: round(r.dx, d) as never };
       },

@@ -25,7 +25,7 @@ import type {
   Profile,
   ProfileName,
 } from '../../contract.js';
-import { SingleValuePerChannelError, UnsupportedDTypeError } from '../../errors.js';
+import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../errors.js';
 import { validateRequest, type Layout } from '../../layout.js';
 import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../profiles.js';
 import * as ts from './ts-engine.js';
@@ -55,6 +55,58 @@ export function overwrittenOutput(n: number): Float32Array {
   if (n < UNZEROED_MIN || !NodeBuffer) return new Float32Array(n);
   const bytes = NodeBuffer.allocUnsafeSlow(4 * n);
   return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+}
+
+/**
+ * Caller-owned outputs: `forwardTrain(req, { y })`, `forwardInfer(req, { y })`,
+ * `backward(req, { dx })` write the main output into the given Float32Array (exactly the
+ * tensor's length, sharing no memory with any input) instead of allocating one, and return it.
+ * For loops that call the kernel on large tensors step after step: every fresh output of
+ * NCHW [32,64,56,56] is 25.7 MB the garbage collector must account for, and in a process with a
+ * large JavaScript heap that meant a major collection every few calls (docs/bench-pipeline.md).
+ * float32 requests only. If the call throws, the array's contents are unspecified.
+ */
+export interface CpuF32Outputs {
+  y?: Float32Array;
+  dx?: Float32Array;
+}
+
+/** What createCpuF32 returns: the contract's implementation, sync, with caller-owned outputs. */
+export interface CpuF32Implementation extends BatchNormImplementation {
+  forwardTrain(req: ForwardTrainRequest, into?: Pick<CpuF32Outputs, 'y'>): ForwardTrainResult;
+  forwardInfer(req: ForwardInferRequest, into?: Pick<CpuF32Outputs, 'y'>): ForwardInferResult;
+  backward(req: BackwardRequest, into?: Pick<CpuF32Outputs, 'dx'>): BackwardResult;
+}
+
+/** Byte range of a typed array's view, to tell whether two arrays share memory. */
+function overlaps(a: ArrayBufferView, b: unknown): boolean {
+  if (!ArrayBuffer.isView(b) || a.buffer !== b.buffer) return false;
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/** The request's arrays an output must not share memory with. */
+const INPUT_ARRAYS = ['x', 'dy', 'gamma', 'beta', 'runningMean', 'runningVar'] as const;
+
+/**
+ * The output array `name` of a call: the caller's from `into` (checked: a Float32Array of n
+ * elements that shares no memory with an input, since every path reads its inputs while it
+ * writes), or a fresh one.
+ */
+function outputArray(into: unknown, name: 'y' | 'dx', n: number, inputs: object): Float32Array {
+  if (into === undefined) return overwrittenOutput(n);
+  if (typeof into !== 'object' || into === null) throw new BatchNormInputError(`the second argument must be an object such as { ${name}: Float32Array }, got ${into === null ? 'null' : typeof into}`);
+  for (const k in into) if (k !== name) throw new BatchNormInputError(`into.${k} is not an output of this op (it writes ${name})`);
+  const given = (into as Record<string, unknown>)[name];
+  if (given === undefined) return overwrittenOutput(n);
+  if (!(given instanceof Float32Array)) {
+    const what = given === null ? 'null' : ArrayBuffer.isView(given) ? given.constructor.name : typeof given;
+    throw new BatchNormInputError(`into.${name} must be a Float32Array of ${n} elements (the tensor's), got ${what}`);
+  }
+  if (given.length !== n) throw new BatchNormInputError(`into.${name} must have ${n} elements (the tensor's), got ${given.length}`);
+  for (const k of INPUT_ARRAYS) {
+    if (overlaps(given, (inputs as Record<string, unknown>)[k])) throw new BatchNormInputError(`into.${name} shares memory with the request's ${k}: the kernel reads ${k} while it writes ${name}, so give an array of its own`);
+  }
+  return given;
 }
 
 export type CpuEngineName = 'auto' | 'ts' | 'wasm';
@@ -105,7 +157,7 @@ function channelTables(C: number, count: number): Float64Array[] {
   return out;
 }
 
-export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Options = {}): BatchNormImplementation {
+export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Options = {}): CpuF32Implementation {
   const resolved = resolveProfile(profile);
   const engine = options.engine ?? 'auto';
   if (!CPU_ENGINES.includes(engine)) throw new TypeError(`engine must be one of ${CPU_ENGINES.map((e) => `'${e}'`).join(', ')}, got ${String(engine)}`);
@@ -115,7 +167,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
   const tinyMax = useThreads === 'always' ? -1 : TINY_NUMEL;
   const loops: Loops = engine === 'wasm' ? wasm : engine === 'ts' ? ts : autoLoops(useThreads);
 
-  function forwardTrain(req: ForwardTrainRequest): ForwardTrainResult {
+  function forwardTrain(req: ForwardTrainRequest, into?: Pick<CpuF32Outputs, 'y'>): ForwardTrainResult {
     const { layout, dtype } = validateRequest('forwardTrain', req);
     requireFloat32(dtype);
     const L: Layout = layout;
@@ -123,7 +175,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const x = req.x as Float32Array;
     const C = L.channels;
     const eps = effectiveEps(resolved, req.eps);
-    const y = overwrittenOutput(L.numel);
+    const y = outputArray(into, 'y', L.numel, req);
     const [mean64, var64] = channelTables(C, 2) as [Float64Array, Float64Array];
     const stats = { mean: mean64, variance: var64 };
     if (L.numel <= tinyMax && L.m > 1) tinyForwardTrain(x, y, L, req.gamma as Float32Array, req.beta as Float32Array, eps, stats);
@@ -144,7 +196,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     return { y, mean, variance, runningMean, runningVar };
   }
 
-  function forwardInfer(req: ForwardInferRequest): ForwardInferResult {
+  function forwardInfer(req: ForwardInferRequest, into?: Pick<CpuF32Outputs, 'y'>): ForwardInferResult {
     const { layout: L, dtype } = validateRequest('forwardInfer', req);
     requireFloat32(dtype);
     const eps = effectiveEps(resolved, req.eps);
@@ -155,13 +207,13 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
       scale[c] = req.gamma[c]! / Math.sqrt(req.runningVar[c]! + eps);
       offset[c] = req.beta[c]!;
     }
-    const y = overwrittenOutput(L.numel);
+    const y = outputArray(into, 'y', L.numel, req);
     if (L.numel <= tinyMax) tinyAffine(req.x as Float32Array, y, L, center, scale, offset);
     else loops.affine(req.x as Float32Array, y, L, center, scale, offset);
     return { y };
   }
 
-  function backward(req: BackwardRequest): BackwardResult {
+  function backward(req: BackwardRequest, into?: Pick<CpuF32Outputs, 'dx'>): BackwardResult {
     const { layout: L, dtype } = validateRequest('backward', req);
     requireFloat32(dtype);
     if (req.training && L.m === 1 && resolved.singleValue === 'error') throw new SingleValuePerChannelError(L.m, req.shape, req.axis);
@@ -174,7 +226,7 @@ export function createCpuF32(profile?: ProfileName | Profile, options: CpuF32Opt
     const [mean, variance, sumDy, sumDyCentered, A, B, D] = channelTables(C, 7) as Float64Array[] as [
       Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array,
     ];
-    const dx = overwrittenOutput(L.numel);
+    const dx = outputArray(into, 'dx', L.numel, req);
     const dgamma = new Float32Array(C);
     const dbeta = new Float32Array(C);
     const sums = { sumDy, sumDyCentered };
