@@ -370,13 +370,19 @@ function suite(mode: GpuMode, probe: () => GpuAvailability | undefined, expected
         await expect(get('keras').forwardInfer(big)).rejects.toBeInstanceOf(GpuLimitError);
       });
 
-      its('evicting a compiled plan (maxPlans 2) leaves the live ones correct (gpu.js destroy(true) did not)', async () => {
+      its('evicting a compiled plan (maxPlans 2) leaves the live ones correct (gpu.js destroy(true) did not), and frees it', async () => {
         const impl = createGpu('keras', { mode, maxPlans: 2 });
         try {
           // A, B, C (evicts A), B (live through an eviction), A (evicts C), B
+          const held: (number | null)[] = [];
           for (const [k, cs] of [SHAPES[0]!, SHAPES[3]!, EDGES[0]!, SHAPES[3]!, SHAPES[0]!, SHAPES[3]!].entries()) {
             await judge(impl, 'keras', 'forwardTrain', trainReq(cs, 'keras', 50 + k));
+            held.push(impl.backendInfo().kernelsHeld);
           }
+          // the same two plans live at the end as after the second call: gpu.js holds no more
+          // kernels than then (it held every evicted plan's too, until destroyPlan took them out)
+          expect(held[1], 'kernels held with plans A, B').toBeGreaterThan(0);
+          expect(held[5], 'kernels held with plans A, B again, after two evictions').toBe(held[1]);
         } finally {
           await impl.dispose();
         }

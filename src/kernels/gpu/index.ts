@@ -121,7 +121,8 @@ export interface GpuImplementation extends BatchNormImplementation {
   forwardInfer(req: ForwardInferRequest): Promise<ForwardInferResult>;
   backward(req: BackwardRequest): Promise<BackwardResult>;
   /** Kernel classes that actually ran (constructor names), the gpu.js mode, the GL renderer. */
-  backendInfo(): { mode: GpuMode; gpuMode: string | null; kernelClasses: string[]; renderer: string | null };
+  /** kernelsHeld: kernels gpu.js's GPU instance keeps a reference to (bounded by the plan cache). */
+  backendInfo(): { mode: GpuMode; gpuMode: string | null; kernelClasses: string[]; renderer: string | null; kernelsHeld: number | null };
   /** Timings of the last call (only when options.timings). */
   lastTimings: GpuTimings | null;
   /** Destroy every compiled kernel and the gpu.js instance. Safe to call twice. */
@@ -483,12 +484,19 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
   }
 
   function destroyPlan(p: Plan): void {
+    // gpu.js keeps every kernel it builds in gpu.kernels (for gpu.destroy()), and the cpu and
+    // WebGL kernels' own destroy() leave them there (2.24.1): without taking them out, every
+    // evicted plan stayed reachable, and a long check in cpu mode (1000 runs per property, many
+    // shapes) ran out of a 4 GB heap
+    const held: unknown[] | undefined = gpu?.kernels;
     for (const k of Object.values(p.kernels)) {
       try {
         k.destroy?.(false);
       } catch {
         /* ignore */
       }
+      const at = held ? held.indexOf(k.kernel) : -1;
+      if (at >= 0) held!.splice(at, 1);
     }
   }
 
@@ -651,7 +659,7 @@ export function createGpu(profile?: ProfileName | Profile, options: GpuOptions =
     },
 
     backendInfo() {
-      return { mode, gpuMode: gpu?.mode ?? null, kernelClasses: [...ranClasses], renderer };
+      return { mode, gpuMode: gpu?.mode ?? null, kernelClasses: [...ranClasses], renderer, kernelsHeld: gpu?.kernels?.length ?? null };
     },
 
     async dispose(): Promise<void> {
