@@ -11,8 +11,8 @@
  *                             it into a fresh y, no arithmetic. Only the calling thread can read x
  *                             and write y, so no split over the cores goes below this.
  *   caller's copies, kept y   the same into one preallocated y: the difference is what a fresh
- *                             25.7 MB output costs the calling thread (page faults, when the C
- *                             allocator gave the last ones back to the system)
+ *                             25.7 MB output costs the calling thread (its allocation, and the
+ *                             collections and page faults that come with it)
  *   worker's share            what a worker does per group (wasm.trainGathered: the group copied
  *                             into its linear memory, reduced, normalized, copied back), for every
  *                             group, on this thread
@@ -32,7 +32,7 @@
  * major collection (each call allocates a 25.7 MB y), and on 2 cores those threads compete with
  * the pipeline's worker.
  *
- * Run: npx tsx scripts/bench-pipeline.ts [--shape 32,64,56,56] [--ballast 0] [--rounds 31] [--out FILE]
+ * Run: npm run bench:pipeline -- [--shape 32,64,56,56] [--ballast 0] [--rounds 31] [--out FILE]
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
