@@ -120,8 +120,10 @@ export interface GpuImplementation extends BatchNormImplementation {
   forwardTrain(req: ForwardTrainRequest): Promise<ForwardTrainResult>;
   forwardInfer(req: ForwardInferRequest): Promise<ForwardInferResult>;
   backward(req: BackwardRequest): Promise<BackwardResult>;
-  /** Kernel classes that actually ran (constructor names), the gpu.js mode, the GL renderer. */
-  /** kernelsHeld: kernels gpu.js's GPU instance keeps a reference to (bounded by the plan cache). */
+  /**
+   * Kernel classes that actually ran (constructor names), the gpu.js mode, the GL renderer, and
+   * how many kernels gpu.js's GPU instance keeps a reference to (bounded by the plan cache).
+   */
   backendInfo(): { mode: GpuMode; gpuMode: string | null; kernelClasses: string[]; renderer: string | null; kernelsHeld: number | null };
   /** Timings of the last call (only when options.timings). */
   lastTimings: GpuTimings | null;
