@@ -35,6 +35,8 @@ function big(v: number | string): Big {
 }
 
 const view = new DataView(new ArrayBuffer(8));
+/** 2 as a Big, made once (with the class, on first use). */
+let TWO: Big | undefined;
 
 /** The exact value of a float64 as a BigNumber (to 60 digits: relative error below 1e-59). */
 export function exactBig(x: number): Big {
@@ -51,7 +53,7 @@ export function exactBig(x: number): Big {
     mant += 2 ** 52;
     exp = biased - 1075;
   }
-  const v = big(mant).times(big(2).pow(exp));
+  const v = big(mant).times((TWO ??= big(2)).pow(exp));
   return x < 0 ? v.negated() : v;
 }
 
