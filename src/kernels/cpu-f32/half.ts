@@ -44,41 +44,29 @@ export function withHalfActivations<T extends BatchNormImplementation>(f32: T): 
     return out;
   };
   const round = (a: unknown, d: HalfDType) => (a instanceof Float32Array ? toTyped(d, a) : a);
-  const noInto = (into: unknown, d: HalfDType) => {
-    if (into !== undefined) throw new BatchNormInputError(`caller-owned outputs (the second argument) take float32 requests only, got a ${d} request`);
+  /**
+   * One op of the wrapper: a float32 request, with its optional caller-owned output `into`, goes
+   * to the float32 op as it is; a half one is decoded, run, and its output `out` rounded once.
+   */
+  const wrap = (op: 'forwardTrain' | 'forwardInfer' | 'backward', out: 'y' | 'dx') => {
+    const run = f32[op] as ((req: unknown, into?: unknown) => Record<string, unknown>) | undefined;
+    if (!run) return {};
+    return {
+      [op](req: AnyRequest, into?: unknown) {
+        const d = halfOf(req);
+        if (!d) return run.call(f32, req, into);
+        if (into !== undefined) throw new BatchNormInputError(`caller-owned outputs (the second argument) take float32 requests only, got a ${d} request`);
+        const r = run.call(f32, toF32(req, d));
+        return { ...r, [out]: round(r[out], d) };
+      },
+    };
   };
-  // the float32 methods, with the optional second argument this wrapper forwards
-  type Into = (req: never, into?: unknown) => never;
   return {
     ...f32,
     dtypes: [...new Set(CPU_F32_PRECISIONS.map((p) => p.dtype))],
     precisions: CPU_F32_PRECISIONS,
-    ...(f32.forwardTrain && {
-      forwardTrain(req: Parameters<NonNullable<T['forwardTrain']>>[0], into?: unknown) {
-        const d = halfOf(req);
-        if (!d) return (f32.forwardTrain as Into).call(f32, req as never, into);
-        noInto(into, d);
-        const r = f32.forwardTrain!(toF32(req, d) as never) as Awaited<ReturnType<NonNullable<typeof f32.forwardTrain>>>;
-        return { ...r, y: round(r.y, d) as never };
-      },
-    }),
-    ...(f32.forwardInfer && {
-      forwardInfer(req: Parameters<NonNullable<T['forwardInfer']>>[0], into?: unknown) {
-        const d = halfOf(req);
-        if (!d) return (f32.forwardInfer as Into).call(f32, req as never, into);
-        noInto(into, d);
-        const r = f32.forwardInfer!(toF32(req, d) as never) as Awaited<ReturnType<NonNullable<typeof f32.forwardInfer>>>;
-        return { y: round(r.y, d) as never };
-      },
-    }),
-    ...(f32.backward && {
-      backward(req: Parameters<NonNullable<T['backward']>>[0], into?: unknown) {
-        const d = halfOf(req);
-        if (!d) return (f32.backward as Into).call(f32, req as never, into);
-        noInto(into, d);
-        const r = f32.backward!(toF32(req, d) as never) as Awaited<ReturnType<NonNullable<typeof f32.backward>>>;
-        return { ...r, dx: round(r.dx, d) as never };
-      },
-    }),
+    ...wrap('forwardTrain', 'y'),
+    ...wrap('forwardInfer', 'y'),
+    ...wrap('backward', 'dx'),
   };
 }
