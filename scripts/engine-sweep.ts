@@ -7,7 +7,7 @@
  * keeps only the implementations whose label starts with it, e.g. cpu-f32).
  */
 import { runConformance, DEFAULT_RUNS } from '../src/harness/runner.js';
-import { profiles } from '../src/profiles.js';
+import { profiles } from '../src/contract/profiles.js';
 import { createReference } from '../src/reference/reference.js';
 import { createCpuF32 } from '../src/kernels/cpu-f32/index.js';
 import { counters as threadCounters } from '../src/kernels/cpu-f32/threads.js';

@@ -1,6 +1,6 @@
 /**
  * Runs the SAME gpu.js kernels (src/kernels/gpu) in headless Chromium — WebGL2 (and WebGL 1) on
- * SwiftShader — and holds every output to the float64 reference under src/tolerance.ts with the
+ * SwiftShader — and holds every output to the float64 reference under src/judge/tolerance.ts with the
  * kernel's declared accumulation (compareWithReference), exactly as the spec does for headlessgl.
  *
  *   npx tsx scripts/gpu-browser-check.ts [--modes webgl2,webgl] [--chromium /usr/bin/chromium]
@@ -21,9 +21,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
-import type { BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Op, ProfileName } from '../src/contract.js';
-import { accumulationFor, compareWithReference } from '../src/compare.js';
-import { resolveProfile } from '../src/profiles.js';
+import type { BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Op, ProfileName } from '../src/contract/contract.js';
+import { accumulationFor, compareWithReference } from '../src/judge/compare.js';
+import { resolveProfile } from '../src/contract/profiles.js';
 import { mulberry32 as rng } from '../src/numerics/random.js';
 
 const args = process.argv.slice(2);

@@ -9,8 +9,8 @@
 import { runConformance } from '../src/harness/runner.js';
 import { createReference } from '../src/reference/reference.js';
 import { createCpuF32 } from '../src/kernels/cpu-f32/index.js';
-import { profiles } from '../src/profiles.js';
-import type { BatchNormImplementation, Profile } from '../src/contract.js';
+import { profiles } from '../src/contract/profiles.js';
+import type { BatchNormImplementation, Profile } from '../src/contract/contract.js';
 
 const runs = Number(process.argv[2] ?? 100);
 const seeds = (process.argv[3] ?? '11,12,13').split(',').map(Number);

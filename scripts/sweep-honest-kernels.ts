@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
-import { checkAgainst, expectationFor } from '../src/compare.js';
+import { checkAgainst, expectationFor } from '../src/judge/compare.js';
 import { createF32Kernel, f32Train, honestCaseArb, type F32Variant } from '../src/teach/f32-kernel.js';
 import { runConformance } from '../src/harness/runner.js';
 

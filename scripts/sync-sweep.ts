@@ -9,7 +9,7 @@ import { createExecImplementation } from '../src/harness/exec.js';
 import { runConformance, DEFAULT_RUNS } from '../src/harness/runner.js';
 import { createCpuF32 } from '../src/kernels/cpu-f32/index.js';
 import { getPool } from '../src/kernels/workers/pool.js';
-import { profiles } from '../src/profiles.js';
+import { profiles } from '../src/contract/profiles.js';
 import { createReference } from '../src/reference/reference.js';
 
 const runs = Number(process.argv[2] ?? DEFAULT_RUNS * 10);

@@ -5,9 +5,9 @@
  * and how far the one-pass E[x^2] - E[x]^2 kernel exceeds the bound as |mean|/std grows.
  * `npx tsx scripts/tolerance-ratios.ts [problems]` (default 3000 per variant).
  */
-import { compareForwardTrain } from '../src/compare.js';
+import { compareForwardTrain } from '../src/judge/compare.js';
 import { mulberry32 } from '../src/numerics/random.js';
-import { profiles } from '../src/profiles.js';
+import { profiles } from '../src/contract/profiles.js';
 import { conditionedRequest, f32Train, type F32Variant } from '../src/teach/f32-kernel.js';
 
 const F32_SEQ = { dtype: 'float32', order: 'sequential' } as const;

@@ -6,11 +6,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ForwardTrainRequest } from '../src/contract.js';
-import { compareForwardTrain } from '../src/compare.js';
-import { profiles } from '../src/profiles.js';
-import { errorRatio, reductionDepth, scaleBound, sumErrorFactor, tolerance, withinBound } from '../src/tolerance.js';
-import { InternalError } from '../src/errors.js';
+import type { ForwardTrainRequest } from '../src/contract/contract.js';
+import { compareForwardTrain } from '../src/judge/compare.js';
+import { profiles } from '../src/contract/profiles.js';
+import { errorRatio, reductionDepth, scaleBound, sumErrorFactor, tolerance, withinBound } from '../src/judge/tolerance.js';
+import { InternalError } from '../src/contract/errors.js';
 import { f32Train as f32ForwardTrain, HONEST_SHAPES, honestCaseArb, seededConditionedRequest, type F32Variant as Variant } from '../src/teach/f32-kernel.js';
 
 const F32_SEQ = { dtype: 'float32', order: 'sequential' } as const;

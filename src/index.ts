@@ -25,13 +25,13 @@ export type {
   ForwardTrainSyncResult,
   BackwardSyncRequest,
   BackwardSyncResult,
-} from './contract.js';
-export { OPS, SYNC_OPS } from './contract.js';
-export { validateSyncRequest, type SyncLayout, type ShardLayout } from './layout-sync.js';
+} from './contract/contract.js';
+export { OPS, SYNC_OPS } from './contract/contract.js';
+export { validateSyncRequest, type SyncLayout, type ShardLayout } from './contract/layout-sync.js';
 export { referenceForwardTrainSync, referenceBackwardSync, chanMerge, treeMerge, concatenatedStats, mergedStats } from './reference/sync.js';
-export { expectationForSync, checkSync } from './compare-sync.js';
+export { expectationForSync, checkSync } from './judge/compare-sync.js';
 export { callSyncImplementation, validateSyncResult } from './harness/call-sync.js';
-export { effectiveEps, emaWeights, PROFILE_NAMES, profiles, resolveProfile, runningVarFactor } from './profiles.js';
+export { effectiveEps, emaWeights, PROFILE_NAMES, profiles, resolveProfile, runningVarFactor } from './contract/profiles.js';
 export {
   AccumulationError,
   BatchNormInputError,
@@ -43,8 +43,8 @@ export {
   SingleValuePerChannelError,
   UnsupportedDTypeError,
   UsageError,
-} from './errors.js';
-export { layoutOf, validateRequest, type Layout } from './layout.js';
+} from './contract/errors.js';
+export { layoutOf, validateRequest, type Layout } from './contract/layout.js';
 export { createReference, channelStats, type ReferenceOptions } from './reference/reference.js';
 export { oracleBackward, oracleForwardInfer, oracleForwardTrain, exactBig, ORACLE_DIGITS } from './reference/oracle.js';
 export { createCpuF32, prewarmCpuF32Threads, type CpuEngineName, type CpuF32Implementation, type CpuF32Options, type CpuF32Outputs } from './kernels/cpu-f32/index.js';
@@ -58,18 +58,18 @@ export {
   type GpuMode,
   type GpuOptions,
 } from './kernels/gpu/index.js';
-export { syncTolerance, allReduceDepth, type SyncFacts } from './tolerance.js';
-export { tolerance, reductionDepth, sumErrorFactor, finiteDifferenceStep, finiteDifferenceBound, exactStencil, type ChannelFacts, type ChannelBounds } from './tolerance.js';
-export { compareWithReference, expectationFor, checkAgainst, type Comparison, type Expectation, type ElementReport } from './compare.js';
+export { syncTolerance, allReduceDepth, type SyncFacts } from './judge/tolerance.js';
+export { tolerance, reductionDepth, sumErrorFactor, finiteDifferenceStep, finiteDifferenceBound, exactStencil, type ChannelFacts, type ChannelBounds } from './judge/tolerance.js';
+export { compareWithReference, expectationFor, checkAgainst, type Comparison, type Expectation, type ElementReport } from './judge/compare.js';
 export { ulp, ulpDistanceF32, unitRoundoff } from './numerics/ulp.js';
-export { validateAccumulation, validateImplementation, describeAccumulation, KNOWN_DTYPES } from './declaration.js';
+export { validateAccumulation, validateImplementation, describeAccumulation, KNOWN_DTYPES } from './contract/declaration.js';
 export { idMatcher, closestIds } from './harness/filters.js';
 export { runConformance, planRun, DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, type ConformanceOptions, type ProgressEvent } from './harness/runner.js';
 export { formatText, formatJson, formatJunit, formatFailure } from './harness/format.js';
 export type { AccumulationRecord, CheckResult, CheckStatus, CheckFailure, ConformanceReport, Counterexample, WorstElement, AxisVariant } from './harness/types.js';
 export { REPORT_SCHEMA_VERSION } from './harness/types.js';
 export { ALL_CHECK_SPECS, planCases } from './checks/index.js';
-export { BUILTINS, createBuiltin } from './builtins.js';
+export { BUILTINS, createBuiltin } from './harness/builtins.js';
 export { loadFixtures, FixtureFileError, type Fixture } from './fixtures/load.js';
 export { goldenCases } from './checks/golden.js';
 export { createExecImplementation, ExecFault, type ExecImplementation, type ExecOptions, type ExecFaultName } from './harness/exec.js';

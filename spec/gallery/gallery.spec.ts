@@ -4,11 +4,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runConformance } from '../../src/harness/runner.js';
-import { profiles } from '../../src/profiles.js';
-import type { Profile } from '../../src/contract.js';
+import { profiles } from '../../src/contract/profiles.js';
+import type { Profile } from '../../src/contract/contract.js';
 import { createReference } from '../../src/reference/reference.js';
 import { createCpuF32 } from '../../src/kernels/cpu-f32/index.js';
-import type { Precision } from '../../src/contract.js';
+import type { Precision } from '../../src/contract/contract.js';
 import { type Bug, mutant } from './mutants.js';
 import { type HalfBug, halfMutant } from './half-mutants.js';
 // @ts-expect-error the example is plain JavaScript

@@ -11,12 +11,12 @@
  * - centred-in-bfloat16: the mean rounded to bfloat16 before x - mean (cancellation at
  *   |mean| / std ~ 100).
  */
-import type { Arr, BatchNormImplementation, DType, ForwardInferRequest, ForwardTrainRequest, Precision, Profile } from '../../src/contract.js';
-import { fieldDtype, numericRequest, toTyped } from '../../src/dtypes.js';
-import { SingleValuePerChannelError } from '../../src/errors.js';
-import { validateRequest } from '../../src/layout.js';
+import type { Arr, BatchNormImplementation, DType, ForwardInferRequest, ForwardTrainRequest, Precision, Profile } from '../../src/contract/contract.js';
+import { fieldDtype, numericRequest, toTyped } from '../../src/contract/dtypes.js';
+import { SingleValuePerChannelError } from '../../src/contract/errors.js';
+import { validateRequest } from '../../src/contract/layout.js';
 import { roundToHalf } from '../../src/numerics/half.js';
-import { effectiveEps, emaWeights, runningVarFactor } from '../../src/profiles.js';
+import { effectiveEps, emaWeights, runningVarFactor } from '../../src/contract/profiles.js';
 
 export type HalfBug = 'none' | 'params-cast-to-half' | 'stats-accumulated-in-half' | 'bessel-in-half' | 'eps-rounded-to-half' | 'centred-in-bfloat16';
 

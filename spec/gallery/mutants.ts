@@ -3,8 +3,8 @@
  * kernel with one bug switched on, the bugs people actually ship (framework-semantics.md §10):
  * a judge that passes any of these is itself broken (array-api-tests' meta-tests idea).
  */
-import type { Arr, BatchNormImplementation, Profile } from '../../src/contract.js';
-import { layoutOf } from '../../src/layout.js';
+import type { Arr, BatchNormImplementation, Profile } from '../../src/contract/contract.js';
+import { layoutOf } from '../../src/contract/layout.js';
 
 export type Bug =
   | 'eps-outside-root'

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runConformance } from '../../src/harness/runner.js';
-import { profiles } from '../../src/profiles.js';
-import type { Profile } from '../../src/contract.js';
+import { profiles } from '../../src/contract/profiles.js';
+import type { Profile } from '../../src/contract/contract.js';
 import { type SyncBug, syncMutant } from './sync-mutants.js';
 
 const SEED = 20261125;

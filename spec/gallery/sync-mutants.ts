@@ -12,8 +12,8 @@
  *   running-stats-replica0-only  only replica 0 updates its running statistics; the others
  *                              keep the old ones (buffers never synchronized)
  */
-import type { Arr, BackwardSyncRequest, BatchNormImplementation, DType, ForwardTrainSyncRequest, Profile } from '../../src/contract.js';
-import { shardLayout } from '../../src/layout-sync.js';
+import type { Arr, BackwardSyncRequest, BatchNormImplementation, DType, ForwardTrainSyncRequest, Profile } from '../../src/contract/contract.js';
+import { shardLayout } from '../../src/contract/layout-sync.js';
 
 export type SyncBug = 'bessel-local-count' | 'mean-of-means' | 'sum-of-squares' | 'backward-local-reduction' | 'running-stats-replica0-only' | 'none';
 

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSyncFixtures } from '../../src/fixtures/sync-fixtures.js';
-import type { BatchNormImplementation, ForwardTrainRequest } from '../../src/contract.js';
-import { FixtureError } from '../../src/errors.js';
-import { profiles } from '../../src/profiles.js';
+import type { BatchNormImplementation, ForwardTrainRequest } from '../../src/contract/contract.js';
+import { FixtureError } from '../../src/contract/errors.js';
+import { profiles } from '../../src/contract/profiles.js';
 import { createReference } from '../../src/reference/reference.js';
 import { assessFixture, fixtureApplies, goldenCases, profilesEquivalent } from '../../src/checks/golden.js';
 import {

@@ -6,10 +6,10 @@
  * float32 rounding of the framework's own arithmetic (a few ulp(float32)).
  */
 import { describe, expect, it } from 'vitest';
-import type { ForwardTrainRequest, Profile } from '../../src/contract.js';
-import { profiles } from '../../src/profiles.js';
+import type { ForwardTrainRequest, Profile } from '../../src/contract/contract.js';
+import { profiles } from '../../src/contract/profiles.js';
 import { createReference } from '../../src/reference/reference.js';
-import { expectationFor } from '../../src/compare.js';
+import { expectationFor } from '../../src/judge/compare.js';
 
 /**
  * |got - printed| <= half a unit of the printed last digit + the framework's own float32 error:

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { assessSyncFixture, syncGoldenCases } from '../../src/checks/golden-sync.js';
 import { loadSyncFixtures, parseSyncFixture } from '../../src/fixtures/sync-fixtures.js';
-import { FixtureError } from '../../src/errors.js';
+import { FixtureError } from '../../src/contract/errors.js';
 import { runConformance } from '../../src/harness/runner.js';
 import { createReference } from '../../src/reference/reference.js';
 

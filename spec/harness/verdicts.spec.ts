@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error plain JavaScript
 import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
-import type { BatchNormImplementation, Profile } from '../../src/contract.js';
-import { AccumulationError, NoMatchError, ProfileError } from '../../src/errors.js';
+import type { BatchNormImplementation, Profile } from '../../src/contract/contract.js';
+import { AccumulationError, NoMatchError, ProfileError } from '../../src/contract/errors.js';
 import { formatJunit, formatText } from '../../src/harness/format.js';
 import { closestIds, idMatcher } from '../../src/harness/filters.js';
 import { runConformance } from '../../src/harness/runner.js';

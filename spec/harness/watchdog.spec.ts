@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error plain JavaScript
 import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
-import type { BatchNormImplementation, ForwardTrainRequest } from '../../src/contract.js';
+import type { BatchNormImplementation, ForwardTrainRequest } from '../../src/contract/contract.js';
 import { callImplementation, ContractFault } from '../../src/harness/call.js';
 import { callSyncImplementation } from '../../src/harness/call-sync.js';
 import { Mismatch, runProperty } from '../../src/harness/check.js';

@@ -11,7 +11,7 @@ import { runConformance } from '../../src/harness/runner.js';
 import { createCpuF32 } from '../../src/kernels/cpu-f32/index.js';
 import { lastReplicaThreads } from '../../src/kernels/cpu-f32/sync.js';
 import { getPool } from '../../src/kernels/workers/pool.js';
-import { profiles } from '../../src/profiles.js';
+import { profiles } from '../../src/contract/profiles.js';
 import { threadId } from 'node:worker_threads';
 
 // 16 replicas = 16 threads; start them before the timed calls (from TS source each loads tsx)

@@ -11,16 +11,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { BatchNormImplementation, Profile, ProfileName } from '../../src/contract.js';
-import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../src/errors.js';
-import { layoutOf } from '../../src/layout.js';
-import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../src/profiles.js';
+import type { BatchNormImplementation, Profile, ProfileName } from '../../src/contract/contract.js';
+import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../src/contract/errors.js';
+import { layoutOf } from '../../src/contract/layout.js';
+import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../src/contract/profiles.js';
 import { createCpuF32, prewarmCpuF32Threads, type CpuEngineName } from '../../src/kernels/cpu-f32/index.js';
 import * as threads from '../../src/kernels/cpu-f32/threads.js';
 import * as wasmEngine from '../../src/kernels/cpu-f32/wasm-engine.js';
 import { choosePath, EXPLORE_EVERY, EXPLORE_RARELY, KEEP, recordPath, SPLIT_MARGIN } from '../../src/kernels/cpu-f32/chooser.js';
-import { accumulationFor, compareWithReference } from '../../src/compare.js';
-import type { Op } from '../../src/contract.js';
+import { accumulationFor, compareWithReference } from '../../src/judge/compare.js';
+import type { Op } from '../../src/contract/contract.js';
 import { mulberry32 as rng } from '../../src/numerics/random.js';
 import { assemble, generatedModule, generatedPath, WAT_SOURCES } from '../../scripts/build-wasm.js';
 

@@ -8,7 +8,7 @@
  * - cpu (gpu.js's own JS translation of the same kernel bodies): runs everywhere, so the kernel
  *   logic is checked even where no GL context exists.
  *
- * Every output is compared with compareWithReference (src/compare.ts) under src/tolerance.ts, with
+ * Every output is compared with compareWithReference (src/judge/compare.ts) under src/judge/tolerance.ts, with
  * the accumulation the kernel DECLARES (float32, tiled, tile) — no local bound. A self-check shows
  * that this tolerance rejects a one-pass variance, and one test runs runConformance itself.
  *
@@ -19,12 +19,12 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Arr, BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Op, ProfileName } from '../../src/contract.js';
-import { accumulationFor, compareWithReference, expectationFor } from '../../src/compare.js';
-import { SingleValuePerChannelError, UnsupportedDTypeError } from '../../src/errors.js';
+import type { Arr, BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Op, ProfileName } from '../../src/contract/contract.js';
+import { accumulationFor, compareWithReference, expectationFor } from '../../src/judge/compare.js';
+import { SingleValuePerChannelError, UnsupportedDTypeError } from '../../src/contract/errors.js';
 import { runConformance } from '../../src/harness/runner.js';
-import { layoutOf } from '../../src/layout.js';
-import { profiles, resolveProfile } from '../../src/profiles.js';
+import { layoutOf } from '../../src/contract/layout.js';
+import { profiles, resolveProfile } from '../../src/contract/profiles.js';
 import { createReference } from '../../src/reference/reference.js';
 import {
   createGpu,
@@ -101,7 +101,7 @@ const OUTPUTS: Record<Op, string[]> = {
   backward: ['dx', 'dgamma', 'dbeta'],
 };
 
-/** Run one op and hold every output to the reference under src/tolerance.ts; returns the worst ratio. */
+/** Run one op and hold every output to the reference under src/judge/tolerance.ts; returns the worst ratio. */
 async function judge(impl: GpuImplementation, profile: ProfileName, op: Op, req: AnyReq): Promise<number> {
   const snap = snapshot(req);
   const got = (await (impl[op] as (r: AnyReq) => Promise<object>)(req)) as Record<string, Float32Array>;
@@ -547,5 +547,5 @@ describe('without a display', () => {
 });
 
 afterAll(() => {
-  console.info(`[gpu.spec] worst |error| / bound (src/tolerance.ts, declared accumulation) per op and mode: ${JSON.stringify(observed)}`);
+  console.info(`[gpu.spec] worst |error| / bound (src/judge/tolerance.ts, declared accumulation) per op and mode: ${JSON.stringify(observed)}`);
 });

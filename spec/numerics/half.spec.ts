@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeHalf, encodeHalf, HALF_FORMATS, roundToHalf, type HalfDType } from '../../src/numerics/half.js';
-import { toContractRequest } from '../../src/dtypes.js';
+import { toContractRequest } from '../../src/contract/dtypes.js';
 
 const candidates = [process.env.BN_PYTHON, '/work/venv-torch/bin/python', 'python3'].filter((p): p is string => !!p && (p === 'python3' || existsSync(p)));
 function pythonWith(mods: string): string | undefined {

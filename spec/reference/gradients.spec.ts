@@ -3,15 +3,15 @@
  * - complex-step differentiation (Squire & Trapp 1998): d/dv L = Im L(v + i h) / h with
  *   h = 1e-200 has no subtractive cancellation, so it is exact to a few ulp; BN's forward is
  *   analytic (means, squares, a square root of var + eps > 0), so it applies everywhere here;
- * - central differences in float64, step and bound from src/tolerance.ts.
+ * - central differences in float64, step and bound from src/judge/tolerance.ts.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { BackwardRequest, Profile } from '../../src/contract.js';
-import { layoutOf } from '../../src/layout.js';
-import { profiles } from '../../src/profiles.js';
+import type { BackwardRequest, Profile } from '../../src/contract/contract.js';
+import { layoutOf } from '../../src/contract/layout.js';
+import { profiles } from '../../src/contract/profiles.js';
 import { createReference } from '../../src/reference/reference.js';
-import { exactStencil, finiteDifferenceBound, finiteDifferenceStep } from '../../src/tolerance.js';
+import { exactStencil, finiteDifferenceBound, finiteDifferenceStep } from '../../src/judge/tolerance.js';
 
 // pinned for CI, as the judge pins its own; sweep others with BN_GRAD_SEED (and BN_GRAD_RUNS)
 const RUNS = Number(process.env.BN_GRAD_RUNS ?? 150);

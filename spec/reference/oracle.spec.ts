@@ -26,15 +26,15 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Arr, BackwardRequest, DType, ForwardTrainRequest, Profile } from '../../src/contract.js';
-import { SingleValuePerChannelError } from '../../src/errors.js';
-import { layoutOf } from '../../src/layout.js';
+import type { Arr, BackwardRequest, DType, ForwardTrainRequest, Profile } from '../../src/contract/contract.js';
+import { SingleValuePerChannelError } from '../../src/contract/errors.js';
+import { layoutOf } from '../../src/contract/layout.js';
 import { ulp } from '../../src/numerics/ulp.js';
-import { profiles } from '../../src/profiles.js';
+import { profiles } from '../../src/contract/profiles.js';
 import { type Big, exactBig, oracleBackward, oracleForwardInfer, oracleForwardTrain } from '../../src/reference/oracle.js';
 import { createReference } from '../../src/reference/reference.js';
 import { mulberry32 as mulberry } from '../../src/numerics/random.js';
-import { fieldDtype, roundTo, toContractRequest, toNumbers } from '../../src/dtypes.js';
+import { fieldDtype, roundTo, toContractRequest, toNumbers } from '../../src/contract/dtypes.js';
 
 const RUNS = Number(process.env.BN_ORACLE_RUNS ?? 1000);
 // pinned for CI, as the judge pins its own; sweep others with BN_ORACLE_SEED (and BN_ORACLE_RUNS)

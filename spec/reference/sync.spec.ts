@@ -11,19 +11,19 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ForwardTrainSyncRequest } from '../../src/contract.js';
-import { BatchNormInputError } from '../../src/errors.js';
+import type { ForwardTrainSyncRequest } from '../../src/contract/contract.js';
+import { BatchNormInputError } from '../../src/contract/errors.js';
 import { ContractFault } from '../../src/harness/call.js';
 import { callSyncImplementation } from '../../src/harness/call-sync.js';
-import { validateSyncRequest } from '../../src/layout-sync.js';
+import { validateSyncRequest } from '../../src/contract/layout-sync.js';
 import { mulberry32 } from '../../src/numerics/random.js';
 import { ulp } from '../../src/numerics/ulp.js';
-import { profiles } from '../../src/profiles.js';
+import { profiles } from '../../src/contract/profiles.js';
 import { exactBig, oracleForwardTrain } from '../../src/reference/oracle.js';
 import { createReference, referenceForwardTrain } from '../../src/reference/reference.js';
-import { concatenatedRows } from '../../src/layout-sync.js';
+import { concatenatedRows } from '../../src/contract/layout-sync.js';
 import { concatenatedStats, mergedStats } from '../../src/reference/sync.js';
-import { allReduceDepth, syncTolerance, tolerance } from '../../src/tolerance.js';
+import { allReduceDepth, syncTolerance, tolerance } from '../../src/judge/tolerance.js';
 
 const RUNS = Number(process.env.BN_SYNC_RUNS ?? 150);
 

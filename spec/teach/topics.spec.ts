@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createReference } from '../../src/reference/reference.js';
-import { profiles } from '../../src/profiles.js';
+import { profiles } from '../../src/contract/profiles.js';
 import { explain, findTopic, TOPICS, topicList } from '../../src/teach/index.js';
 import { num } from '../../src/teach/common.js';
 import { oneBatch, type OneBatchData } from '../../src/teach/topics/one-batch.js';

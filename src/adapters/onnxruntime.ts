@@ -6,8 +6,8 @@
  * No backward (BatchNormalizationGrad exists only in ORT training builds).
  */
 import { createRequire } from 'node:module';
-import type { BatchNormImplementation, Profile, ProfileName } from '../contract.js';
-import { UsageError } from '../errors.js';
+import type { BatchNormImplementation, Profile, ProfileName } from '../contract/contract.js';
+import { UsageError } from '../contract/errors.js';
 import { ORT_CPU_PRECISIONS, ortBatchNormAdapter } from './ort-core.js';
 
 type Ort = typeof import('onnxruntime-node');

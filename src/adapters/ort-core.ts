@@ -10,8 +10,8 @@
  *
  * No Node imports: this file is bundled into the browser built-ins.
  */
-import type { AccumulationInfo, Arr, BatchNormImplementation, DType, ForwardInferRequest, ForwardTrainRequest, Precision, Profile, ProfileName } from '../contract.js';
-import { precisionOfRequest } from '../dtypes.js';
+import type { AccumulationInfo, Arr, BatchNormImplementation, DType, ForwardInferRequest, ForwardTrainRequest, Precision, Profile, ProfileName } from '../contract/contract.js';
+import { precisionOfRequest } from '../contract/dtypes.js';
 import { batchNormModel } from './onnx-model.js';
 
 type Ort = typeof import('onnxruntime-common');

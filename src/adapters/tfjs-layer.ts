@@ -12,7 +12,7 @@
  *
  * No Node imports: this file is bundled into the browser built-ins.
  */
-import type { AccumulationInfo, Arr, BackwardRequest, BatchNormImplementation, ForwardInferRequest, ForwardTrainRequest, Profile, ProfileName } from '../contract.js';
+import type { AccumulationInfo, Arr, BackwardRequest, BatchNormImplementation, ForwardInferRequest, ForwardTrainRequest, Profile, ProfileName } from '../contract/contract.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 type Tensor = import('@tensorflow/tfjs').Tensor;

@@ -14,8 +14,8 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { BatchNormImplementation, Profile, ProfileName } from '../contract.js';
-import { UsageError } from '../errors.js';
+import type { BatchNormImplementation, Profile, ProfileName } from '../contract/contract.js';
+import { UsageError } from '../contract/errors.js';
 import { tfjsLayerAdapter } from './tfjs-layer.js';
 
 type Tf = typeof import('@tensorflow/tfjs');

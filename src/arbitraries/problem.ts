@@ -11,10 +11,10 @@
  *   whenever the grid alone shows the bug, and keeps a fraction only where rounding is the bug.
  */
 import fc from 'fast-check';
-import type { AnyRequest, AnySyncRequest, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest } from '../contract.js';
-import { roundTo } from '../dtypes.js';
+import type { AnyRequest, AnySyncRequest, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest } from '../contract/contract.js';
+import { roundTo } from '../contract/dtypes.js';
 import { isHalf } from '../numerics/half.js';
-import { layoutOf } from '../layout.js';
+import { layoutOf } from '../contract/layout.js';
 import type { AxisVariant } from '../harness/types.js';
 
 export interface Problem {
@@ -171,7 +171,7 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
 /**
  * Numbers as the check-side array for dtype, each rounded once to dtype: Float32Array for
  * float32, Float64Array otherwise (half values as numbers; the guarded call sends them as bit
- * patterns, src/dtypes.ts toContractRequest).
+ * patterns, src/contract/dtypes.ts toContractRequest).
  */
 export function typed(dtype: DType, v: ArrayLike<number>): Float32Array | Float64Array {
   if (dtype === 'float32') return Float32Array.from(v);

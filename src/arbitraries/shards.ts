@@ -9,7 +9,7 @@
  * small grid values, as in problem.ts: x = (offset_c + z) * 2^scale.
  */
 import fc from 'fast-check';
-import type { BackwardSyncRequest, DType, ForwardTrainSyncRequest } from '../contract.js';
+import type { BackwardSyncRequest, DType, ForwardTrainSyncRequest } from '../contract/contract.js';
 import type { AxisVariant } from '../harness/types.js';
 import { mulberry32 } from '../numerics/random.js';
 import { axisFor, typed } from './problem.js';

@@ -2,14 +2,14 @@
  * Helpers shared by the property families: compare with the reference through the tolerance,
  * expect an error where a profile demands one, and read the exact statistics of a batch.
  */
-import { checkAgainst, expectationFor, type Expectation } from '../compare.js';
-import type { AnyRequest, Op } from '../contract.js';
-import { layoutOf } from '../layout.js';
-import { effectiveEps } from '../profiles.js';
+import { checkAgainst, expectationFor, type Expectation } from '../judge/compare.js';
+import type { AnyRequest, Op } from '../contract/contract.js';
+import { layoutOf } from '../contract/layout.js';
+import { effectiveEps } from '../contract/profiles.js';
 import { channelStats } from '../reference/reference.js';
 import { expectAgreement, Mismatch, type CheckContext } from '../harness/check.js';
 import { ContractFault } from '../harness/call.js';
-import { withinBound } from '../tolerance.js';
+import { withinBound } from '../judge/tolerance.js';
 
 export function expectation(ctx: CheckContext, op: Op, req: AnyRequest): Expectation {
   return expectationFor(op, ctx.profile, req, { accumulation: ctx.accumulation, precision: { dtype: ctx.dtype, paramDtype: ctx.paramDtype } });
@@ -58,7 +58,7 @@ export function channelIndices(shape: number[], axis: number, c: number): number
 
 /**
  * Require |got - expected| <= bound for one scalar, with a message naming it (and it as the worst
- * element). An Infinity bound (a singular channel) makes no claim (src/tolerance.ts errorRatio).
+ * element). An Infinity bound (a singular channel) makes no claim (src/judge/tolerance.ts errorRatio).
  */
 export function expectClose(what: string, got: number, expected: number, bound: number, reason: string): void {
   const err = Math.abs(got - expected);

@@ -5,9 +5,9 @@
  */
 import { problemArb, inferRequest, trainRequest } from '../arbitraries/problem.js';
 import { runProperty } from '../harness/check.js';
-import { layoutOf } from '../layout.js';
+import { layoutOf } from '../contract/layout.js';
 import { unitRoundoff } from '../numerics/ulp.js';
-import { SAFETY } from '../tolerance.js';
+import { SAFETY } from '../judge/tolerance.js';
 import { expectation, expectClose, exactStats } from './common.js';
 import type { CheckSpec } from './spec.js';
 

@@ -3,14 +3,14 @@
  * through every op the implementation has and held to the reference under the tolerance.
  */
 import { axisFor, backwardRequest, inferRequest, trainRequest, type Problem } from '../arbitraries/problem.js';
-import type { DType } from '../contract.js';
-import { OPS } from '../contract.js';
-import { rounder } from '../dtypes.js';
+import type { DType } from '../contract/contract.js';
+import { OPS } from '../contract/contract.js';
+import { rounder } from '../contract/dtypes.js';
 import { isHalf } from '../numerics/half.js';
 import { runExamples, type CheckContext } from '../harness/check.js';
 import { ContractFault } from '../harness/call.js';
 import type { AxisVariant } from '../harness/types.js';
-import { layoutOf } from '../layout.js';
+import { layoutOf } from '../contract/layout.js';
 import { supportedOps } from '../harness/call.js';
 import { callAndAgree, expectRefusal } from './common.js';
 import type { CheckSpec } from './spec.js';

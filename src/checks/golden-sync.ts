@@ -8,14 +8,14 @@
  * the exact answer beyond its bound (Keras's E[x^2] - E[x]^2 at large offsets: a known issue in
  * the file), the implementation is compared with the exact answer instead, and the message says so.
  */
-import { accumulationFor } from '../compare.js';
-import { errorRatio } from '../tolerance.js';
-import { expectationForSync, flattenSyncResult, type SyncExpectation } from '../compare-sync.js';
-import type { AccumulationInfo, BatchNormImplementation, DType, Profile, SyncOp } from '../contract.js';
+import { accumulationFor } from '../judge/compare.js';
+import { errorRatio } from '../judge/tolerance.js';
+import { expectationForSync, flattenSyncResult, type SyncExpectation } from '../judge/compare-sync.js';
+import type { AccumulationInfo, BatchNormImplementation, DType, Profile, SyncOp } from '../contract/contract.js';
 import { loadSyncFixtures, type SyncFixture, type SyncFixtureStep } from '../fixtures/sync-fixtures.js';
 import { callSyncImplementation } from '../harness/call-sync.js';
 import type { CallOptions } from '../harness/call.js';
-import { resolveProfile } from '../profiles.js';
+import { resolveProfile } from '../contract/profiles.js';
 import { fixtureApplies, profilesEquivalent, tensorflowAccumulation, type GoldenOutcome, type GoldenWorst } from './golden.js';
 
 export interface SyncGoldenCase {

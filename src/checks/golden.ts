@@ -8,7 +8,7 @@
  * channel axis it supports.
  *
  * What passes: every recorded output within the sum of two bounds, each from the one tolerance
- * function (src/tolerance.ts): the implementation's against the exact answer, and TensorFlow's
+ * function (src/judge/tolerance.ts): the implementation's against the exact answer, and TensorFlow's
  * (a float32 program of unknown summation order: sequential sums, the least favourable case).
  * Both are inexact programs; if both are within their bounds of the exact answer they are within
  * the sum of the bounds of each other. Where TensorFlow's own output is off the exact answer
@@ -18,12 +18,12 @@
  * the reference. Each step replays the recorded request (TensorFlow's state before the step), so
  * errors do not compound over multi-step cases.
  */
-import { fieldDtype, precisionOfRequest, precisionsOf, toContractRequest, toNumbers } from '../dtypes.js';
+import { fieldDtype, precisionOfRequest, precisionsOf, toContractRequest, toNumbers } from '../contract/dtypes.js';
 import { isHalf } from '../numerics/half.js';
-import type { AccumulationInfo, BatchNormImplementation, DType, Op, Profile } from '../contract.js';
-import { accumulationFor, expectationFor } from '../compare.js';
-import { errorRatio } from '../tolerance.js';
-import { resolveProfile } from '../profiles.js';
+import type { AccumulationInfo, BatchNormImplementation, DType, Op, Profile } from '../contract/contract.js';
+import { accumulationFor, expectationFor } from '../judge/compare.js';
+import { errorRatio } from '../judge/tolerance.js';
+import { resolveProfile } from '../contract/profiles.js';
 import { cloneRequest, type Fixture, type FixtureStep, type LoadedFixtures, loadFixtures } from '../fixtures/load.js';
 
 export interface GoldenWorst {

@@ -10,10 +10,10 @@
  */
 import fc from 'fast-check';
 import { backwardRequest, inferRequest, problemArb, trainRequest, type Problem } from '../arbitraries/problem.js';
-import type { AnyRequest, DType } from '../contract.js';
+import type { AnyRequest, DType } from '../contract/contract.js';
 import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { CompensatedSum } from '../numerics/eft.js';
-import { exactStencil, finiteDifferenceBound, finiteDifferenceStep, scaleBound, withinBound } from '../tolerance.js';
+import { exactStencil, finiteDifferenceBound, finiteDifferenceStep, scaleBound, withinBound } from '../judge/tolerance.js';
 import { callAndAgree, channelIndices, expectation, expectClose, exactStats } from './common.js';
 import type { CheckSpec } from './spec.js';
 

@@ -5,12 +5,12 @@
  * ±Infinity: an exact value past a half format's range (65,597 is +Infinity in float16).
  */
 import { backwardRequest, inferRequest, problemArb, trainRequest, type Problem } from '../arbitraries/problem.js';
-import type { AnyRequest, Op } from '../contract.js';
-import { OPS } from '../contract.js';
+import type { AnyRequest, Op } from '../contract/contract.js';
+import { OPS } from '../contract/contract.js';
 import { ContractFault, supportedOps } from '../harness/call.js';
 import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
-import { layoutOf } from '../layout.js';
-import { admitsNonFinite, type Expectation } from '../compare.js';
+import { layoutOf } from '../contract/layout.js';
+import { admitsNonFinite, type Expectation } from '../judge/compare.js';
 import { expectation } from './common.js';
 import type { CheckSpec } from './spec.js';
 

@@ -2,8 +2,8 @@
  * Every property family, and their expansion into cases with stable IDs
  * bn:<family>:<check>:dtype=<dtype>;axis=<first|last|other>.
  */
-import type { BatchNormImplementation, DType } from '../contract.js';
-import { precisionsOf } from '../dtypes.js';
+import type { BatchNormImplementation, DType } from '../contract/contract.js';
+import { precisionsOf } from '../contract/dtypes.js';
 import type { CheckDef } from '../harness/check.js';
 import { axisSupported, caseSuffix } from '../harness/check.js';
 import type { AxisVariant } from '../harness/types.js';

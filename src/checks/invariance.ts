@@ -4,14 +4,14 @@
  * sum of both bounds. The transformed inputs are exact (grid shifts, power-of-two scales,
  * permutations), so the exact answers are related exactly.
  */
-import { roundTo } from '../dtypes.js';
+import { roundTo } from '../contract/dtypes.js';
 import { isHalf } from '../numerics/half.js';
 import fc from 'fast-check';
 import { problemArb, trainRequest } from '../arbitraries/problem.js';
 import { runProperty, Mismatch } from '../harness/check.js';
-import { layoutOf } from '../layout.js';
-import { moveAxis, permuteAlong } from '../tensor.js';
-import { scaleBound, withinBound } from '../tolerance.js';
+import { layoutOf } from '../contract/layout.js';
+import { moveAxis, permuteAlong } from '../contract/tensor.js';
+import { scaleBound, withinBound } from '../judge/tolerance.js';
 import { channelIndices, expectation, expectClose, exactStats } from './common.js';
 import type { CheckSpec } from './spec.js';
 

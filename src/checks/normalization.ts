@@ -5,7 +5,7 @@
  */
 import { problemArb, trainRequest } from '../arbitraries/problem.js';
 import { runProperty } from '../harness/check.js';
-import { scaleBound } from '../tolerance.js';
+import { scaleBound } from '../judge/tolerance.js';
 import { channelIndices, expectation, expectClose, exactStats } from './common.js';
 import type { CheckSpec } from './spec.js';
 

@@ -18,10 +18,10 @@
  * small), and a failure's counterexample is that recipe.
  */
 import fc from 'fast-check';
-import type { AnyRequest, DType } from '../contract.js';
+import type { AnyRequest, DType } from '../contract/contract.js';
 import { axisSupported, Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import type { AxisVariant } from '../harness/types.js';
-import { layoutOf } from '../layout.js';
+import { layoutOf } from '../contract/layout.js';
 import { mulberry32 } from '../numerics/random.js';
 import { axisFor, typed } from '../arbitraries/problem.js';
 import { callAndAgree } from './common.js';

@@ -2,7 +2,7 @@
  * A check as a family file declares it; src/checks/index.ts expands each into one case per
  * dtype and axis variant with the stable ID bn:<family>:<name>:dtype=…;axis=….
  */
-import type { AnyOp, DType } from '../contract.js';
+import type { AnyOp, DType } from '../contract/contract.js';
 import type { CheckContext, CheckDef } from '../harness/check.js';
 
 export interface CheckSpec {

@@ -2,7 +2,7 @@
  * bn:sync:* — synchronized (cross-replica) BatchNorm (issue 13): one global batch split into
  * shards, one per replica. Every check compares with single-device BatchNorm over the
  * concatenated batch (the proven reference), replica by replica, under the merged-statistics
- * tolerance (syncTolerance in src/tolerance.ts, from the declared all-reduce structure).
+ * tolerance (syncTolerance in src/judge/tolerance.ts, from the declared all-reduce structure).
  *
  *   concatenation      forwardTrainSync equals BN over the concatenation (1 to 16 replicas)
  *   split-invariance   8 = 3+5 = 1+1+6 of the same examples, then the same data split three ways
@@ -30,13 +30,13 @@ import {
   syncTrainRequest,
   type SyncProblem,
 } from '../arbitraries/shards.js';
-import { checkSync, expectationForSync } from '../compare-sync.js';
-import type { AnySyncRequest, SyncOp } from '../contract.js';
+import { checkSync, expectationForSync } from '../judge/compare-sync.js';
+import type { AnySyncRequest, SyncOp } from '../contract/contract.js';
 import { ContractFault } from '../harness/call.js';
 import type { SyncResultArrays } from '../harness/call-sync.js';
-import { InternalError } from '../errors.js';
+import { InternalError } from '../contract/errors.js';
 import { fmt, Mismatch, runExamples, runProperty, whereOf, type CheckContext } from '../harness/check.js';
-import { runningVarFactor } from '../profiles.js';
+import { runningVarFactor } from '../contract/profiles.js';
 import { describeConvention } from './running-stats.js';
 import type { CheckSpec } from './spec.js';
 

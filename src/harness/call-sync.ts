@@ -7,9 +7,9 @@
  * shard's numel; the rest: C). The input snapshot and the result copy are guard.ts's (shards and
  * replicas included), so an implementation may reuse its output buffers between calls. Kept apart from call.ts so each door's additions merge cleanly.
  */
-import type { AnySyncRequest, Arr, BatchNormImplementation, SyncOp } from '../contract.js';
-import { SYNC_OPS } from '../contract.js';
-import { shardLayout, typedArrayClassFor } from '../layout-sync.js';
+import type { AnySyncRequest, Arr, BatchNormImplementation, SyncOp } from '../contract/contract.js';
+import { SYNC_OPS } from '../contract/contract.js';
+import { shardLayout, typedArrayClassFor } from '../contract/layout-sync.js';
 import { ContractFault, guardedCall, type CallOptions } from './call.js';
 
 /** Per replica, then global, outputs of each synchronized op. */

@@ -3,10 +3,10 @@
  * checked byte for byte afterwards, and its result is validated (object, every output present,
  * the declared dtype, the right length). Each broken rule is a named fault.
  */
-import type { AnyOp, AnyRequest, Arr, BatchNormImplementation, DType, Op, Precision } from '../contract.js';
-import { fieldDtype, storageOf, toContractRequest, toNumbers } from '../dtypes.js';
+import type { AnyOp, AnyRequest, Arr, BatchNormImplementation, DType, Op, Precision } from '../contract/contract.js';
+import { fieldDtype, storageOf, toContractRequest, toNumbers } from '../contract/dtypes.js';
 import vm from 'node:vm';
-import { layoutOf } from '../layout.js';
+import { layoutOf } from '../contract/layout.js';
 import { inputChanges, ownResult, snapshotInputs } from './guard.js';
 import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
@@ -223,7 +223,7 @@ export async function guardedCall(fn: (r: never) => unknown, self: unknown, op: 
 }
 
 /**
- * Call `impl[op](req)`, `req` given as numbers and sent in `precision` (src/dtypes.ts
+ * Call `impl[op](req)`, `req` given as numbers and sent in `precision` (src/contract/dtypes.ts
  * toContractRequest: half arrays as bit patterns, dtype and paramDtype named; a float32 or
  * float64 request travels as it is), through guardedCall. Resolves with the validated result,
  * which the harness owns (every array copied: the implementation may reuse its buffers

@@ -4,14 +4,14 @@
  * A failing predicate throws a Mismatch that carries the worst element and the bound's reason.
  */
 import fc from 'fast-check';
-import type { Comparison } from '../compare.js';
-import type { AnyOp, AnyRequest, AnySyncRequest, BatchNormImplementation, DType, Op, Profile, SyncOp } from '../contract.js';
+import type { Comparison } from '../judge/compare.js';
+import type { AnyOp, AnyRequest, AnySyncRequest, BatchNormImplementation, DType, Op, Profile, SyncOp } from '../contract/contract.js';
 import { callSyncImplementation, type SyncResultArrays } from './call-sync.js';
-import { layoutOf } from '../layout.js';
+import { layoutOf } from '../contract/layout.js';
 import { plainRequest } from '../arbitraries/problem.js';
 import { callImplementation, ContractFault } from './call.js';
 import type { AxisVariant, CheckFailure, CheckResult, Counterexample, WorstElement } from './types.js';
-import type { AccumulationInfo } from '../contract.js';
+import type { AccumulationInfo } from '../contract/contract.js';
 
 export interface CheckContext {
   impl: BatchNormImplementation;

@@ -21,12 +21,12 @@
  * `events` say how often and why). Requests are sent one at a time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { AnyOp, AnyRequest, AnySyncRequest, Arr, BatchNormImplementation, DType, Precision, Profile, ProfileName, SyncOp } from '../contract.js';
-import { DTYPES, OPS, SYNC_OPS } from '../contract.js';
-import { fieldDtype, precisionOfRequest } from '../dtypes.js';
-import { ProfileError, UsageError } from '../errors.js';
-import { validateAccumulation } from '../declaration.js';
-import { resolveProfile } from '../profiles.js';
+import type { AnyOp, AnyRequest, AnySyncRequest, Arr, BatchNormImplementation, DType, Precision, Profile, ProfileName, SyncOp } from '../contract/contract.js';
+import { DTYPES, OPS, SYNC_OPS } from '../contract/contract.js';
+import { fieldDtype, precisionOfRequest } from '../contract/dtypes.js';
+import { ProfileError, UsageError } from '../contract/errors.js';
+import { validateAccumulation } from '../contract/declaration.js';
+import { resolveProfile } from '../contract/profiles.js';
 import { ContractFault, type ExecFaultName } from './call.js';
 import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
@@ -310,7 +310,7 @@ function parseDescription(m: Json, command: string): Description {
   if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !knownOps.includes(o as string))) problems.push(`"ops" must be a non-empty list of ${knownOps.join(', ')}`);
   if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
   if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
-  // the same rules and named errors as a JS object's declaration (src/declaration.ts)
+  // the same rules and named errors as a JS object's declaration (src/contract/declaration.ts)
   try {
     resolveProfile(m.profile as string);
   } catch (e) {

@@ -12,7 +12,7 @@
  * (NoMatchError, exit 2) naming the pattern and the closest IDs: otherwise a typo runs nothing
  * and passes, or skips nothing silently.
  */
-import { NoMatchError } from '../errors.js';
+import { NoMatchError } from '../contract/errors.js';
 
 export function idMatcher(pattern: string): (id: string) => boolean {
   const p = pattern.trim();

@@ -21,9 +21,9 @@
 import { Worker } from 'node:worker_threads';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { AnyRequest, BatchNormImplementation, Op } from '../contract.js';
-import { OPS } from '../contract.js';
-import { UsageError } from '../errors.js';
+import type { AnyRequest, BatchNormImplementation, Op } from '../contract/contract.js';
+import { OPS } from '../contract/contract.js';
+import { UsageError } from '../contract/errors.js';
 import { ContractFault, type Fault } from './call.js';
 import { inputChanges, snapshotInputs } from './guard.js';
 import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';

@@ -6,7 +6,7 @@
  * Results come back in the order an unsharded run would list them.
  */
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../contract/errors.js';
 import { REPORT_SCHEMA_VERSION, type CheckResult, type ConformanceReport } from './types.js';
 
 export function readReportFile(path: string): ConformanceReport {

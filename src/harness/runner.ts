@@ -5,18 +5,18 @@
  * replays alone with `--only <id> --seed <seed> --replay <path>`.
  */
 import { readFileSync } from 'node:fs';
-import type { AnyOp, AnyRequest, BatchNormImplementation, Op, Profile, ProfileName } from '../contract.js';
+import type { AnyOp, AnyRequest, BatchNormImplementation, Op, Profile, ProfileName } from '../contract/contract.js';
 import { goldenCases } from '../checks/golden.js';
 import { syncGoldenCases, type SyncGoldenCase } from '../checks/golden-sync.js';
 import type { Fixture } from '../fixtures/load.js';
-import { accumulationFor } from '../compare.js';
+import { accumulationFor } from '../judge/compare.js';
 import { planCases, type PlannedCase } from '../checks/index.js';
 import type { CheckSpec } from '../checks/spec.js';
-import { InternalError, UsageError } from '../errors.js';
-import { accumulationOf, describeAccumulation, validateImplementation } from '../declaration.js';
+import { InternalError, UsageError } from '../contract/errors.js';
+import { accumulationOf, describeAccumulation, validateImplementation } from '../contract/declaration.js';
 import { idMatcher, requireMatches } from './filters.js';
 import { createIsolatedImplementation, type IsolatedImplementation } from './isolate.js';
-import { resolveProfile } from '../profiles.js';
+import { resolveProfile } from '../contract/profiles.js';
 import { callImplementation, inProcessBudget, supportedOps } from './call.js';
 import { callSyncImplementation, supportedSyncOps } from './call-sync.js';
 import type { RestartBudget } from './restarts.js';

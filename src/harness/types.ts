@@ -3,8 +3,8 @@
  * The schema is documented in docs/report-schema.md; bump REPORT_SCHEMA_VERSION on any
  * incompatible change.
  */
-import type { ElementReport } from '../compare.js';
-import type { AccumulationInfo, AnyOp, DType, Profile } from '../contract.js';
+import type { ElementReport } from '../judge/compare.js';
+import type { AccumulationInfo, AnyOp, DType, Profile } from '../contract/contract.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 

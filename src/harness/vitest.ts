@@ -17,7 +17,7 @@
  *   defineConformanceSuite(await createIsolatedImplementation('./src/my-bn.js'), { seed: 1 });
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import type { BatchNormImplementation } from '../contract.js';
+import type { BatchNormImplementation } from '../contract/contract.js';
 import { formatFailure } from './format.js';
 import { planRun, runConformance, type ConformanceOptions } from './runner.js';
 import type { ConformanceReport } from './types.js';

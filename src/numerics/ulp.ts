@@ -2,7 +2,7 @@
  * Units in the last place, for every dtype, and a bit-exact float32 ULP distance
  * (fast-check's floatToIndex idea: consecutive floats map to consecutive integers).
  */
-import type { DType } from '../contract.js';
+import type { DType } from '../contract/contract.js';
 
 /** Unit roundoff u (half the machine epsilon): the relative error of one correct rounding. */
 export function unitRoundoff(dtype: DType): number {

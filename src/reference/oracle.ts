@@ -7,11 +7,11 @@
  */
 import { createRequire } from 'node:module';
 import type { BigNumber } from 'mathjs';
-import type { BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Profile } from '../contract.js';
-import { numericRequest } from '../dtypes.js';
-import { SingleValuePerChannelError } from '../errors.js';
-import { layoutOf, validateRequest } from '../layout.js';
-import { effectiveEps, emaWeights, runningVarFactor } from '../profiles.js';
+import type { BackwardRequest, ForwardInferRequest, ForwardTrainRequest, Profile } from '../contract/contract.js';
+import { numericRequest } from '../contract/dtypes.js';
+import { SingleValuePerChannelError } from '../contract/errors.js';
+import { layoutOf, validateRequest } from '../contract/layout.js';
+import { effectiveEps, emaWeights, runningVarFactor } from '../contract/profiles.js';
 
 export const ORACLE_DIGITS = 60;
 type BigCtor = new (v: number | string | BigNumber) => BigNumber;

@@ -15,7 +15,7 @@
  * - float16 / bfloat16 (Uint16Array bit patterns) likewise: inputs decoded exactly, every output
  *   rounded once to its own dtype (y, dx: dtype; the per-channel outputs: paramDtype), pure or mixed.
  */
-import { numericRequest, toTyped } from '../dtypes.js';
+import { numericRequest, toTyped } from '../contract/dtypes.js';
 import { isHalf } from '../numerics/half.js';
 import type {
   AnyRequest,
@@ -31,11 +31,11 @@ import type {
   Precision,
   Profile,
   ProfileName,
-} from '../contract.js';
-import { SingleValuePerChannelError } from '../errors.js';
-import { type Layout, validateRequest } from '../layout.js';
+} from '../contract/contract.js';
+import { SingleValuePerChannelError } from '../contract/errors.js';
+import { type Layout, validateRequest } from '../contract/layout.js';
 import { CompensatedSum, ddDivInt } from '../numerics/eft.js';
-import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../profiles.js';
+import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../contract/profiles.js';
 import { referenceBackwardSync, referenceForwardTrainSync } from './sync.js';
 
 /** Per-channel batch statistics, in float64 with the mean as a double-double. */

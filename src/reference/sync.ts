@@ -3,7 +3,7 @@
  *
  * - exact: the statistics of the concatenated global batch, by the proven channelStats
  *   (double-double mean, compensated two-pass variance) over every shard's values at once.
- *   This is what the judge compares against (src/compare-sync.ts).
+ *   This is what the judge compares against (src/judge/compare-sync.ts).
  * - merged: what a real implementation does, and what createReference's sync ops run: each
  *   replica reduces its own shard to (count, mean, M2) and the partials are combined by Chan,
  *   Golub & LeVeque's pairwise update (1979)
@@ -23,12 +23,12 @@ import type {
   ForwardTrainSyncRequest,
   ForwardTrainSyncResult,
   Profile,
-} from '../contract.js';
-import { SingleValuePerChannelError, UnsupportedDTypeError } from '../errors.js';
-import type { Layout } from '../layout.js';
-import { concatenatedRows, shardRows, validateSyncRequest, type ShardLayout, type SyncLayout } from '../layout-sync.js';
+} from '../contract/contract.js';
+import { SingleValuePerChannelError, UnsupportedDTypeError } from '../contract/errors.js';
+import type { Layout } from '../contract/layout.js';
+import { concatenatedRows, shardRows, validateSyncRequest, type ShardLayout, type SyncLayout } from '../contract/layout-sync.js';
 import { CompensatedSum, ddDivInt, twoProd, twoSum } from '../numerics/eft.js';
-import { effectiveEps, emaWeights, runningVarFactor } from '../profiles.js';
+import { effectiveEps, emaWeights, runningVarFactor } from '../contract/profiles.js';
 import { channelStats, type ChannelStats } from './reference.js';
 
 /** One replica's (or a merged group's) statistics of one channel. */

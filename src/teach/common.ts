@@ -3,9 +3,9 @@
  * (every operation rounded to float32, like spec/support/f32-kernels.ts), number formatting,
  * and the Topic shape every `explain` topic implements.
  */
-import type { ForwardTrainRequest, ForwardTrainResult, Profile, ProfileName } from '../contract.js';
+import type { ForwardTrainRequest, ForwardTrainResult, Profile, ProfileName } from '../contract/contract.js';
 import { createReference, referenceForwardTrain } from '../reference/reference.js';
-import { resolveProfile } from '../profiles.js';
+import { resolveProfile } from '../contract/profiles.js';
 import { mulberry32 } from '../numerics/random.js';
 
 /** A topic: structured numbers (computed at run time by the reference) and a text rendering. */

@@ -4,12 +4,12 @@
  * and divide each output element's error by the bound that `expectationFor` allows for it.
  * A ratio <= 1 passes; an honest kernel's ratios sit well below 1, a one-pass kernel's spill over.
  */
-import type { BatchNormImplementation, DType, ForwardTrainRequest } from '../contract.js';
-import { accumulationFor, expectationFor } from '../compare.js';
-import { resolveProfile } from '../profiles.js';
+import type { BatchNormImplementation, DType, ForwardTrainRequest } from '../contract/contract.js';
+import { accumulationFor, expectationFor } from '../judge/compare.js';
+import { resolveProfile } from '../contract/profiles.js';
 import { normals, rng } from './common.js';
 import { histogram } from './svg.js';
-import { errorRatio } from '../tolerance.js';
+import { errorRatio } from '../judge/tolerance.js';
 
 export interface ErrorRatioSample {
   implementation: string;
@@ -17,7 +17,7 @@ export interface ErrorRatioSample {
   requests: number;
   /** error / bound for every compared output element (y, mean, variance, runningMean, runningVar). */
   ratios: number[];
-  /** Elements of singular channels (src/tolerance.ts): the bound is Infinity, no claim, no ratio. */
+  /** Elements of singular channels (src/judge/tolerance.ts): the bound is Infinity, no claim, no ratio. */
   unbounded: number;
   /** How many ratios exceed 1 (would fail), and the largest. */
   over: number;

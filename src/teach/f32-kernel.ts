@@ -5,10 +5,10 @@
  * and the one-pass E[x^2] - E[x]^2 kernel it must reject at large offsets. Used by `explain`, the
  * plots, and spec/tolerance.spec.ts.
  */
-import type { BatchNormImplementation, ForwardTrainRequest, ForwardTrainResult, Profile, ProfileName } from '../contract.js';
+import type { BatchNormImplementation, ForwardTrainRequest, ForwardTrainResult, Profile, ProfileName } from '../contract/contract.js';
 import fc from 'fast-check';
-import { layoutOf } from '../layout.js';
-import { effectiveEps, emaWeights, profiles, resolveProfile, runningVarFactor } from '../profiles.js';
+import { layoutOf } from '../contract/layout.js';
+import { effectiveEps, emaWeights, profiles, resolveProfile, runningVarFactor } from '../contract/profiles.js';
 
 const f = Math.fround;
 

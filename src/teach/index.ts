@@ -3,7 +3,7 @@
  * Every number a topic prints is computed at run time by the reference (or a float32 kernel
  * checked against it); spec/teach verifies them.
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../contract/errors.js';
 import type { Topic } from './common.js';
 import { eps } from './topics/eps.js';
 import { halfPrecision } from './topics/half-precision.js';

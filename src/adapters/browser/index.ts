@@ -14,8 +14,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Profile, ProfileName } from '../../contract.js';
-import { UsageError } from '../../errors.js';
+import type { Profile, ProfileName } from '../../contract/contract.js';
+import { UsageError } from '../../contract/errors.js';
 import { createBrowserImplementation, type BrowserImplementation, type BrowserOptions } from '../../harness/browser/door.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

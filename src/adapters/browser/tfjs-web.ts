@@ -26,7 +26,7 @@
  *   that holds for both, for every m.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { AccumulationInfo } from '../../contract.js';
+import type { AccumulationInfo } from '../../contract/contract.js';
 import { tfjsLayerAdapter } from '../tfjs-layer.js';
 
 export type TfjsWebBackend = 'webgl' | 'webgpu';

@@ -4,7 +4,7 @@
  * the flags that give headless Chromium software WebGL and WebGPU with no network.
  */
 import { existsSync } from 'node:fs';
-import { UsageError } from '../../errors.js';
+import { UsageError } from '../../contract/errors.js';
 
 export type Playwright = typeof import('playwright-core');
 export type Esbuild = typeof import('esbuild');

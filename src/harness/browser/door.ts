@@ -35,8 +35,8 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BatchNormImplementation } from '../../contract.js';
-import { UsageError } from '../../errors.js';
+import type { BatchNormImplementation } from '../../contract/contract.js';
+import { UsageError } from '../../contract/errors.js';
 import { ContractFault, type BrowserFaultName } from '../call.js';
 import { DEFAULT_MAX_RESTARTS, RestartBudget } from '../restarts.js';
 import { CHROMIUM_ARGS, chromiumArgsFromEnv, chromiumExecutable, loadEsbuild, loadPlaywright, type Esbuild } from './chromium.js';

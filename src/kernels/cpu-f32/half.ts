@@ -7,10 +7,10 @@
  * the half tolerance models: compute in float32, one rounding to each output's dtype.
  * Pure half (half parameters) is not offered: the caller gets UnsupportedDTypeError.
  */
-import type { AnyRequest, BatchNormImplementation, Precision } from '../../contract.js';
-import { BatchNormInputError, UnsupportedDTypeError } from '../../errors.js';
+import type { AnyRequest, BatchNormImplementation, Precision } from '../../contract/contract.js';
+import { BatchNormInputError, UnsupportedDTypeError } from '../../contract/errors.js';
 import { isHalf, type HalfDType } from '../../numerics/half.js';
-import { toNumbers, toTyped } from '../../dtypes.js';
+import { toNumbers, toTyped } from '../../contract/dtypes.js';
 
 export const CPU_F32_PRECISIONS: Precision[] = [
   { dtype: 'float32', paramDtype: 'float32' },

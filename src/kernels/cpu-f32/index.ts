@@ -24,10 +24,10 @@ import type {
   ForwardTrainResult,
   Profile,
   ProfileName,
-} from '../../contract.js';
-import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../errors.js';
-import { validateRequest, type Layout } from '../../layout.js';
-import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../profiles.js';
+} from '../../contract/contract.js';
+import { BatchNormInputError, SingleValuePerChannelError, UnsupportedDTypeError } from '../../contract/errors.js';
+import { validateRequest, type Layout } from '../../contract/layout.js';
+import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../contract/profiles.js';
 import * as ts from './ts-engine.js';
 import * as wasm from './wasm-engine.js';
 import { backwardSyncThreads, forwardTrainSyncThreads } from './sync.js';

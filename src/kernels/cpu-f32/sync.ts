@@ -15,10 +15,10 @@
  * Declared accumulation: float64 sequential sums within a replica, a tree all-reduce.
  * The main thread only validates, copies the shards into shared memory and back out.
  */
-import type { BackwardSyncRequest, BackwardSyncResult, ForwardTrainSyncRequest, ForwardTrainSyncResult, Profile } from '../../contract.js';
-import { SingleValuePerChannelError, UnsupportedDTypeError } from '../../errors.js';
-import { shardLayout, validateSyncRequest } from '../../layout-sync.js';
-import { effectiveEps, emaWeights } from '../../profiles.js';
+import type { BackwardSyncRequest, BackwardSyncResult, ForwardTrainSyncRequest, ForwardTrainSyncResult, Profile } from '../../contract/contract.js';
+import { SingleValuePerChannelError, UnsupportedDTypeError } from '../../contract/errors.js';
+import { shardLayout, validateSyncRequest } from '../../contract/layout-sync.js';
+import { effectiveEps, emaWeights } from '../../contract/profiles.js';
 import { threadId } from 'node:worker_threads';
 import { getPool, taskRef, type TaskContext } from '../workers/pool.js';
 

@@ -23,7 +23,7 @@
  *      backward: dx = A·dy + B·(x - mean) + D).
  * Declared accumulation (index.ts): float64 sequential. Each part's sums are sequential chains
  * of at most m/parts terms and the merge adds `parts` of them in order, so the longest addition
- * chain stays below m - 1, the depth 'sequential' declares (src/tolerance.ts reductionDepth):
+ * chain stays below m - 1, the depth 'sequential' declares (src/judge/tolerance.ts reductionDepth):
  * the declaration bounds the threaded sums too.
  */
 import { getPool, taskRef, type TaskContext } from '../workers/pool.js';

@@ -12,7 +12,7 @@
  *   sum over 2-4 interleaved accumulators, which only shortens the chains.
  * - Outputs are computed in float64 and rounded once to float32 on store.
  *
- * Layouts (see src/layout.ts: element (o, c, i) at (o*C + c)*inner + i):
+ * Layouts (see src/contract/layout.ts: element (o, c, i) at (o*C + c)*inner + i):
  * - runs:  inner >= RUN_MIN (NCHW, NCL...): channel c is `outer` contiguous runs of `inner` values.
  *          Each channel is reduced and then normalized at once, while its runs are still in cache.
  * - rows:  inner < RUN_MIN (NHWC, NC, and short runs): the data is `outer` rows of W = C·inner

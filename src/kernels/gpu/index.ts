@@ -34,10 +34,10 @@ import type {
   Op,
   Profile,
   ProfileName,
-} from '../../contract.js';
-import { BnConformanceError, SingleValuePerChannelError, UnsupportedDTypeError, UsageError } from '../../errors.js';
-import { validateRequest, type Layout } from '../../layout.js';
-import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../profiles.js';
+} from '../../contract/contract.js';
+import { BnConformanceError, SingleValuePerChannelError, UnsupportedDTypeError, UsageError } from '../../contract/errors.js';
+import { validateRequest, type Layout } from '../../contract/layout.js';
+import { effectiveEps, emaWeights, resolveProfile, runningVarFactor } from '../../contract/profiles.js';
 import * as S from './shaders.js';
 
 /** gpu.js backends we can be asked for. 'gpu' lets gpu.js choose (the class that ran is recorded). */

@@ -3,7 +3,7 @@
  * Every number is computed at run time: the conversions (src/numerics/half.ts), the reference on
  * half inputs, and sums carried out in each precision.
  */
-import { roundTo } from '../../dtypes.js';
+import { roundTo } from '../../contract/dtypes.js';
 import { encodeHalfArray, HALF_FORMATS, roundToHalf } from '../../numerics/half.js';
 import { createReference } from '../../reference/reference.js';
 import { type Topic, normals, num, table } from '../common.js';

@@ -1,6 +1,6 @@
 /** Momentum: PyTorch's update fraction 0.1 vs Keras's decay 0.99. */
-import { emaWeights, resolveProfile } from '../../profiles.js';
-import type { ProfileName } from '../../contract.js';
+import { emaWeights, resolveProfile } from '../../contract/profiles.js';
+import type { ProfileName } from '../../contract/contract.js';
 import { type Topic, num, table, trainStep } from '../common.js';
 import { linePlot } from '../svg.js';
 

@@ -1,7 +1,7 @@
 /** Seed question: one mini-batch for all features, statistics per feature. */
-import { layoutOf } from '../../layout.js';
+import { layoutOf } from '../../contract/layout.js';
 import { channelStats, referenceForwardTrain } from '../../reference/reference.js';
-import { resolveProfile } from '../../profiles.js';
+import { resolveProfile } from '../../contract/profiles.js';
 import { type Topic, list, normals, num, table, trainStep } from '../common.js';
 
 export interface OneBatchData {

@@ -1,9 +1,9 @@
 /** One-pass variance E[x²] − E[x]² in float32: catastrophic cancellation. */
-import { expectationFor } from '../../compare.js';
-import { layoutOf } from '../../layout.js';
-import { resolveProfile } from '../../profiles.js';
+import { expectationFor } from '../../judge/compare.js';
+import { layoutOf } from '../../contract/layout.js';
+import { resolveProfile } from '../../contract/profiles.js';
 import { channelStats } from '../../reference/reference.js';
-import { tolerance } from '../../tolerance.js';
+import { tolerance } from '../../judge/tolerance.js';
 import { type Topic, f32Variance, normals, num, table } from '../common.js';
 import { linePlot } from '../svg.js';
 

@@ -1,7 +1,7 @@
 /** Biased vs unbiased running variance, per framework. */
-import type { ProfileName } from '../../contract.js';
-import { profiles, runningVarFactor } from '../../profiles.js';
-import { SingleValuePerChannelError } from '../../errors.js';
+import type { ProfileName } from '../../contract/contract.js';
+import { profiles, runningVarFactor } from '../../contract/profiles.js';
+import { SingleValuePerChannelError } from '../../contract/errors.js';
 import { type Topic, list, num, table, trainStep } from '../common.js';
 import { linePlot } from '../svg.js';
 

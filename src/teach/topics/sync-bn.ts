@@ -4,8 +4,8 @@
  * per-device statistics by the reference's forwardTrain on each shard, the synchronized ones by
  * its forwardTrainSync (Chan merge) over the same shards, over seeded trials.
  */
-import type { Profile } from '../../contract.js';
-import { resolveProfile } from '../../profiles.js';
+import type { Profile } from '../../contract/contract.js';
+import { resolveProfile } from '../../contract/profiles.js';
 import { referenceForwardTrain } from '../../reference/reference.js';
 import { referenceForwardTrainSync } from '../../reference/sync.js';
 import { type Topic, list, normals, num, table } from '../common.js';

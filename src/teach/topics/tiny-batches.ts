@@ -1,5 +1,5 @@
 /** Tiny batches: m = 2 halves the biased running variance; m = 1 per framework. */
-import { SingleValuePerChannelError } from '../../errors.js';
+import { SingleValuePerChannelError } from '../../contract/errors.js';
 import { type Topic, list, normals, num, rng, table, trainStep } from '../common.js';
 import { linePlot } from '../svg.js';
 

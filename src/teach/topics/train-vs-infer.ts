@@ -1,7 +1,7 @@
 /** Training vs inference outputs. */
-import type { ProfileName } from '../../contract.js';
+import type { ProfileName } from '../../contract/contract.js';
 import { referenceForwardInfer } from '../../reference/reference.js';
-import { resolveProfile, runningVarFactor } from '../../profiles.js';
+import { resolveProfile, runningVarFactor } from '../../contract/profiles.js';
 import { type Topic, list, num, table, trainStep } from '../common.js';
 import { GOLDEN_X } from './running-variance.js';
 

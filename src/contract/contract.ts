@@ -55,7 +55,7 @@ export interface Profile {
 
 /**
  * How an implementation accumulates its reductions (extension to the v1 contract, optional).
- * The tolerance function derives its bound on summation error from it; see src/tolerance.ts.
+ * The tolerance function derives its bound on summation error from it; see src/judge/tolerance.ts.
  * When absent, the harness assumes the least favourable common case: sequential sums in the
  * dtype under test.
  */

@@ -13,13 +13,13 @@ import type {
   Op,
   Precision,
   Profile,
-} from './contract.js';
-import { fieldDtype, numericRequest, precisionOfRequest } from './dtypes.js';
-import { HALF_FORMATS, isHalf } from './numerics/half.js';
-import { accumulationOf } from './declaration.js';
-import { type Layout, layoutOf } from './layout.js';
-import { effectiveEps, emaWeights, runningVarFactor } from './profiles.js';
-import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from './reference/reference.js';
+} from '../contract/contract.js';
+import { fieldDtype, numericRequest, precisionOfRequest } from '../contract/dtypes.js';
+import { HALF_FORMATS, isHalf } from '../numerics/half.js';
+import { accumulationOf } from '../contract/declaration.js';
+import { type Layout, layoutOf } from '../contract/layout.js';
+import { effectiveEps, emaWeights, runningVarFactor } from '../contract/profiles.js';
+import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from '../reference/reference.js';
 import { type ChannelFacts, errorRatio, tolerance } from './tolerance.js';
 
 export interface ElementReport {
@@ -43,7 +43,7 @@ export interface Comparison {
 }
 
 /**
- * The accumulation the tolerance assumes for a dtype (src/declaration.ts: the declared one, or
+ * The accumulation the tolerance assumes for a dtype (src/contract/declaration.ts: the declared one, or
  * sequential sums in the dtype; float32 for half dtypes).
  */
 export function accumulationFor(impl: Pick<BatchNormImplementation, 'accumulation'>, dtype: DType): AccumulationInfo {
@@ -122,7 +122,7 @@ function facts(
 /**
  * Whether the tolerance admits `got` without measuring its error, for an element whose exact value
  * is `expected` (finite) with this bound: a singular channel (bound Infinity: no claim on any
- * value, finite or not, src/tolerance.ts), or a
+ * value, finite or not, src/judge/tolerance.ts), or a
  * half output whose exact value is within its bound of the overflow threshold, rounded to
  * ±Infinity of the right sign (an honest rounding: 65,597 is +Infinity in float16).
  */

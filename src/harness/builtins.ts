@@ -2,10 +2,10 @@
  * Built-in implementations, checkable without writing a module: `check --builtin NAME`.
  * Our own kernels go through the same door as everybody else's.
  */
-import type { BatchNormImplementation, Profile, ProfileName } from './contract.js';
-import { UsageError } from './errors.js';
-import { createCpuF32 } from './kernels/cpu-f32/index.js';
-import { createReference } from './reference/reference.js';
+import type { BatchNormImplementation, Profile, ProfileName } from '../contract/contract.js';
+import { UsageError } from '../contract/errors.js';
+import { createCpuF32 } from '../kernels/cpu-f32/index.js';
+import { createReference } from '../reference/reference.js';
 
 export interface Builtin {
   description: string;
@@ -44,11 +44,11 @@ export const BUILTINS: Record<string, Builtin> = {
     description:
       'the gpu.js kernel; mode from --gpu-mode / BN_GPU_MODE: headlessgl (default; needs a built `gl` and an X display: xvfb-run -a), webgl2, webgl, webgpu (in headless Chromium, through the browser door), cpu (gpu.js JS backend: NOT a GPU)',
     create: async (p) => {
-      const { createGpu, gpuAvailability } = await import('./kernels/gpu/index.js');
+      const { createGpu, gpuAvailability } = await import('../kernels/gpu/index.js');
       const mode = (process.env.BN_GPU_MODE || 'headlessgl') as (typeof GPU_BUILTIN_MODES)[number];
       if (!GPU_BUILTIN_MODES.includes(mode)) throw new UsageError(`unknown gpu mode "${mode}" (--gpu-mode / BN_GPU_MODE); known: ${GPU_BUILTIN_MODES.join(', ')}`);
       // the browser modes run the same kernel in headless Chromium, through the browser door
-      if (mode === 'webgl2' || mode === 'webgl' || mode === 'webgpu') return (await import('./adapters/browser/index.js')).createGpuBrowserBuiltin(mode, p);
+      if (mode === 'webgl2' || mode === 'webgl' || mode === 'webgpu') return (await import('../adapters/browser/index.js')).createGpuBrowserBuiltin(mode, p);
       const probe = await gpuAvailability(mode);
       // never let a fallback pass as the named mode (the kernel also checks the class after every run)
       if (!probe.available) throw new UsageError(`the gpu built-in cannot run in mode ${mode} here: ${probe.reason}`);
@@ -58,31 +58,31 @@ export const BUILTINS: Record<string, Builtin> = {
   },
   'tfjs-cpu': {
     description: 'TensorFlow.js tf.layers.batchNormalization on the CPU backend (keras profile, float32, any axis as the layer accepts; needs @tensorflow/tfjs)',
-    create: async (p) => (await import('./adapters/tfjs.js')).createTfjsAdapter('cpu', p),
+    create: async (p) => (await import('../adapters/tfjs.js')).createTfjsAdapter('cpu', p),
   },
   'tfjs-wasm': {
     description: 'TensorFlow.js tf.layers.batchNormalization on the WASM backend (keras profile, float32, any axis as the layer accepts; needs @tensorflow/tfjs-backend-wasm)',
-    create: async (p) => (await import('./adapters/tfjs.js')).createTfjsAdapter('wasm', p),
+    create: async (p) => (await import('../adapters/tfjs.js')).createTfjsAdapter('wasm', p),
   },
   'tfjs-webgl': {
     description: 'TF.js tf.layers.batchNormalization on the WebGL backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs, playwright-core, esbuild, Chromium)',
-    create: async (p) => (await import('./adapters/browser/index.js')).createTfjsWebBuiltin('webgl', p),
+    create: async (p) => (await import('../adapters/browser/index.js')).createTfjsWebBuiltin('webgl', p),
   },
   'tfjs-webgpu': {
     description: 'TF.js tf.layers.batchNormalization on the WebGPU backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs-backend-webgpu too)',
-    create: async (p) => (await import('./adapters/browser/index.js')).createTfjsWebBuiltin('webgpu', p),
+    create: async (p) => (await import('../adapters/browser/index.js')).createTfjsWebBuiltin('webgpu', p),
   },
   'ort-web': {
     description: 'onnxruntime-web, one-node BatchNormalization, wasm execution provider, in headless Chromium (onnx profile, axis 1, no backward; needs onnxruntime-web)',
-    create: async (p) => (await import('./adapters/browser/index.js')).createOrtWebBuiltin('wasm', p),
+    create: async (p) => (await import('../adapters/browser/index.js')).createOrtWebBuiltin('wasm', p),
   },
   'ort-webgpu': {
     description: 'onnxruntime-web, one-node BatchNormalization, webgpu execution provider, in headless Chromium (SwiftShader WebGPU; onnx profile, axis 1, float32)',
-    create: async (p) => (await import('./adapters/browser/index.js')).createOrtWebBuiltin('webgpu', p),
+    create: async (p) => (await import('../adapters/browser/index.js')).createOrtWebBuiltin('webgpu', p),
   },
   onnxruntime: {
     description: 'onnxruntime-node, a one-node ONNX BatchNormalization, opset 15 (onnx profile, axis 1, no backward; needs onnxruntime-node)',
-    create: async (p) => (await import('./adapters/onnxruntime.js')).createOnnxRuntimeAdapter(p),
+    create: async (p) => (await import('../adapters/onnxruntime.js')).createOnnxRuntimeAdapter(p),
   },
 };
 

@@ -93,11 +93,11 @@
  * both. It matters only for float64 implementations. (1 / s^'s own factor inv = 1 / sqrt(1 - r)
  * is exact, not first order, so SAFETY's argument needs only the other relative errors small.)
  */
-import type { AccumulationInfo, DType } from './contract.js';
-import { twoSum } from './numerics/eft.js';
-import { unitRoundoff } from './numerics/ulp.js';
-import { roundToHalf } from './numerics/half.js';
-import { InternalError } from './errors.js';
+import type { AccumulationInfo, DType } from '../contract/contract.js';
+import { twoSum } from '../numerics/eft.js';
+import { unitRoundoff } from '../numerics/ulp.js';
+import { roundToHalf } from '../numerics/half.js';
+import { InternalError } from '../contract/errors.js';
 
 export const SAFETY = 2;
 /** The reference's error, in ulp(float64) of each output's scale (spec/reference/oracle.spec.ts derives it). */
@@ -393,12 +393,12 @@ export function syncTolerance(input: ToleranceInput, f: ChannelFacts, s: SyncFac
 //   c = float32, unless the declared accumulation is narrower (float16 / bfloat16: an
 //       implementation that computes in half says so, and is held to half arithmetic); sums use
 //       the declared accumulation as above (default for half dtypes: float32 sequential,
-//       src/declaration.ts accumulationOf).
+//       src/contract/declaration.ts accumulationOf).
 //   b_c = the float32/float64 bound above with dtype := c (elementwise ops at u_c, sums at u_a).
 //   One final rounding of a value v~ with |v~ - v| <= b_c to the output dtype (unit roundoff
 //   u_o = 2^-11 float16, 2^-8 bfloat16, 2^-24 float32; absolute tiny_o = the smallest subnormal
 //   in the subnormal range): |fl(v~) - v| <= b_c + u_o (|v| + b_c) + tiny_o.
-//   Overflow: a v~ beyond the largest finite value rounds to ±Infinity; src/compare.ts accepts
+//   Overflow: a v~ beyond the largest finite value rounds to ±Infinity; src/judge/compare.ts accepts
 //   ±Infinity of the right sign exactly when |v| + bound reaches the overflow threshold.
 // Not allowed (the bug class, each rejected in spec/gallery): parameters cast to half (inf at a
 // running variance > 65504), sums in half (overflow past 65504, lost mean digits), Bessel's

@@ -1,14 +1,14 @@
 /**
  * The judge's expectation for the synchronized ops: single-device BatchNorm over the
  * concatenated global batch (the proven reference), split back replica by replica, with the
- * merged-statistics bounds of syncTolerance (src/tolerance.ts). Outputs are named the way a
+ * merged-statistics bounds of syncTolerance (src/judge/tolerance.ts). Outputs are named the way a
  * report shows them: replicas[2].y, replicas[0].runningVar, mean, dgamma, …
  */
 import { checkAgainst, type Comparison, type Expectation } from './compare.js';
-import type { AccumulationInfo, BackwardSyncRequest, ForwardTrainSyncRequest, Profile, SyncOp } from './contract.js';
-import { concatenatedRows, shardFromRows, shardRows, validateSyncRequest, type SyncLayout } from './layout-sync.js';
-import { effectiveEps, emaWeights, runningVarFactor } from './profiles.js';
-import { channelStats } from './reference/reference.js';
+import type { AccumulationInfo, BackwardSyncRequest, ForwardTrainSyncRequest, Profile, SyncOp } from '../contract/contract.js';
+import { concatenatedRows, shardFromRows, shardRows, validateSyncRequest, type SyncLayout } from '../contract/layout-sync.js';
+import { effectiveEps, emaWeights, runningVarFactor } from '../contract/profiles.js';
+import { channelStats } from '../reference/reference.js';
 import { type ChannelBounds, type ChannelFacts, syncTolerance } from './tolerance.js';
 
 export interface SyncExpectation extends Expectation {

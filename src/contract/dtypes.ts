@@ -5,7 +5,7 @@
  * implementation receives (half dtypes travel as Uint16Array bit patterns).
  */
 import type { AnyRequest, Arr, BatchNormImplementation, DType, Precision } from './contract.js';
-import { decodeHalfArray, encodeHalfArray, isHalf, roundToHalf } from './numerics/half.js';
+import { decodeHalfArray, encodeHalfArray, isHalf, roundToHalf } from '../numerics/half.js';
 
 /** Activations: x, dy in a request; y, dx in a result. Every other array is per-channel. */
 const ACTIVATIONS = new Set(['x', 'dy', 'y', 'dx']);
