@@ -72,7 +72,7 @@ export function mergeReports(reports: ConformanceReport[]): ConformanceReport {
     seen.add(r.id);
   }
   const count = (s: CheckResult['status']) => results.filter((r) => r.status === s).length;
-  const summary = { total: results.length, passed: count('pass'), failed: count('fail'), notSupported: count('not-supported'), skipped: count('skipped') };
+  const summary = { total: results.length, passed: count('pass'), failed: count('fail'), notSupported: count('not-supported'), skipped: count('skipped'), inconclusive: count('inconclusive') };
   const { shard: _shard, ...options } = first.options;
   return {
     ...first,
@@ -80,7 +80,7 @@ export function mergeReports(reports: ConformanceReport[]): ConformanceReport {
     startedAt: reports.map((r) => r.startedAt).sort()[0]!,
     durationMs: reports.reduce((a, r) => a + r.durationMs, 0),
     summary,
-    ok: summary.failed === 0,
+    ok: summary.failed === 0 && (summary.inconclusive === 0 || first.options.allowInconclusive === true),
     results,
   };
 }

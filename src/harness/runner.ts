@@ -58,6 +58,11 @@ export interface ConformanceOptions {
   shard?: { index: number; count: number };
   /** More checks to plan beside the built-in families. */
   extraChecks?: CheckSpec[];
+  /**
+   * A check whose every comparison was inconclusive (no informative bound) does not fail the run
+   * (report.ok) when true; default false: a check that proved nothing is not a pass.
+   */
+  allowInconclusive?: boolean;
   /** Replay the golden fixtures (bn:golden:<case>) that apply; default true. */
   golden?: boolean;
   onProgress?(event: ProgressEvent): void;
@@ -244,6 +249,7 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
     failed: count('fail'),
     notSupported: count('not-supported'),
     skipped: count('skipped'),
+    inconclusive: count('inconclusive'),
   };
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
@@ -257,11 +263,12 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
       skip: options.skip ?? [],
       timeoutMs,
       ...(options.shard ? { shard: `${options.shard.index}/${options.shard.count}` } : {}),
+      ...(options.allowInconclusive ? { allowInconclusive: true } : {}),
     },
     startedAt: new Date(started).toISOString(),
     durationMs: Date.now() - started,
     summary,
-    ok: summary.failed === 0,
+    ok: summary.failed === 0 && (summary.inconclusive === 0 || options.allowInconclusive === true),
     results,
   };
 }

@@ -8,7 +8,23 @@ import type { AccumulationInfo, AnyOp, DType, Profile } from '../contract/contra
 
 export const REPORT_SCHEMA_VERSION = 1;
 
-export type CheckStatus = 'pass' | 'fail' | 'not-supported' | 'skipped';
+/**
+ * 'inconclusive' (added in 0.3.0): the check ran, nothing failed, but none of the values it compared
+ * had an informative bound (every bound was Infinity or no smaller than the value's own scale), so
+ * it proved nothing; the run is not ok unless the user allows it (--allow-inconclusive).
+ */
+export type CheckStatus = 'pass' | 'fail' | 'inconclusive' | 'not-supported' | 'skipped';
+
+/**
+ * What a check's comparisons could bound (added in 0.3.0): every value compared with the
+ * reference, and those among them whose bound was uninformative (Infinity, or no smaller than
+ * the value's own scale: src/judge/tolerance.ts `informative`). `inconclusive / values` is the
+ * check's inconclusive fraction, shown in every report.
+ */
+export interface ComparisonCounts {
+  values: number;
+  inconclusive: number;
+}
 
 /** Which channel axis a case exercises: 1, rank - 1, or any axis (including 0 and middle ones). */
 export type AxisVariant = 'first' | 'last' | 'other';
@@ -64,6 +80,8 @@ export interface CheckResult {
   /** The check's own seed (derived from the run's seed and the ID). */
   seed?: number;
   failure?: CheckFailure;
+  /** Values compared and how many of them could not be bounded (absent: the check compares no values, e.g. a refusal). */
+  comparisons?: ComparisonCounts;
 }
 
 /**
@@ -78,10 +96,12 @@ export interface ConformanceReport {
   tool: { name: 'bn-conformance'; version: string };
   implementation: { name: string; dtypes: DType[]; axes: string; ops: AnyOp[]; accumulation?: AccumulationRecord };
   profile: Profile;
-  options: { runs: number; seed: number; only: string[]; skip: string[]; timeoutMs: number; shard?: string };
+  options: { runs: number; seed: number; only: string[]; skip: string[]; timeoutMs: number; shard?: string; allowInconclusive?: boolean };
   startedAt: string;
   durationMs: number;
-  summary: { total: number; passed: number; failed: number; notSupported: number; skipped: number };
+  summary: { total: number; passed: number; failed: number; notSupported: number; skipped: number; inconclusive: number };
+  /** The run stopped early (Ctrl-C, SIGTERM): results holds what finished (added in 0.3.0). */
+  interrupted?: boolean;
   ok: boolean;
   results: CheckResult[];
 }

@@ -19,7 +19,7 @@ export interface HtmlOptions {
   replayPrefix?: string;
 }
 
-const STATUS_LABEL: Record<CheckResult['status'], string> = { pass: '✓ pass', fail: '✗ fail', 'not-supported': '– not supported', skipped: '○ skipped' };
+const STATUS_LABEL: Record<CheckResult['status'], string> = { pass: '✓ pass', fail: '✗ fail', inconclusive: '? inconclusive', 'not-supported': '– not supported', skipped: '○ skipped' };
 
 const CSS = `
 body{font-family:Helvetica,Arial,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
