@@ -12,9 +12,10 @@ const sourceOf = (dist: string) => dist.replace(/^\.\/dist\//, '../src/').replac
 
 /** Names each entry must export (the README's API section). */
 const PROMISED: Record<string, string[]> = {
-  '.': ['createCpuF32', 'prewarmCpuF32Threads', 'runConformance', 'createReference', 'oracleForwardTrain'],
+  '.': ['createCpuF32', 'prewarmCpuF32Threads', 'runConformance', 'createReference', 'oracleForwardTrain', 'toFloat16Bits', 'fromFloat16Bits', 'toBfloat16Bits', 'fromBfloat16Bits'],
   './cpu-f32': ['createCpuF32', 'prewarmCpuF32Threads'],
   './vitest': ['defineConformanceSuite'],
+  './half': ['toFloat16Bits', 'fromFloat16Bits', 'toBfloat16Bits', 'fromBfloat16Bits'],
 };
 
 describe('package entry points', () => {

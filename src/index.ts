@@ -62,6 +62,7 @@ export { syncTolerance, allReduceDepth, type SyncFacts } from './judge/tolerance
 export { tolerance, reductionDepth, sumErrorFactor, finiteDifferenceStep, finiteDifferenceBound, exactStencil, type ChannelFacts, type ChannelBounds } from './judge/tolerance.js';
 export { compareWithReference, expectationFor, checkAgainst, type Comparison, type Expectation, type ElementReport } from './judge/compare.js';
 export { ulp, ulpDistanceF32, unitRoundoff } from './numerics/ulp.js';
+export { toFloat16Bits, fromFloat16Bits, toBfloat16Bits, fromBfloat16Bits, type HalfDType } from './half.js';
 export { validateAccumulation, validateImplementation, describeAccumulation, KNOWN_DTYPES } from './contract/declaration.js';
 export { idMatcher, closestIds } from './harness/filters.js';
 export { runConformance, planRun, DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, type ConformanceOptions, type ProgressEvent } from './harness/runner.js';
