@@ -16,7 +16,7 @@ import { unitRoundoff } from '../numerics/ulp.js';
 import fc from 'fast-check';
 import { typed } from '../arbitraries/problem.js';
 import type { ForwardTrainRequest, Profile } from '../contract/contract.js';
-import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
+import { commandsReplay, Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { layoutOf } from '../contract/layout.js';
 import { emaWeights, runningVarFactor } from '../contract/profiles.js';
 import { expectation, exactStats } from './common.js';
@@ -150,7 +150,8 @@ export const runningStatsChecks: CheckSpec[] = [
         .tuple(fc.array(fc.integer({ min: -8, max: 8 }), { minLength: 1, maxLength: 6 }), fc.integer({ min: -64, max: 64 }), momentum)
         .map(([z, offset, mom]) => new TrainStep(z, offset, mom));
       const scenario = fc.record({
-        commands: fc.commands([step], { maxCommands: 6 }),
+        // a replay hands the commands' replayPath back (fast-check's path alone cannot replay commands)
+        commands: fc.commands([step], { maxCommands: 6, ...commandsReplay(ctx) }),
         shape: fc.constantFrom([4, 2], [3, 2, 2], [2, 3, 2]).map((d) => [...d]),
       });
       return runProperty(ctx, scenario, async ({ commands, shape }, c) => {

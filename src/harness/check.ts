@@ -25,8 +25,13 @@ export interface CheckContext {
   runs: number;
   seed: number;
   timeoutMs: number;
-  /** Replay coordinates, when replaying one failure. */
+  /**
+   * Replay coordinates, when replaying one failure: fast-check's path, and for a model-based
+   * check (fc.commands) `;commands=` and the commands' replayPath (see replayCoordinates).
+   */
   path?: string;
+  /** The run's interruption (Ctrl-C, runConformance's `signal`): a property stops at once when it fires. */
+  signal?: AbortSignal;
   /**
    * Call an op under the contract's rules (timeouts, mutation, validation). The request holds
    * numbers exactly representable in each field's dtype; the call sends them in (dtype,
@@ -161,11 +166,12 @@ export class Recorder {
       },
     };
   }
-  counterexample(dtype: DType, paramDtype: DType = dtype): Counterexample | undefined {
-    const last = this.last;
+  /** The counterexample of the recorded calls (by default this run's; a failing run's own list when given). */
+  counterexample(dtype: DType, paramDtype: DType = dtype, calls = this.calls): Counterexample | undefined {
+    const last = calls.at(-1);
     if (!last) return undefined;
     const { op, req } = last;
-    const requests = this.calls.length > 1 ? { requests: this.calls.map((c) => ({ op: c.op, request: plainRequest(c.req) })) } : {};
+    const requests = calls.length > 1 ? { requests: calls.map((c) => ({ op: c.op, request: plainRequest(c.req) })) } : {};
     if (isSyncRequest(req)) {
       // the first shard's shape stands for the case's; the script names every shard
       return {
@@ -192,8 +198,73 @@ export class Recorder {
 }
 
 /**
+ * Replay coordinates as printed after `--replay`: fast-check's path (digits and ':'), and for a
+ * model-based check the commands' replayPath after `;commands=`. fast-check's path alone cannot
+ * replay fc.commands: walking the shrink tree without running the property, the commands
+ * arbitrary does not know which commands ran at each step (it shrinks only those), so it needs
+ * the replayPath it recorded while shrinking (fc.commands(…, { replayPath })).
+ */
+export interface ReplayCoordinates {
+  path: string;
+  commands?: string;
+}
+
+const COMMANDS_MARK = ';commands=';
+
+export function parseReplay(text: string): ReplayCoordinates {
+  const at = text.indexOf(COMMANDS_MARK);
+  if (at < 0) return { path: text };
+  return { path: text.slice(0, at), commands: text.slice(at + COMMANDS_MARK.length) };
+}
+
+export function formatReplay(c: ReplayCoordinates): string {
+  return c.commands !== undefined ? `${c.path}${COMMANDS_MARK}${c.commands}` : c.path;
+}
+
+/**
+ * The constraints a model-based check passes to fc.commands so a printed failure replays:
+ * `fc.commands(arbs, { maxCommands, ...commandsReplay(ctx) })`. Empty unless replaying.
+ */
+export function commandsReplay(ctx: Pick<CheckContext, 'path'>): { replayPath?: string } {
+  const commands = ctx.path ? parseReplay(ctx.path).commands : undefined;
+  return commands !== undefined ? { replayPath: commands } : {};
+}
+
+/**
+ * The commands' replayPath in a counterexample, as fast-check prints it (CommandsIterable's
+ * toString: `/*replayPath="…"*\/`); undefined when the value holds no commands. One commands
+ * arbitrary per property (more would need one replayPath each).
+ */
+function commandsReplayPathOf(value: unknown): string | undefined {
+  const m = /replayPath="([^"]*)"/.exec(fc.stringify(value));
+  return m ? m[1] : undefined;
+}
+
+/**
+ * Faults after which a property stops (every later run passes at once, so shrinking ends):
+ * - a call past its time limit: the implementation is left in an unknown state and each further
+ *   call may cost the whole limit again; shrinking on would trade the input that timed out for
+ *   one that merely failed after it (or whose call no longer times out), and the printed replay
+ *   would then pass. The counterexample is the first input that timed out.
+ * - a door's give-up: from then on every call fails at once whatever its input, so shrinking
+ *   would walk down to the smallest input, which replays as a pass. The counterexample stays the
+ *   last input that failed before it (or, when nothing had, the give-up itself).
+ */
+const TIMEOUT_FAULTS = new Set<string>(['timeout', 'exec-timeout']);
+const GAVE_UP_FAULTS = new Set<string>(['in-process-gave-up', 'exec-gave-up', 'worker-gave-up', 'browser-gave-up']);
+
+/** The named fault behind what a predicate threw: a ContractFault, or a Mismatch that carries one. */
+function faultOf(e: unknown): string | undefined {
+  if (e instanceof ContractFault) return e.fault;
+  if (e instanceof Mismatch) return e.details.fault;
+  return undefined;
+}
+
+/**
  * A property over `arb`: fast-check runs it `ctx.runs` times from the check's seed, shrinks a
- * failure, and the result carries seed and path for replay.
+ * failure, and the result carries seed and replay coordinates. The counterexample, its error
+ * and its requests are those of the last failing run (fast-check's counterexample is always the
+ * last value that failed), recorded as it failed: nothing is run again afterwards.
  */
 export async function runProperty<T>(
   ctx: CheckContext,
@@ -203,34 +274,36 @@ export async function runProperty<T>(
 ): Promise<Omit<CheckResult, 'id' | 'family' | 'title' | 'durationMs'>> {
   const recorder = new Recorder();
   const inner = recorder.wrap(ctx);
-  let lastError: unknown;
+  let failed: { error: unknown; calls: Recorder['calls'] } | undefined;
+  /** Set by a timeout, a give-up or the run's interruption: every later run passes at once. */
+  let stopped = false;
   const prop = fc.asyncProperty(arb, async (v) => {
+    if (stopped || ctx.signal?.aborted) return;
     recorder.reset();
     try {
       await predicate(v, inner);
     } catch (e) {
-      lastError = e;
+      const fault = faultOf(e);
+      if (fault && GAVE_UP_FAULTS.has(fault)) {
+        stopped = true;
+        if (failed) return; // the earlier failure stays the counterexample
+      } else if (fault && TIMEOUT_FAULTS.has(fault)) stopped = true;
+      failed = { error: e, calls: recorder.calls };
       throw e;
     }
   });
   const numRuns = runsOverride ?? ctx.runs;
+  const replay = ctx.path ? parseReplay(ctx.path) : undefined;
   const details = await fc.check(prop, {
     seed: ctx.seed,
     numRuns,
-    ...(ctx.path ? { path: ctx.path, endOnFailure: true } : {}),
+    ...(replay ? { path: replay.path, endOnFailure: true } : {}),
   });
   if (!details.failed) return { status: 'pass', numRuns: details.numRuns, seed: ctx.seed };
-  // Re-run the shrunk counterexample once so the recorder holds its request.
-  if (details.counterexample) {
-    try {
-      recorder.reset();
-      await predicate(details.counterexample[0] as T, inner);
-    } catch (e) {
-      lastError = e;
-    }
-  }
-  const failure = failureOf(lastError ?? details.errorInstance);
-  const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype, ctx.paramDtype);
+  const failure = failureOf(failed?.error ?? details.errorInstance);
+  const cx = failure.counterexample ?? recorder.counterexample(ctx.dtype, ctx.paramDtype, failed?.calls ?? []);
+  const path = details.counterexamplePath ?? undefined;
+  const commands = details.counterexample ? commandsReplayPathOf(details.counterexample) : undefined;
   return {
     status: 'fail',
     numRuns: details.numRuns,
@@ -239,7 +312,7 @@ export async function runProperty<T>(
       ...failure,
       ...(cx ? { counterexample: cx } : {}),
       seed: details.seed,
-      path: details.counterexamplePath ?? undefined,
+      path: path !== undefined ? formatReplay({ path, ...(commands !== undefined ? { commands } : {}) }) : undefined,
       numShrinks: details.numShrinks,
     } as CheckFailure,
   };
