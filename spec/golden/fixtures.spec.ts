@@ -111,7 +111,8 @@ describe('golden checks', () => {
     const custom = ids({ ...createReference('keras'), profile: { ...profiles.keras, name: 'custom' } });
     expect(custom.length).toBe(all.filter((f) => f.profile.runningVar === 'biased').length);
     expect(ids(createReference('pytorch')).length).toBe(0);
-    const f32Last = ids({ ...createReference('keras'), dtypes: ['float32'], axes: 'last' });
+    // (0.3.0: precisions imply their dtypes, so narrowing to float32 names the precision too)
+    const f32Last = ids({ ...createReference('keras'), dtypes: ['float32'], precisions: [{ dtype: 'float32', paramDtype: 'float32' }], axes: 'last' });
     expect(f32Last.length).toBeGreaterThan(0);
     expect(f32Last.every((f) => f.dtype === 'float32' && f.axis === f.shape.length - 1)).toBe(true);
     const first = tf.find((f) => f.axis === 1 && f.shape.length > 2 && f.profileName === 'keras')!;

@@ -7,11 +7,12 @@
 import type { AccumulationInfo, BatchNormImplementation, DType } from './contract.js';
 import { DTYPES, OPS, SYNC_OPS } from './contract.js';
 import { AccumulationError, UsageError } from './errors.js';
+import { dtypesOf } from './dtypes.js';
 import { resolveProfile } from './profiles.js';
 
 /** Every dtype the contract knows (the precisions a request or a running sum may have). */
 export const KNOWN_DTYPES: readonly DType[] = DTYPES;
-export const ACCUMULATION_ORDERS: readonly AccumulationInfo['order'][] = ['sequential', 'pairwise', 'tiled'];
+export const ACCUMULATION_ORDERS: readonly AccumulationInfo['order'][] = ['sequential', 'pairwise', 'tiled', 'updates'];
 export const SUBNORMAL_MODES: readonly NonNullable<AccumulationInfo['subnormals']>[] = ['gradual', 'flush-to-zero'];
 export const ALL_REDUCE_STRUCTURES: readonly NonNullable<AccumulationInfo['allReduce']>[] = ['tree', 'ring', 'sequential'];
 const INFO_FIELDS = new Set(['dtype', 'order', 'tile', 'subnormals', 'allReduce']);
@@ -97,5 +98,6 @@ export function validateImplementation(impl: unknown): asserts impl is BatchNorm
   if (problems.length) throw new UsageError(`invalid implementation ${JSON.stringify(i.name ?? '')}: ${problems.join('; ')}`);
   if (i.profile === undefined) throw new UsageError(`invalid implementation ${JSON.stringify(i.name)}: profile is missing (a built-in name or a Profile object)`);
   resolveProfile(i.profile); // ProfileError when neither a built-in name nor a complete, valid Profile
-  validateAccumulation(i.accumulation, i.dtypes!, JSON.stringify(i.name));
+  // a dtype that only `precisions` names is declared too (src/contract/dtypes.ts precisionsOf)
+  validateAccumulation(i.accumulation, dtypesOf(i as BatchNormImplementation), JSON.stringify(i.name));
 }

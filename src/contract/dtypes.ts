@@ -42,13 +42,31 @@ export function toNumbers(a: Arr, dtype: DType): Float32Array | Float64Array {
 }
 
 /**
- * An implementation's supported precisions: `precisions` (those whose dtype `dtypes` lists, so
- * narrowing `dtypes` narrows them), or each dtype with paramDtype = dtype.
+ * An implementation's supported precisions (0.3.0; docs/CONTRACT.md, Half precision), read so
+ * that no declared precision is ever dropped silently: every entry of `precisions`, whatever
+ * `dtypes` says (a precision implies its dtype: `dtypes: ['float32']` with
+ * `precisions: [{ dtype: 'float16', paramDtype: 'float32' }]` runs float16/float32 too), then
+ * each dtype of `dtypes` that no precision names, with paramDtype = dtype. A dtype some precision
+ * names gets only the pairs listed (a mixed-only half kernel is not sent pure half requests).
+ * Before 0.3.0 a precision whose dtype `dtypes` did not list was dropped without a word.
  */
 export function precisionsOf(impl: Pick<BatchNormImplementation, 'dtypes' | 'precisions'>): Precision[] {
-  const dtypes = impl.dtypes ?? [];
-  if (Array.isArray(impl.precisions) && impl.precisions.length) return impl.precisions.filter((p) => dtypes.includes(p.dtype));
-  return dtypes.map((d) => ({ dtype: d, paramDtype: d }));
+  const dtypes = Array.isArray(impl.dtypes) ? impl.dtypes : [];
+  const listed = Array.isArray(impl.precisions) ? impl.precisions : [];
+  const out: Precision[] = [];
+  const seen = new Set<string>();
+  const add = (p: Precision) => {
+    const key = `${p.dtype}/${p.paramDtype}`;
+    if (!seen.has(key)) (seen.add(key), out.push({ dtype: p.dtype, paramDtype: p.paramDtype }));
+  };
+  listed.forEach(add);
+  for (const d of dtypes) if (!listed.some((p) => p.dtype === d)) add({ dtype: d, paramDtype: d });
+  return out;
+}
+
+/** Every dtype the implementation supports: `dtypes`, then those only its `precisions` name. */
+export function dtypesOf(impl: Pick<BatchNormImplementation, 'dtypes' | 'precisions'>): DType[] {
+  return [...new Set([...(Array.isArray(impl.dtypes) ? impl.dtypes : []), ...precisionsOf(impl).map((p) => p.dtype)])];
 }
 
 /** The request's precision: its fields, else read from its arrays (float32 / float64 only). */

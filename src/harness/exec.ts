@@ -23,7 +23,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { AnyOp, AnyRequest, AnySyncRequest, Arr, BatchNormImplementation, DType, Precision, Profile, ProfileName, SyncOp } from '../contract/contract.js';
 import { DTYPES, OPS, SYNC_OPS } from '../contract/contract.js';
-import { fieldDtype, precisionOfRequest } from '../contract/dtypes.js';
+import { dtypesOf, fieldDtype, precisionOfRequest } from '../contract/dtypes.js';
 import { ProfileError, UsageError } from '../contract/errors.js';
 import { validateAccumulation } from '../contract/declaration.js';
 import { resolveProfile } from '../contract/profiles.js';
@@ -143,7 +143,12 @@ class Child {
   private chunks: Buffer[] = [];
   private lineBytes = 0;
   private discarding = false;
+  /** The first and last 2000 characters of its stderr: where Node prints file:line, and where a traceback ends. */
+  private stderrHead = '';
   stderrTail = '';
+  private stderrChars = 0;
+  /** Exited: 'exit' came (its report may wait for the rest of stderr). */
+  private exited = false;
 
   constructor(
     command: string,
@@ -163,23 +168,48 @@ class Child {
       if (!this.dead) {
         // give 'exit' a moment to win, so a plain death is reported as a death
         setTimeout(() => {
-          if (!this.dead) this.fail(new ExecFault('exec-stdout-closed', `the child closed its stdout but is still running${this.tail()}`));
+          if (!this.dead && !this.exited) this.fail(new ExecFault('exec-stdout-closed', `the child closed its stdout but is still running${this.tail()}`));
         }, 50);
       }
     });
     this.proc.stderr!.on('data', (b: Buffer) => {
-      this.stderrTail = (this.stderrTail + b.toString('utf8')).slice(-2000);
+      const s = b.toString('utf8');
+      if (this.stderrHead.length < 2000) this.stderrHead += s.slice(0, 2000 - this.stderrHead.length);
+      this.stderrTail = (this.stderrTail + s).slice(-2000);
+      this.stderrChars += s.length;
     });
     this.proc.on('error', (e) => this.fail(new ExecFault('exec-died', `could not run the child: ${e.message}`)));
     this.proc.on('exit', (code, signal) => {
       if (this.dead) return;
-      this.fail(new ExecFault('exec-died', `the child exited (${signal ? `signal ${signal}` : `code ${code}`})${this.tail()}`));
+      this.exited = true;
+      // 'exit' can come before the last of stderr is read (a child that dies at start: a syntax
+      // error, a missing module): wait for stderr's end, briefly (a grandchild may hold it open)
+      const report = () => {
+        if (!this.dead) this.fail(new ExecFault('exec-died', `the child exited (${signal ? `signal ${signal}` : `code ${code}`})${this.tail()}`));
+      };
+      const err = this.proc.stderr!;
+      if (err.readableEnded || err.destroyed) return report();
+      const t = setTimeout(report, 250);
+      err.once('end', () => {
+        clearTimeout(t);
+        report();
+      });
     });
   }
 
+  /**
+   * Its stderr for a message: all of it when short, else its start (where Node names file:line
+   * and draws the caret) and its end (where a Python traceback ends); Node's internal stack
+   * frames left out.
+   */
   private tail(): string {
-    const t = this.stderrTail.trim();
-    return t ? `; its stderr ends: ${t.slice(-400)}` : '';
+    const text = this.stderrChars <= 2000 ? this.stderrTail : `${this.stderrHead.slice(0, 700)}\n…\n${this.stderrTail.slice(-700)}`;
+    const t = text
+      .split('\n')
+      .filter((l) => !/^\s+at .*\(?node:internal\//.test(l))
+      .join('\n')
+      .trim();
+    return t ? `; its stderr${this.stderrChars <= 2000 ? '' : ' (start and end)'}:\n${t.split('\n').map((l) => `    ${l}`).join('\n')}` : '';
   }
 
   private onData(b: Buffer): void {
@@ -316,7 +346,8 @@ function parseDescription(m: Json, command: string): Description {
   } catch (e) {
     throw e instanceof ProfileError ? new ProfileError(`--exec "${command}" (describe answer): ${e.message}`) : e;
   }
-  validateAccumulation(m.accumulation, m.dtypes as string[], `--exec "${command}" (describe answer)`);
+  // a dtype only "precisions" names is declared too (src/contract/dtypes.ts precisionsOf)
+  validateAccumulation(m.accumulation, dtypesOf({ dtypes: m.dtypes as DType[], ...(m.precisions ? { precisions: m.precisions as Precision[] } : {}) }), `--exec "${command}" (describe answer)`);
   return m as unknown as Description;
 }
 

@@ -14,6 +14,7 @@ import { planCases, type PlannedCase } from '../checks/index.js';
 import type { CheckSpec } from '../checks/spec.js';
 import { InternalError, UsageError } from '../contract/errors.js';
 import { accumulationOf, describeAccumulation, validateImplementation } from '../contract/declaration.js';
+import { dtypesOf } from '../contract/dtypes.js';
 import { idMatcher, requireMatches } from './filters.js';
 import { createIsolatedImplementation, type IsolatedImplementation } from './isolate.js';
 import { resolveProfile } from '../contract/profiles.js';
@@ -65,6 +66,12 @@ export interface ConformanceOptions {
   allowInconclusive?: boolean;
   /** Replay the golden fixtures (bn:golden:<case>) that apply; default true. */
   golden?: boolean;
+  /**
+   * Stop the run (Ctrl-C in the CLI): the check in flight is abandoned (its calls fail at once
+   * from then on; its result is not reported, as it may be the interruption's), no further check
+   * starts, and the report holds the finished checks with `interrupted: true` and ok false.
+   */
+  signal?: AbortSignal;
   onProgress?(event: ProgressEvent): void;
 }
 
@@ -82,7 +89,7 @@ export { idMatcher };
 /** What the report records about accumulation: per declared dtype, the bounds' assumption and whether it was declared. */
 export function accumulationReport(impl: BatchNormImplementation): AccumulationRecord {
   const out: AccumulationRecord = {};
-  for (const d of impl.dtypes) {
+  for (const d of dtypesOf(impl)) {
     const { info, declared } = accumulationOf(impl, d);
     out[d] = { ...info, declared, description: `${describeAccumulation(info)}${declared ? '' : ' (not declared: assumed)'}` };
   }
@@ -155,12 +162,50 @@ function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: 
  * golden: false), then the selection (filters, shard). The vitest suite plans with this too, so
  * its tests are exactly the run's cases and a filter matching nothing fails the same way.
  */
-export function planRun(impl: BatchNormImplementation, options: ConformanceOptions = {}, budget?: RestartBudget): { profile: Profile; cases: PlannedCase[] } {
+export function planRun(
+  impl: BatchNormImplementation,
+  options: ConformanceOptions = {},
+  budget?: RestartBudget,
+): { profile: Profile; cases: PlannedCase[]; planned: number } {
   validateImplementation(impl);
   const profile = resolveProfile(options.profile ?? impl.profile);
   const planned = planCases(impl, undefined, options.extraChecks ?? []);
   if (options.golden !== false) planned.push(...goldenPlan(impl, profile, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, budget));
-  return { profile, cases: selectCases(planned, options, options.onWarning) };
+  return { profile, cases: selectCases(planned, options, options.onWarning), planned: planned.length };
+}
+
+/** What a call or check sees once the run is interrupted. */
+export class InterruptedError extends Error {
+  constructor() {
+    super('the run was interrupted');
+    this.name = 'InterruptedError';
+  }
+}
+
+const EXECUTED: ReadonlySet<CheckResult['status']> = new Set(['pass', 'fail', 'inconclusive']);
+
+/**
+ * A run that executed no check proves nothing: a UsageError naming why (nothing selected, or
+ * what made each selected check not supported or skipped), never a PASS.
+ */
+function requireExecuted(impl: BatchNormImplementation, planned: number, results: CheckResult[]): void {
+  if (results.some((r) => EXECUTED.has(r.status))) return;
+  const declared = `dtypes [${impl.dtypes.join(', ')}]${impl.precisions?.length ? `, precisions [${impl.precisions.map((p) => `${p.dtype}/${p.paramDtype}`).join(', ')}]` : ''}, axes ${impl.axes ?? 'any'}`;
+  if (results.length === 0) {
+    throw new UsageError(
+      planned === 0
+        ? `no check to run: ${impl.name} (${declared}) plans no check`
+        : `no check to run: the filters (--only, --skip, the skips file, --shard) leave none of the ${planned} planned checks`,
+      'BN_NOTHING_CHECKED',
+    );
+  }
+  const why = new Map<string, string[]>();
+  for (const r of results) {
+    const key = `${r.status}: ${r.reason ?? ''}`;
+    why.set(key, [...(why.get(key) ?? []), r.id]);
+  }
+  const lines = [...why].map(([reason, ids]) => `${ids.length} ${reason} (e.g. ${ids[0]})`);
+  throw new UsageError(`no check ran, so nothing was checked: of the ${results.length} selected, ${lines.join('; ')}`, 'BN_NOTHING_CHECKED');
 }
 
 /**
@@ -181,9 +226,18 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
   // one give-up rule for the run when the object is called in this process; the worker and
   // --exec proxies (they count `restarts` themselves) apply the same rule to their own process
   const budget = typeof impl === 'object' && impl !== null && 'restarts' in impl ? undefined : inProcessBudget();
-  const { profile, cases } = planRun(impl, options, budget);
+  const { profile, cases, planned } = planRun(impl, options, budget);
   const runs = options.runs ?? DEFAULT_RUNS;
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`runs must be a positive integer, got ${runs}`);
+  if (cases.length === 0) requireExecuted(impl, planned, []);
+  const signal = options.signal;
+  // rejects once the run is interrupted: the check in flight is raced against it
+  const interrupted = new Promise<never>((_, reject) => {
+    if (!signal) return;
+    if (signal.aborted) reject(new InterruptedError());
+    else signal.addEventListener('abort', () => reject(new InterruptedError()), { once: true });
+  });
+  interrupted.catch(() => undefined);
   const seed = options.seed ?? (Math.random() * 2 ** 31) | 0;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
@@ -191,8 +245,9 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
   const callOpts = { timeoutMs, ...(budget ? { budget } : {}) };
   const results: CheckResult[] = [];
 
-  for (const [index, planned] of cases.entries()) {
-    const { def, dtype, paramDtype, axis } = planned;
+  for (const [index, plannedCase] of cases.entries()) {
+    if (signal?.aborted) break;
+    const { def, dtype, paramDtype, axis } = plannedCase;
     options.onProgress?.({ index, total: cases.length, id: def.id });
     const t0 = Date.now();
     const caseSeed = checkSeed(seed, def.id);
@@ -209,11 +264,14 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
       seed: caseSeed,
       timeoutMs,
       ...(options.replayPath ? { path: options.replayPath } : {}),
+      ...(signal ? { signal } : {}),
       call: (op, req) => {
+        if (signal?.aborted) return Promise.reject(new InterruptedError());
         if (!declared.has(op)) return Promise.reject(new InternalError(`check ${def.id} called ${op}, which it does not declare (needs: [${def.needs.join(', ')}], uses: [${(def.uses ?? []).join(', ')}])`));
         return callImplementation(impl, op, req, { dtype, paramDtype }, callOpts) as never;
       },
       callSync: (op, req) => {
+        if (signal?.aborted) return Promise.reject(new InterruptedError());
         if (!declared.has(op)) return Promise.reject(new InternalError(`check ${def.id} called ${op}, which it does not declare (needs: [${def.needs.join(', ')}], uses: [${(def.uses ?? []).join(', ')}])`));
         return callSyncImplementation(impl, op, req, callOpts);
       },
@@ -228,11 +286,16 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
       result = { ...base, status: 'skipped', reason: skipReason, durationMs: 0 };
     } else {
       try {
-        const r = await def.run(ctx);
+        const running = def.run(ctx);
+        running.catch(() => undefined); // abandoned when interrupted: it winds down on its own
+        const r = signal ? await Promise.race([running, interrupted]) : await running;
         result = { ...base, ...r, durationMs: Date.now() - t0 };
       } catch (e) {
         result = { ...base, status: 'fail', failure: failureOf(e), durationMs: Date.now() - t0 };
       }
+      // the check in flight when the run was interrupted: its outcome may be the interruption's
+      // (a child or browser killed by the same Ctrl-C), so it is not reported
+      if (signal?.aborted) break;
       if (result.failure) {
         const f = result.failure;
         f.replay = `--only '${def.id}' --seed ${seed}${f.path ? ` --replay '${f.path}'` : ''}`;
@@ -242,6 +305,8 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
     options.onProgress?.({ index, total: cases.length, id: def.id, result });
   }
 
+  const wasInterrupted = signal?.aborted === true;
+  if (!wasInterrupted) requireExecuted(impl, planned, results);
   const count = (s: CheckResult['status']) => results.filter((r) => r.status === s).length;
   const summary = {
     total: results.length,
@@ -254,7 +319,7 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     tool: { name: 'bn-conformance', version: packageVersion() },
-    implementation: { name: impl.name, dtypes: impl.dtypes, axes: impl.axes ?? 'any', ops, accumulation: accumulationReport(impl) },
+    implementation: { name: impl.name, dtypes: dtypesOf(impl), axes: impl.axes ?? 'any', ops, accumulation: accumulationReport(impl) },
     profile,
     options: {
       runs,
@@ -268,7 +333,8 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
     startedAt: new Date(started).toISOString(),
     durationMs: Date.now() - started,
     summary,
-    ok: summary.failed === 0 && (summary.inconclusive === 0 || options.allowInconclusive === true),
+    ...(wasInterrupted ? { interrupted: true } : {}),
+    ok: !wasInterrupted && summary.failed === 0 && (summary.inconclusive === 0 || options.allowInconclusive === true),
     results,
   };
 }
