@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
  * The command line: `bn-conformance check <module>` and friends.
- * Exit codes: 0 every supported check passed, 1 a check failed, 2 usage or load error.
+ * Exit codes: 0 every supported check passed, 1 a check failed (or was inconclusive, without
+ * --allow-inconclusive), 2 usage or load error (a run that checked nothing included), 130 / 143
+ * interrupted by SIGINT / SIGTERM (the reports hold what finished).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -11,6 +13,7 @@ import { BUILTINS, createBuiltin } from '../harness/builtins.js';
 import type { BatchNormImplementation, ProfileName } from '../contract/contract.js';
 import { BnConformanceError, UsageError } from '../contract/errors.js';
 import { type Format, formatJson, formatJunit, formatText } from '../harness/format.js';
+import type { ConformanceReport } from '../harness/types.js';
 import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, packageVersion, planRun, runConformance } from '../harness/runner.js';
 import { PROFILE_NAMES } from '../contract/profiles.js';
 import { createExecImplementation } from '../harness/exec.js';
@@ -21,7 +24,32 @@ import { explain, renderPlot, topicList } from '../teach/index.js';
 import { formatHtml } from '../teach/html.js';
 import { sampleErrorRatios } from '../teach/error-ratios.js';
 
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130, terminated: 143 } as const;
+
+/**
+ * Ctrl-C (SIGINT) or SIGTERM during `check`: the run stops cleanly (runConformance's `signal`),
+ * the reports asked for are written with what finished (marked interrupted), and the exit code
+ * is 128 + the signal's number (130, 143). A second signal exits at once.
+ */
+function interruptOnSignals(): { signal: AbortSignal; code(): number | undefined; dispose(): void } {
+  const controller = new AbortController();
+  let code: number | undefined;
+  const handlers: Array<[NodeJS.Signals, () => void]> = [];
+  for (const [name, exit] of [['SIGINT', EXIT.interrupted], ['SIGTERM', EXIT.terminated]] as const) {
+    const handler = () => {
+      if (controller.signal.aborted) {
+        process.stderr.write(`\n${name} again: exiting now, without reports\n`);
+        process.exit(code ?? exit);
+      }
+      code = exit;
+      process.stderr.write(`\n${name}: interrupted; finishing the reports with the checks done so far (${name} again to quit at once)\n`);
+      controller.abort();
+    };
+    handlers.push([name, handler]);
+    process.on(name, handler);
+  }
+  return { signal: controller.signal, code: () => code, dispose: () => handlers.forEach(([name, h]) => process.off(name, h)) };
+}
 
 /** Import a user's module; its default export or `implementation` is the implementation. */
 export async function loadImplementation(path: string): Promise<BatchNormImplementation> {
@@ -79,6 +107,7 @@ interface CheckOptions {
   verbose?: boolean;
   exec?: string;
   isolate: boolean;
+  allowInconclusive?: boolean;
   shard?: { index: number; count: number };
   gpuMode?: string;
   browser?: boolean;
@@ -127,25 +156,51 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
   }
   if (opts.gpuMode) process.env.BN_GPU_MODE = opts.gpuMode; // read by the gpu built-in
   applyBrowserCliOptions(opts);
-  const impl = await resolveTarget(module, opts);
-  announceBrowser(impl);
+  // installed before the target starts: a Ctrl-C while a browser or child loads ends cleanly too
+  const interrupt = interruptOnSignals();
   try {
-    return await checkImpl(impl, module, opts);
+    let impl: Awaited<ReturnType<typeof resolveTarget>>;
+    try {
+      impl = await resolveTarget(module, opts);
+    } catch (e) {
+      // (a browser or child started in our process group got the same Ctrl-C and died)
+      const code = interrupt.code();
+      if (code === undefined) throw e;
+      process.stdout.write('INTERRUPTED: stopped while loading the implementation; no check ran\n');
+      return code;
+    }
+    announceBrowser(impl);
+    try {
+      return await checkImpl(impl, module, opts, interrupt);
+    } finally {
+      await impl.close?.();
+      // a built-in holding resources (the gpu built-in: GL context, compiled kernels) is freed here
+      if (opts.builtin) await (impl as { dispose?: () => unknown }).dispose?.();
+      // an --exec child or isolation worker that had to be restarted: say so
+      if (impl.events?.length) process.stderr.write(`note: ${impl.events.length} event(s) from the implementation's process:\n${impl.events.map((e) => `  ${e}`).join('\n')}\n`);
+    }
   } finally {
-    await impl.close?.();
-    // a built-in holding resources (the gpu built-in: GL context, compiled kernels) is freed here
-    if (opts.builtin) await (impl as { dispose?: () => unknown }).dispose?.();
-    // an --exec child or isolation worker that had to be restarted: say so
-    if (impl.events?.length) process.stderr.write(`note: ${impl.events.length} event(s) from the implementation's process:\n${impl.events.map((e) => `  ${e}`).join('\n')}\n`);
+    interrupt.dispose();
   }
 }
 
-async function checkImpl(impl: BatchNormImplementation, module: string | undefined, opts: CheckOptions): Promise<number> {
+/** The one-line verdict: PASS, FAIL or INTERRUPTED, with the counts. */
+function verdictLine(report: ConformanceReport, planned: number | undefined): string {
+  const s = report.summary;
+  const counts = `${s.passed} passed, ${s.failed} failed, ${s.inconclusive} inconclusive, ${s.skipped} skipped, ${s.notSupported} not supported`;
+  if (report.interrupted) return `INTERRUPTED: ${counts}; interrupted after ${s.total}${planned !== undefined ? ` of ${planned}` : ''} checks, the results are partial`;
+  return `${report.ok ? 'PASS' : 'FAIL'}: ${counts}`;
+}
+
+async function checkImpl(impl: BatchNormImplementation, module: string | undefined, opts: CheckOptions, interrupt: ReturnType<typeof interruptOnSignals>): Promise<number> {
   const fromFile = opts.skipsFile ? readSkipsFile(opts.skipsFile) : [];
   const tty = process.stderr.isTTY === true;
   const report = await runConformance(impl, {
     ...(opts.profile ? { profile: opts.profile as never } : {}),
+  let planned: number | undefined;
     runs: opts.runs,
+    signal: interrupt.signal,
+    ...(opts.allowInconclusive ? { allowInconclusive: true } : {}),
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
     only: opts.only,
     skip: opts.skip,
@@ -156,15 +211,16 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
     golden: opts.golden,
     ...(opts.shard ? { shard: opts.shard } : {}),
     ...(opts.replay ? { replayPath: opts.replay } : {}),
-    onProgress: tty
-      ? (e) => {
-          if (!e.result) process.stderr.write(`\r\x1b[K[${e.index + 1}/${e.total}] ${e.id}`);
-          else if (e.index + 1 === e.total) process.stderr.write('\r\x1b[K');
-        }
-      : undefined,
+    onProgress: (e) => {
+      planned = e.total;
+      if (!tty) return;
+      if (!e.result) process.stderr.write(`\r\x1b[K[${e.index + 1}/${e.total}] ${e.id}`);
+      else if (e.index + 1 === e.total) process.stderr.write('\r\x1b[K');
+    },
   });
   const target = opts.builtin ? `--builtin ${opts.builtin}` : opts.exec ? `--exec ${JSON.stringify(opts.exec)}` : opts.browser ? `--browser ${module}` : module;
   const replayPrefix = `bn-conformance check ${target}${opts.profile ? ` --profile ${opts.profile}` : ''}`;
+  if (tty) process.stderr.write('\r\x1b[K');
   let text: string;
   if (opts.format === 'json') text = formatJson(report);
   else if (opts.format === 'junit') text = formatJunit(report, replayPrefix);
@@ -172,7 +228,8 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
     // the report has no per-element errors: sample the implementation directly for the error plot
     let samplingNote: string | undefined;
     const errorSamples = [];
-    if (impl.forwardTrain) {
+    if (report.interrupted) samplingNote = 'The run was interrupted: no error distribution was sampled.';
+    else if (impl.forwardTrain) {
       try {
         errorSamples.push(await sampleErrorRatios(impl, { requests: 60, seed: report.options.seed }));
       } catch (e) {
@@ -185,9 +242,14 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
   if (opts.out) {
     writeFileSync(opts.out, text);
     // a short verdict still goes to the terminal
-    const s = report.summary;
-    process.stdout.write(`${report.ok ? 'PASS' : 'FAIL'}: ${s.passed} passed, ${s.failed} failed, ${s.skipped} skipped, ${s.notSupported} not supported; ${opts.format} report written to ${opts.out}\n`);
-  } else process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    process.stdout.write(`${verdictLine(report, planned)}; ${opts.format} report written to ${opts.out}\n`);
+  } else {
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    // an interrupted run ends with a verdict line that says so (stderr beside a machine-readable report)
+    const lastLine = text.trimEnd().split('\n').at(-1) ?? '';
+    if (report.interrupted && !/interrupted/i.test(lastLine)) (opts.format === 'text' ? process.stdout : process.stderr).write(`${verdictLine(report, planned)}\n`);
+  }
+  if (report.interrupted) return interrupt.code() ?? EXIT.interrupted;
   return report.ok ? EXIT.ok : EXIT.failed;
 }
 
@@ -219,6 +281,7 @@ export function buildProgram(): Command {
     .option('--verbose', 'list passing checks too')
     .option('--exec <command>', 'check a child process that speaks the NDJSON protocol (any language; see CONTRACT.md)')
     .option('--no-isolate', 'load a module in this process instead of a worker thread (a busy loop then blocks the run)')
+    .option('--allow-inconclusive', 'a check whose every comparison was inconclusive (no informative bound) does not fail the run (exit 0 if nothing failed)')
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the checks (for CI matrices; join with `merge`)', shardSpec)
     .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgl', 'webgpu', 'cpu']))
     .option('--browser', 'run the module in headless Chromium (bundled with esbuild, served from 127.0.0.1); the judge stays here')

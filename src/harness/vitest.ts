@@ -8,7 +8,10 @@
  *
  * The whole run happens once (in beforeAll); each check is then an `it` that fails with the
  * report's failure block (formatFailure) as its message, and a skipped or not-supported check is
- * an `it.skip` whose title carries the reason. vitest is a peer dependency of this entry point.
+ * an `it.skip` whose title carries the reason. An inconclusive check (nothing it compared had an
+ * informative bound) fails its test, as it fails the CLI's run, unless `allowInconclusive` is set
+ * (then it is skipped, saying so: it proved nothing). A run that checks nothing at all fails
+ * (runConformance's UsageError). vitest is a peer dependency of this entry point.
  *
  * Time limits: every call's synchronous part runs under the in-process watchdog (a synchronous
  * busy loop becomes a `timeout` failure, src/harness/call.ts). For the full guarantee (a busy
@@ -60,6 +63,18 @@ export function defineConformanceSuite(impl: BatchNormImplementation, options: S
           return;
         }
         if (r.status === 'fail') throw new Error(formatFailure(r));
+        if (r.status === 'inconclusive') {
+          const n = r.comparisons ? ` (${r.comparisons.inconclusive} of ${r.comparisons.values} values had no informative bound)` : '';
+          const what = `inconclusive: ${id} ran, nothing failed, but nothing it compared could be bounded${n}, so it proved nothing`;
+          if (conf.allowInconclusive) return ctx.skip(`${what}; allowed by allowInconclusive`);
+          throw new Error(`${what}; pass allowInconclusive: true to accept that`);
+        }
+      });
+    }
+    // nothing planned: one test that carries the run's verdict (a UsageError: nothing was checked)
+    if (ids.length === 0 && conf.golden === false) {
+      it('bn-conformance run', () => {
+        if (runError) throw runError instanceof Error ? runError : new Error(String(runError));
       });
     }
     // golden fixtures are planned by the runner itself: one test for all of them
@@ -70,6 +85,8 @@ export function defineConformanceSuite(impl: BatchNormImplementation, options: S
         if (!golden.length) return ctx.skip('no golden fixture applies to this implementation and profile');
         const failed = golden.filter((r) => r.status === 'fail');
         if (failed.length) throw new Error(failed.map((r) => formatFailure(r)).join('\n\n'));
+        const vague = golden.filter((r) => r.status === 'inconclusive');
+        if (vague.length && !conf.allowInconclusive) throw new Error(`inconclusive (no informative bound; pass allowInconclusive: true to accept): ${vague.map((r) => r.id).join(', ')}`);
       });
     }
   });

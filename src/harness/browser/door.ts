@@ -29,7 +29,8 @@
  * purpose is `threw` / `rejected`, as in Node, and the page is kept.
  *
  * Nothing outlives the run: close() (also dispose()) closes the browser and the server; on
- * SIGINT, SIGTERM and SIGHUP every open door is closed before the signal's default action; and
+ * SIGINT, SIGTERM and SIGHUP every open door is closed before the signal's default action (or,
+ * when the process handles the signal itself, as the CLI does for Ctrl-C, just closed); and
  * playwright-core kills its browsers when the process exits.
  */
 import { existsSync } from 'node:fs';
@@ -156,7 +157,11 @@ const openDoors = new Set<() => Promise<void>>();
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 function onSignal(signal: NodeJS.Signals): void {
   for (const s of SIGNALS) process.off(s, onSignal);
+  // someone else handles the signal (the CLI stops the run, writes its reports and exits 130):
+  // close the browsers and leave the rest to them; otherwise re-raise it once closed
+  const handledElsewhere = process.listenerCount(signal) > 0;
   const all = Promise.allSettled([...openDoors].map((close) => close()));
+  if (handledElsewhere) return void all;
   const grace = new Promise((ok) => setTimeout(ok, CLOSE_GRACE_MS).unref());
   void Promise.race([all, grace]).then(() => process.kill(process.pid, signal));
 }
