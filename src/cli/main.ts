@@ -18,6 +18,7 @@ import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, packageVersion, planRun, runConforman
 import { PROFILE_NAMES } from '../contract/profiles.js';
 import { createExecImplementation } from '../harness/exec.js';
 import { createIsolatedImplementation } from '../harness/isolate.js';
+import { describeLoadError } from '../harness/load-error.js';
 import { announceBrowser, applyBrowserCliOptions, browserTarget, type BrowserCliOptions } from '../harness/browser/cli.js';
 import { mergeReports, readReportFile } from '../harness/merge.js';
 import { explain, renderPlot, topicList } from '../teach/index.js';
@@ -58,7 +59,8 @@ export async function loadImplementation(path: string): Promise<BatchNormImpleme
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (e) {
-    throw new UsageError(`cannot load ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    // file:line:column where Node or the stack can say (Node 20 names no file for a syntax error)
+    throw new UsageError(`cannot load ${path}: ${await describeLoadError(e, path)}`);
   }
   const impl = (await (mod.default ?? mod.implementation)) as BatchNormImplementation | undefined;
   if (!impl) throw new UsageError(`${path} has no default export and no export named "implementation"`);

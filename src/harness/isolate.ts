@@ -26,6 +26,7 @@ import { OPS } from '../contract/contract.js';
 import { UsageError } from '../contract/errors.js';
 import { ContractFault, type Fault } from './call.js';
 import { inputChanges, snapshotInputs } from './guard.js';
+import { describeLoadError, type ErrorInfo } from './load-error.js';
 import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
 export interface IsolateOptions {
@@ -57,7 +58,9 @@ ${inputChanges.toString()}
     const mod = await import(workerData.url);
     impl = await (mod.default ?? mod.implementation);
   } catch (e) {
-    parentPort.postMessage({ type: 'load-error', message: errText(e) });
+    // the stack too: the main thread finds file:line:column in it (src/harness/load-error.ts)
+    const error = e instanceof Error ? { name: e.name, message: e.message, stack: String(e.stack ?? ''), ...(typeof e.code === 'string' ? { code: e.code } : {}) } : { message: String(e) };
+    parentPort.postMessage({ type: 'load-error', message: errText(e), error });
     return;
   }
   if (!impl || typeof impl !== 'object') {
@@ -153,16 +156,20 @@ export async function createIsolatedImplementation(modulePath: string, options: 
   };
 
   const start = (): Promise<Description> => {
+    let loadError: Promise<void> | undefined;
     const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { url }, stdout: false, stderr: false });
     worker = w;
     loading = true;
     ready = new Promise<Description>((res, rej) => {
-      w.on('message', (m: { type?: string; desc?: Description; message?: string; id?: number; kind?: string; result?: unknown; changed?: string[] }) => {
+      w.on('message', (m: { type?: string; desc?: Description; message?: string; error?: ErrorInfo; id?: number; kind?: string; result?: unknown; changed?: string[] }) => {
         if (m.type === 'ready' || m.type === 'load-error') {
           loading = false;
           holdIfBusy();
           if (m.type === 'ready') return res(m.desc!);
-          return rej(new UsageError(`cannot load ${modulePath}: ${m.message}`));
+          if (!m.error) return rej(new UsageError(`cannot load ${modulePath}: ${m.message}`));
+          // where it failed (file:line:column) may take a child process to find: the worker's exit meanwhile is no news
+          loadError = describeLoadError(m.error, modulePath).then((where) => rej(new UsageError(`cannot load ${modulePath}: ${where}`)));
+          return;
         }
         const p = pending;
         if (!p || m.id !== p.id) return;
@@ -178,7 +185,7 @@ export async function createIsolatedImplementation(modulePath: string, options: 
       });
       const died = (why: string) => {
         if (worker !== w) return;
-        rej(new UsageError(`cannot load ${modulePath}: the worker ${why} before it was ready`));
+        if (!loadError) rej(new UsageError(`cannot load ${modulePath}: the worker ${why} before it was ready`));
         const p = pending;
         pending = undefined;
         stop(`worker-died: the worker ${why}`);
