@@ -85,7 +85,8 @@ export interface AccumulationInfo {
   allReduce?: 'tree' | 'ring' | 'sequential';
 }
 
-export interface BatchNormImplementation {
+/** Extension (0.3.0): also the normalization family's optional ops (NormalizationFamilyOps, below). */
+export interface BatchNormImplementation extends NormalizationFamilyOps {
   name: string;
   profile: ProfileName | Profile;
   dtypes: DType[];
@@ -191,8 +192,8 @@ export type AnyRequest = ForwardTrainRequest | ForwardInferRequest | BackwardReq
  */
 export type SyncOp = 'forwardTrainSync' | 'backwardSync';
 export const SYNC_OPS: readonly SyncOp[] = ['forwardTrainSync', 'backwardSync'];
-/** Every op a check may need. */
-export type AnyOp = Op | SyncOp;
+/** Every op a check may need (the family's, 0.3.0, included). */
+export type AnyOp = Op | SyncOp | FamilyOp;
 
 export interface SyncShard {
   x: Arr;
@@ -245,3 +246,119 @@ export interface BackwardSyncResult {
 }
 
 export type AnySyncRequest = ForwardTrainSyncRequest | BackwardSyncRequest;
+
+/**
+ * The normalization family (extension, 0.3.0; issue 23): LayerNorm, RMSNorm, GroupNorm and
+ * InstanceNorm as optional ops on the same contract (the interface keeps its name;
+ * `NormalizationImplementation` below is an alias). Each op normalizes over a *grouping* of x's
+ * elements into statistics groups and reads one parameter index per element
+ * (src/contract/grouping.ts, docs/SEMANTICS.md):
+ * - layerNorm / rmsNorm: one group per index of axes [0, axis), over axes [axis, rank) (ONNX
+ *   LayerNormalization `axis`, torch `normalized_shape = shape[axis:]`), axis >= 1; gamma (and
+ *   beta) have prod(shape[axis:]) elements, one per position in the normalized axes.
+ * - groupNorm: channel axis `axis` (1 or rank - 1), C = shape[axis], `groups` G divides C; a group
+ *   is (sample, g) over channels [g C/G, (g+1) C/G) and every axis but 0 and `axis`; gamma, beta
+ *   per channel (length C; ONNX GroupNormalization-21, torch, Keras 3).
+ * - instanceNorm: groupNorm with G = C, rank >= 3; a group of one value follows the profile's
+ *   `singleValue` rule.
+ * Variance biased (1/m), eps inside the root; rmsNorm does not centre:
+ * y = x / sqrt(mean(x^2) + eps) * gamma. Backward ops are the training gradients (through the
+ * group statistics). `mean` and `invStdDev` are optional outputs, one per statistics group in
+ * row-major group order, checked when returned. y, dx in `dtype`; every other array (gamma,
+ * beta, mean, invStdDev, dgamma, dbeta) in `paramDtype`.
+ */
+export type FamilyOp =
+  | 'layerNorm'
+  | 'layerNormBackward'
+  | 'rmsNorm'
+  | 'rmsNormBackward'
+  | 'groupNorm'
+  | 'groupNormBackward'
+  | 'instanceNorm'
+  | 'instanceNormBackward';
+export const FAMILY_OPS: readonly FamilyOp[] = [
+  'layerNorm',
+  'layerNormBackward',
+  'rmsNorm',
+  'rmsNormBackward',
+  'groupNorm',
+  'groupNormBackward',
+  'instanceNorm',
+  'instanceNormBackward',
+];
+
+/** What every family request has. dtype / paramDtype as for BN (RequestPrecision); the harness always names them. */
+export interface FamilyRequestBase extends RequestPrecision {
+  x: Arr;
+  shape: number[];
+  /** layerNorm / rmsNorm: the first normalized axis (>= 1); groupNorm / instanceNorm: the channel axis (1 or rank - 1). */
+  axis: number;
+  gamma: Arr;
+  eps: number;
+}
+export interface LayerNormRequest extends FamilyRequestBase {
+  beta: Arr;
+}
+export interface LayerNormBackwardRequest extends FamilyRequestBase {
+  dy: Arr;
+}
+export type RmsNormRequest = FamilyRequestBase;
+export interface RmsNormBackwardRequest extends FamilyRequestBase {
+  dy: Arr;
+}
+export interface GroupNormRequest extends LayerNormRequest {
+  groups: number;
+}
+export interface GroupNormBackwardRequest extends LayerNormBackwardRequest {
+  groups: number;
+}
+export type InstanceNormRequest = LayerNormRequest;
+export type InstanceNormBackwardRequest = LayerNormBackwardRequest;
+
+export interface NormForwardResult {
+  y: Arr;
+  /** Optional: the mean of each statistics group (not for rmsNorm). */
+  mean?: Arr;
+  /** Optional: 1 / sqrt(variance + eps) of each group (rmsNorm: 1 / sqrt(mean(x^2) + eps)). */
+  invStdDev?: Arr;
+}
+export type LayerNormResult = NormForwardResult;
+export type GroupNormResult = NormForwardResult;
+export type InstanceNormResult = NormForwardResult;
+export interface RmsNormResult {
+  y: Arr;
+  invStdDev?: Arr;
+}
+export interface NormBackwardResult {
+  dx: Arr;
+  dgamma: Arr;
+  dbeta: Arr;
+}
+export interface RmsNormBackwardResult {
+  dx: Arr;
+  dgamma: Arr;
+}
+
+export type FamilyRequest =
+  | LayerNormRequest
+  | LayerNormBackwardRequest
+  | RmsNormRequest
+  | RmsNormBackwardRequest
+  | GroupNormRequest
+  | GroupNormBackwardRequest;
+export type FamilyResult = NormForwardResult | RmsNormResult | NormBackwardResult | RmsNormBackwardResult;
+
+/** The family's ops, as an implementation defines them (each optional, like every op). */
+export interface NormalizationFamilyOps {
+  layerNorm?(req: LayerNormRequest): LayerNormResult | Promise<LayerNormResult>;
+  layerNormBackward?(req: LayerNormBackwardRequest): NormBackwardResult | Promise<NormBackwardResult>;
+  rmsNorm?(req: RmsNormRequest): RmsNormResult | Promise<RmsNormResult>;
+  rmsNormBackward?(req: RmsNormBackwardRequest): RmsNormBackwardResult | Promise<RmsNormBackwardResult>;
+  groupNorm?(req: GroupNormRequest): GroupNormResult | Promise<GroupNormResult>;
+  groupNormBackward?(req: GroupNormBackwardRequest): NormBackwardResult | Promise<NormBackwardResult>;
+  instanceNorm?(req: InstanceNormRequest): InstanceNormResult | Promise<InstanceNormResult>;
+  instanceNormBackward?(req: InstanceNormBackwardRequest): NormBackwardResult | Promise<NormBackwardResult>;
+}
+
+/** The same interface under the name the family reads better with (never a rename: both names stay). */
+export type NormalizationImplementation = BatchNormImplementation;

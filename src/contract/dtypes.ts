@@ -4,7 +4,7 @@
  * (paramDtype), and the boundary between the numbers the checks work with and the arrays an
  * implementation receives (half dtypes travel as Uint16Array bit patterns).
  */
-import type { AnyRequest, Arr, BatchNormImplementation, DType, Precision } from './contract.js';
+import type { AnyRequest, Arr, BatchNormImplementation, DType, FamilyRequest, Precision } from './contract.js';
 import { decodeHalfArray, encodeHalfArray, isHalf, roundToHalf } from '../numerics/half.js';
 
 /** Activations: x, dy in a request; y, dx in a result. Every other array is per-channel. */
@@ -70,7 +70,7 @@ export function dtypesOf(impl: Pick<BatchNormImplementation, 'dtypes' | 'precisi
 }
 
 /** The request's precision: its fields, else read from its arrays (float32 / float64 only). */
-export function precisionOfRequest(req: AnyRequest): Precision {
+export function precisionOfRequest(req: AnyRequest | FamilyRequest): Precision {
   const fromArray = req.x instanceof Float32Array ? 'float32' : req.x instanceof Float64Array ? 'float64' : undefined;
   const dtype = req.dtype ?? fromArray;
   if (!dtype) throw new TypeError('a request with Uint16Array arrays must name its dtype (float16 or bfloat16)');
@@ -94,7 +94,7 @@ export class UnrepresentableInputError extends Error {
  * arrays), dtype and paramDtype named. Arrays already in the right storage travel as they are.
  * A value that would need rounding is a bug in the check, never silently changed.
  */
-export function toContractRequest<R extends AnyRequest>(req: R, p: Precision): R {
+export function toContractRequest<R extends AnyRequest | FamilyRequest>(req: R, p: Precision): R {
   const out: Record<string, unknown> = { ...(req as unknown as Record<string, unknown>), dtype: p.dtype, paramDtype: p.paramDtype };
   for (const [k, v] of Object.entries(req)) {
     if (!(v instanceof Float32Array || v instanceof Float64Array)) continue;
@@ -111,7 +111,7 @@ export function toContractRequest<R extends AnyRequest>(req: R, p: Precision): R
 }
 
 /** A request's arrays as float64 numbers (half decoded), its precision named: what the reference and the tolerance read. */
-export function numericRequest<R extends AnyRequest>(req: R): R {
+export function numericRequest<R extends AnyRequest | FamilyRequest>(req: R): R {
   const p = precisionOfRequest(req);
   const out: Record<string, unknown> = { ...(req as unknown as Record<string, unknown>), dtype: p.dtype, paramDtype: p.paramDtype };
   for (const [k, v] of Object.entries(req)) {

@@ -63,7 +63,7 @@ export function describe(v: unknown): string {
  * `named`: the request names its dtypes (dtype / paramDtype fields, required for half); otherwise
  * every array has x's dtype, read from its type.
  */
-function checkArray(name: string, a: unknown, dtype: DType, length: number, named: boolean): asserts a is Arr {
+export function checkArray(name: string, a: unknown, dtype: DType, length: number, named: boolean): asserts a is Arr {
   if (!holds(a, dtype)) {
     const d = dtypeOf(a);
     if (!named && d !== undefined) throw new BatchNormInputError(`${name} is ${d} but x is ${dtype}: every array of a request has one dtype`);
@@ -72,7 +72,7 @@ function checkArray(name: string, a: unknown, dtype: DType, length: number, name
   if ((a as Arr).length !== length) throw new BatchNormInputError(`${name} has length ${(a as Arr).length}, expected ${length}`);
 }
 
-function checkEps(eps: unknown): void {
+export function checkEps(eps: unknown): void {
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) {
     throw new BatchNormInputError(`eps must be a finite number >= 0, got ${String(eps)}`);
   }
@@ -86,20 +86,29 @@ export interface Validated {
   paramDtype: DType;
 }
 
-/** Validate a request of the given op against the contract; throws BatchNormInputError. */
-export function validateRequest(op: Op, req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest): Validated {
-  if (typeof req !== 'object' || req === null) throw new BatchNormInputError(`${op}: request must be an object`);
-  const layout = layoutOf(req.shape, req.axis);
+/**
+ * A request's (dtype, paramDtype): its named fields, else x's array type (float32 / float64; a
+ * half request must name its dtype). `named` says which (checkArray's message depends on it).
+ * Every op's validation reads the precision here (BN's below, the family's in grouping.ts).
+ */
+export function requestPrecision(req: { x: unknown; dtype?: unknown; paramDtype?: unknown }): { dtype: DType; paramDtype: DType; named: boolean } {
   const named = req.dtype !== undefined || req.paramDtype !== undefined;
   for (const [k, v] of [['dtype', req.dtype], ['paramDtype', req.paramDtype]] as const) {
-    if (v !== undefined && !DTYPE_NAMES.includes(v)) throw new BatchNormInputError(`${k} must be one of ${DTYPE_NAMES.join(', ')}, got ${String(v)}`);
+    if (v !== undefined && !DTYPE_NAMES.includes(v as string)) throw new BatchNormInputError(`${k} must be one of ${DTYPE_NAMES.join(', ')}, got ${String(v)}`);
   }
-  const dtype = req.dtype ?? dtypeOf(req.x);
+  const dtype = (req.dtype as DType | undefined) ?? dtypeOf(req.x);
   if (dtype === undefined) {
     if (req.x instanceof Uint16Array) throw new BatchNormInputError('x is a Uint16Array: a float16 or bfloat16 request must name its dtype');
     throw new BatchNormInputError(`x must be a Float32Array or Float64Array, got ${describe(req.x)}`);
   }
-  const paramDtype = req.paramDtype ?? dtype;
+  return { dtype, paramDtype: (req.paramDtype as DType | undefined) ?? dtype, named };
+}
+
+/** Validate a request of the given op against the contract; throws BatchNormInputError. */
+export function validateRequest(op: Op, req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest): Validated {
+  if (typeof req !== 'object' || req === null) throw new BatchNormInputError(`${op}: request must be an object`);
+  const layout = layoutOf(req.shape, req.axis);
+  const { dtype, paramDtype, named } = requestPrecision(req);
   checkArray('x', req.x, dtype, layout.numel, named);
   checkArray('gamma', req.gamma, paramDtype, layout.channels, named);
   checkEps(req.eps);

@@ -30,6 +30,8 @@ import { concatenatedRows, shardRows, validateSyncRequest, type ShardLayout, typ
 import { CompensatedSum, ddDivInt, twoProd, twoSum } from '../numerics/eft.js';
 import { effectiveEps, emaWeights, runningVarFactor } from '../contract/profiles.js';
 import { channelStats, type ChannelStats } from './reference.js';
+import { syncGrouping } from '../contract/grouping.js';
+import { groupStats } from './grouped.js';
 
 /** One replica's (or a merged group's) statistics of one channel. */
 export interface Partial {
@@ -42,9 +44,9 @@ export interface Partial {
 
 const rowsLayout = (m: number, C: number): Layout => ({ outer: m, channels: C, inner: 1, m, numel: m * C });
 
-/** Exact statistics of the global batch (every shard's values of each channel, concatenated). */
+/** Exact statistics of the global batch: the sync grouping (BN's, of the concatenated rows). */
 export function concatenatedStats(xs: ArrayLike<number>[], layout: SyncLayout): ChannelStats {
-  return channelStats(concatenatedRows(xs, layout), rowsLayout(layout.m, layout.channels));
+  return groupStats(concatenatedRows(xs, layout), syncGrouping(layout));
 }
 
 /** One replica's partials, channel by channel (n = 0 for an empty shard). */
