@@ -6,11 +6,17 @@ import type { BatchNormImplementation, Profile, ProfileName } from '../contract/
 import { UsageError } from '../contract/errors.js';
 import { createCpuF32 } from '../kernels/cpu-f32/index.js';
 import { createReference } from '../reference/reference.js';
+import { BROWSER_DOOR_PEERS, installedPeer, requirePeers, type PeerNeeds, type PeerResolver } from './peers.js';
 
 export interface Builtin {
   description: string;
+  /** Optional peers (and Chromium) it needs, checked all at once before create (src/harness/peers.ts). */
+  needs?(): PeerNeeds;
   create(profile?: ProfileName | Profile): Promise<BatchNormImplementation>;
 }
+
+/** A built-in that runs in headless Chromium through the browser door: its packages, then the door's. */
+const inBrowser = (...peers: string[]): PeerNeeds => ({ peers: [...peers, ...BROWSER_DOOR_PEERS], chromium: true });
 
 /** Modes of the gpu built-in (--gpu-mode / BN_GPU_MODE); 'cpu' is gpu.js's JS backend and is labelled NOT a GPU. */
 export const GPU_BUILTIN_MODES = ['headlessgl', 'webgl2', 'webgl', 'webgpu', 'cpu'] as const;
@@ -41,6 +47,8 @@ export const BUILTINS: Record<string, Builtin> = {
     create: async (p) => createCpuF32(p, { threads: 'always' }),
   },
   gpu: {
+    // the browser modes run in headless Chromium, through the browser door
+    needs: () => (['webgl2', 'webgl', 'webgpu'].includes(process.env.BN_GPU_MODE ?? '') ? inBrowser('gpu.js') : { peers: ['gpu.js'] }),
     description:
       'the gpu.js kernel; mode from --gpu-mode / BN_GPU_MODE: headlessgl (default; needs a built `gl` and an X display: xvfb-run -a), webgl2, webgl, webgpu (in headless Chromium, through the browser door), cpu (gpu.js JS backend: NOT a GPU)',
     create: async (p) => {
@@ -57,37 +65,46 @@ export const BUILTINS: Record<string, Builtin> = {
     },
   },
   'tfjs-cpu': {
+    needs: () => ({ peers: ['@tensorflow/tfjs'] }),
     description: 'TensorFlow.js tf.layers.batchNormalization on the CPU backend (keras profile, float32, any axis as the layer accepts; needs @tensorflow/tfjs)',
     create: async (p) => (await import('../adapters/tfjs.js')).createTfjsAdapter('cpu', p),
   },
   'tfjs-wasm': {
+    needs: () => ({ peers: ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'] }),
     description: 'TensorFlow.js tf.layers.batchNormalization on the WASM backend (keras profile, float32, any axis as the layer accepts; needs @tensorflow/tfjs-backend-wasm)',
     create: async (p) => (await import('../adapters/tfjs.js')).createTfjsAdapter('wasm', p),
   },
   'tfjs-webgl': {
+    needs: () => inBrowser('@tensorflow/tfjs'),
     description: 'TF.js tf.layers.batchNormalization on the WebGL backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs, playwright-core, esbuild, Chromium)',
     create: async (p) => (await import('../adapters/browser/index.js')).createTfjsWebBuiltin('webgl', p),
   },
   'tfjs-webgpu': {
+    needs: () => inBrowser('@tensorflow/tfjs', '@tensorflow/tfjs-backend-webgpu'),
     description: 'TF.js tf.layers.batchNormalization on the WebGPU backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs-backend-webgpu too)',
     create: async (p) => (await import('../adapters/browser/index.js')).createTfjsWebBuiltin('webgpu', p),
   },
   'ort-web': {
+    needs: () => inBrowser('onnxruntime-web'),
     description: 'onnxruntime-web, one-node BatchNormalization, wasm execution provider, in headless Chromium (onnx profile, axis 1, no backward; needs onnxruntime-web)',
     create: async (p) => (await import('../adapters/browser/index.js')).createOrtWebBuiltin('wasm', p),
   },
   'ort-webgpu': {
+    needs: () => inBrowser('onnxruntime-web'),
     description: 'onnxruntime-web, one-node BatchNormalization, webgpu execution provider, in headless Chromium (SwiftShader WebGPU; onnx profile, axis 1, float32)',
     create: async (p) => (await import('../adapters/browser/index.js')).createOrtWebBuiltin('webgpu', p),
   },
   onnxruntime: {
+    needs: () => ({ peers: ['onnxruntime-node'] }),
     description: 'onnxruntime-node, a one-node ONNX BatchNormalization, opset 15 (onnx profile, axis 1, no backward; needs onnxruntime-node)',
     create: async (p) => (await import('../adapters/onnxruntime.js')).createOnnxRuntimeAdapter(p),
   },
 };
 
-export async function createBuiltin(name: string, profile?: ProfileName | Profile): Promise<BatchNormImplementation> {
+/** `resolvePeer` decides which optional peers are installed (a stub in the specs). */
+export async function createBuiltin(name: string, profile?: ProfileName | Profile, resolvePeer: PeerResolver = installedPeer): Promise<BatchNormImplementation> {
   const b = BUILTINS[name];
   if (!b) throw new UsageError(`unknown built-in "${name}"; available: ${Object.keys(BUILTINS).join(', ')} (see --builtin list)`);
+  if (b.needs) requirePeers(`the ${name} built-in`, b.needs(), resolvePeer);
   return b.create(profile);
 }

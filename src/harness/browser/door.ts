@@ -41,6 +41,7 @@ import { UsageError } from '../../contract/errors.js';
 import { ContractFault, type BrowserFaultName } from '../call.js';
 import { DEFAULT_MAX_RESTARTS, RestartBudget } from '../restarts.js';
 import { CHROMIUM_ARGS, chromiumArgsFromEnv, chromiumExecutable, loadEsbuild, loadPlaywright, type Esbuild } from './chromium.js';
+import { BROWSER_DOOR_PEERS, requirePeers } from '../peers.js';
 import { CONTENT_TYPES, DoorServer } from './server.js';
 import { decodeMessage, encodeMessage, WireError } from './wire.js';
 
@@ -209,6 +210,8 @@ interface Description {
  * not bundle, load or describe itself) are UsageErrors; close() when done.
  */
 export async function createBrowserImplementation(modulePath: string, options: BrowserOptions = {}): Promise<BrowserImplementation> {
+  // every missing peer and a missing Chromium in one message, before anything starts
+  requirePeers('the browser door', { peers: [...BROWSER_DOOR_PEERS], chromium: { ...(options.executablePath ? { executable: options.executablePath } : {}) } });
   const executablePath = chromiumExecutable(options.executablePath);
   const abs = resolve(process.cwd(), modulePath);
   if (!options.entry && !existsSync(abs)) throw new UsageError(`cannot load ${modulePath}: no such file`);
