@@ -18,6 +18,7 @@ import {
   stringifyFixture,
 } from '../../src/fixtures/index.js';
 import { f32Train as f32ForwardTrain } from '../../src/teach/f32-kernel.js';
+import { FAMILY_FIXTURE_SOURCES } from '../../src/fixtures/format.js';
 
 const loaded = loadFixtures();
 const all = loaded.fixtures;
@@ -31,8 +32,10 @@ describe('committed fixtures', () => {
     expect(tf.length).toBeGreaterThanOrEqual(60);
     expect(tfjs.length).toBeGreaterThanOrEqual(30);
     const manifest = JSON.parse(readFileSync(join(loaded.dir, 'manifest.json'), 'utf8')) as { files: Record<string, string> };
-    // synchronized cases (keras-sync/) are in the manifest too, parsed by loadSyncFixtures
-    expect(Object.keys(manifest.files).length).toBe(all.length + loadSyncFixtures(loaded.dir).length);
+    // synchronized cases (keras-sync/) are in the manifest too, parsed by loadSyncFixtures; the
+    // normalization family's (keras-family/, tfjs-family/) by spec/golden/family-fixtures.spec.ts
+    const family = Object.keys(manifest.files).filter((f) => FAMILY_FIXTURE_SOURCES.includes(f.split('/')[0] as never)).length;
+    expect(Object.keys(manifest.files).length).toBe(all.length + loadSyncFixtures(loaded.dir).length + family);
     for (const f of all) expect(f.sha256).toBe(manifest.files[f.file]);
   });
 
@@ -88,10 +91,11 @@ describe('TensorFlow against the exact answer', () => {
 });
 
 describe('golden checks', () => {
-  it('the reference passes every fixture under the matching profile', async () => {
+  it('the reference passes every TensorFlow and TF.js fixture under the matching profile', async () => {
+    // PyTorch and ONNX fixtures: spec/golden/pytorch-onnx.spec.ts
     let covered = 0;
     for (const name of ['keras', 'tfjs', 'tensorflow-fused'] as const) {
-      const cases = goldenCases(createReference(name), { fixtures: loaded });
+      const cases = goldenCases(createReference(name), { fixtures: loaded }).filter((c) => c.fixture.source === 'tensorflow' || c.fixture.source === 'tfjs');
       covered += name === 'tfjs' ? 0 : cases.length;
       for (const c of cases) {
         expect(c.id).toBe(`bn:golden:${c.fixture.name}`);
@@ -101,7 +105,7 @@ describe('golden checks', () => {
         if (r.basis === 'reference') expect(r.message).toMatch(/off the exact answer.*compared with the exact answer/);
       }
     }
-    expect(covered).toBe(all.length);
+    expect(covered).toBe(tf.length + tfjs.length);
   });
 
   it('selects fixtures by resolved profile semantics, dtype and axis', () => {
@@ -110,7 +114,7 @@ describe('golden checks', () => {
     const ids = (impl: BatchNormImplementation) => goldenCases(impl, { fixtures: loaded }).map((c) => c.fixture);
     const custom = ids({ ...createReference('keras'), profile: { ...profiles.keras, name: 'custom' } });
     expect(custom.length).toBe(all.filter((f) => f.profile.runningVar === 'biased').length);
-    expect(ids(createReference('pytorch')).length).toBe(0);
+    expect(new Set(ids(createReference('pytorch')).map((f) => f.source))).toEqual(new Set(['pytorch']));
     // (0.3.0: precisions imply their dtypes, so narrowing to float32 names the precision too)
     const f32Last = ids({ ...createReference('keras'), dtypes: ['float32'], precisions: [{ dtype: 'float32', paramDtype: 'float32' }], axes: 'last' });
     expect(f32Last.length).toBeGreaterThan(0);

@@ -1,21 +1,22 @@
 /**
- * Golden checks: replay the fixtures exported from real TensorFlow and TF.js through any
- * BatchNormImplementation. ID `bn:golden:<case>`.
+ * Golden checks: replay the fixtures exported from real frameworks (TensorFlow, TF.js, PyTorch,
+ * the ONNX reference evaluator) through any BatchNormImplementation. ID `bn:golden:<case>`.
  *
  * Which fixtures apply: those whose profile has the same resolved semantics as the
  * implementation's (momentum convention, running-variance estimator, eps floor, m = 1 rule;
  * names do not matter, so `tfjs` ≡ `keras`), whose dtype the implementation declares and whose
- * channel axis it supports.
+ * channel axis it supports. So a run under `pytorch` replays fixtures/pytorch, one under `onnx`
+ * fixtures/onnx, one under `keras` the TensorFlow and TF.js ones.
  *
  * What passes: every recorded output within the sum of two bounds, each from the one tolerance
- * function (src/judge/tolerance.ts): the implementation's against the exact answer, and TensorFlow's
+ * function (src/judge/tolerance.ts): the implementation's against the exact answer, and the framework's
  * (a float32 program of unknown summation order: sequential sums, the least favourable case).
  * Both are inexact programs; if both are within their bounds of the exact answer they are within
- * the sum of the bounds of each other. Where TensorFlow's own output is off the exact answer
+ * the sum of the bounds of each other. Where the framework's own output is off the exact answer
  * beyond its bound (ill-conditioned float32 cases, a known framework bug), the check compares the
  * implementation with the exact answer (the reference on the same inputs) instead, and says so.
  * Outputs the fixture does not record (tf.nn.moments has no moving statistics) are compared with
- * the reference. Each step replays the recorded request (TensorFlow's state before the step), so
+ * the reference. Each step replays the recorded request (the framework's state before the step), so
  * errors do not compound over multi-step cases.
  */
 import { fieldDtype, precisionOfRequest, precisionsOf, toContractRequest, toNumbers } from '../contract/dtypes.js';
@@ -43,7 +44,11 @@ export interface GoldenOutcome {
   ok: boolean;
   message: string;
   worst?: GoldenWorst;
-  /** 'tensorflow': compared with the recorded outputs; 'reference': TF was off, compared with the exact answer. */
+  /**
+   * 'tensorflow': compared with the recorded outputs (of whichever framework made the fixture;
+   * the name predates the PyTorch and ONNX fixtures); 'reference': the framework was off,
+   * compared with the exact answer.
+   */
   basis: 'tensorflow' | 'reference';
   /** Ops of the fixture that the implementation lacks (reported, never counted as passed). */
   unsupported: Op[];
@@ -103,10 +108,25 @@ export function expectedWithBounds(profile: Profile, step: FixtureStep, dtype: D
 }
 
 /**
- * TensorFlow's summation order is unknown: the tolerance's least favourable case, sequential sums
- * in the dtype (float32 for half inputs: TF's half kernels accumulate in float32).
+ * The recording framework's summation order is unknown: the tolerance's least favourable case,
+ * sequential sums in the dtype (float32 for half inputs: TF's and torch's CPU half kernels
+ * accumulate in float32). Sequential is the worst order: every order's error is within
+ * (n - 1) u sum|x|, the sequential bound. A framework that sums more coarsely than this (the
+ * ONNX reference evaluator's numpy sums in half) is found off its bound and compared with the
+ * exact answer instead.
  */
 export const tensorflowAccumulation = (dtype: DType): AccumulationInfo => ({ dtype: isHalf(dtype) ? 'float32' : dtype, order: 'sequential' });
+/** The same assumption under a name that fits every source. */
+export const frameworkAccumulation = tensorflowAccumulation;
+
+/** Who recorded a fixture, for messages. */
+export const FRAMEWORK_NAMES: Partial<Record<Fixture['source'], string>> = {
+  tensorflow: 'TensorFlow',
+  tfjs: 'TF.js',
+  'keras-sync': 'Keras',
+  pytorch: 'PyTorch',
+  onnx: 'the ONNX reference evaluator',
+};
 
 export interface StepAssessment {
   step: number;
@@ -214,7 +234,7 @@ async function runFixture(impl: BatchNormImplementation, f: Fixture, call?: Gold
     w.max = Math.max(w.max, tracker.max);
   }
   const ok = w.max <= 1;
-  const src = f.source === 'tfjs' ? 'TF.js' : 'TensorFlow';
+  const src = FRAMEWORK_NAMES[f.source] ?? f.source;
   const parts: string[] = [];
   if (basis === 'reference') {
     const a = tfOff[0]!;
@@ -247,7 +267,7 @@ export function goldenCases(impl: BatchNormImplementation, options: GoldenOption
     .filter((f) => fixtureApplies(impl, f, options.profile))
     .map((f) => ({
       id: `bn:golden:${f.name}`,
-      description: `${f.description} [${f.source} ${f.generator.packages.tensorflow ?? f.generator.packages['@tensorflow/tfjs'] ?? ''}, ${f.profileName}, ${f.dtype}, ${f.layout} ${JSON.stringify(f.shape)}]`,
+      description: `${f.description} [${f.source} ${f.generator.packages.tensorflow ?? f.generator.packages['@tensorflow/tfjs'] ?? f.generator.packages.torch ?? f.generator.packages.onnx ?? ''}, ${f.profileName}, ${f.dtype}${f.paramDtype !== f.dtype ? `/${f.paramDtype}` : ''}, ${f.layout} ${JSON.stringify(f.shape)}]`,
       fixture: f,
       run: () => runFixture(impl, f, options.call?.(f)),
     }));

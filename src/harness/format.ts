@@ -68,6 +68,7 @@ export function formatText(report: ConformanceReport, opts: TextOptions = {}): s
     `profile ${report.profile.name} (momentum ${report.profile.momentum}, running variance ${report.profile.runningVar}, m = 1 ${report.profile.singleValue})`,
     `seed ${o.seed}, ${o.runs} runs per property, call time limit ${o.timeoutMs} ms${o.shard ? `, shard ${o.shard}` : ''}`,
     `accumulation (sets every bound): ${accumulationLine(report)}`,
+    ...(report.golden ? [`golden fixtures: ${report.golden.fixtures ? `${report.golden.fixtures} (${Object.entries(report.golden.sources).map(([s, n]) => `${s} ${n}`).join(', ')})` : 'none'}${report.golden.note ? ` — ${report.golden.note}` : ''}`] : []),
     '',
   );
   for (const r of report.results) {

@@ -8,13 +8,13 @@ import { readFileSync } from 'node:fs';
 import type { AnyOp, AnyRequest, BatchNormImplementation, Op, Profile, ProfileName } from '../contract/contract.js';
 import { goldenCases } from '../checks/golden.js';
 import { syncGoldenCases, type SyncGoldenCase } from '../checks/golden-sync.js';
-import type { Fixture } from '../fixtures/load.js';
+import { loadFixtures, type Fixture } from '../fixtures/load.js';
 import { accumulationFor } from '../judge/compare.js';
 import { planCases, type PlannedCase } from '../checks/index.js';
 import type { CheckSpec } from '../checks/spec.js';
 import { InternalError, UsageError } from '../contract/errors.js';
 import { accumulationOf, describeAccumulation, validateImplementation } from '../contract/declaration.js';
-import { dtypesOf } from '../contract/dtypes.js';
+import { dtypesOf, precisionsOf } from '../contract/dtypes.js';
 import { idMatcher, requireMatches } from './filters.js';
 import { createIsolatedImplementation, type IsolatedImplementation } from './isolate.js';
 import { resolveProfile } from '../contract/profiles.js';
@@ -22,7 +22,7 @@ import { callImplementation, inProcessBudget, supportedOps } from './call.js';
 import { callSyncImplementation, supportedSyncOps } from './call-sync.js';
 import type { RestartBudget } from './restarts.js';
 import { checkSeed, failureOf, type CheckContext } from './check.js';
-import { REPORT_SCHEMA_VERSION, type AccumulationRecord, type CheckResult, type ConformanceReport } from './types.js';
+import { REPORT_SCHEMA_VERSION, type AccumulationRecord, type CheckResult, type ConformanceReport, type GoldenCoverage } from './types.js';
 
 export const DEFAULT_RUNS = 25;
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -123,12 +123,22 @@ export function selectCases(
 }
 
 /** One case per golden fixture that applies; each step goes through the guarded call. */
-function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number, budget?: RestartBudget): PlannedCase[] {
+function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: number, budget?: RestartBudget): { cases: PlannedCase[]; coverage: GoldenCoverage } {
   const call = (f: Fixture) => (op: Op, req: AnyRequest) =>
     callImplementation(impl, op, req, { dtype: f.dtype, paramDtype: f.paramDtype }, { timeoutMs, ...(budget ? { budget } : {}) });
+  const loaded = loadFixtures();
   // synchronized fixtures (fixtures/keras-sync) join the same scheme, for implementations with the sync ops
-  const cases: Array<ReturnType<typeof goldenCases>[number] | SyncGoldenCase> = [...goldenCases(impl, { profile, call }), ...syncGoldenCases(impl, { profile, timeoutMs, ...(budget ? { budget } : {}) })];
-  return cases.map((g) => {
+  const cases: Array<ReturnType<typeof goldenCases>[number] | SyncGoldenCase> = [...goldenCases(impl, { profile, call, fixtures: loaded }), ...syncGoldenCases(impl, { profile, timeoutMs, ...(budget ? { budget } : {}) })];
+  const sources: Record<string, number> = {};
+  for (const g of cases) sources[g.fixture.source] = (sources[g.fixture.source] ?? 0) + 1;
+  const coverage: GoldenCoverage = { fixtures: cases.length, sources };
+  if (!cases.length) {
+    // say so: a profile without fixtures is a blind spot of the run, not a pass
+    const have = [...new Set(loaded.fixtures.map((f) => f.profileName))].sort().join(', ');
+    const precisions = precisionsOf(impl).map((q) => (q.dtype === q.paramDtype ? q.dtype : `${q.dtype}/${q.paramDtype}`)).join(', ');
+    coverage.note = `no golden fixture applies to profile ${profile.name} with ${precisions}, axes ${impl.axes ?? 'any'} (fixtures exist for profiles ${have}): no bn:golden checks ran`;
+  }
+  const planned = cases.map((g) => {
     const f = g.fixture;
     const axis = f.axis === 1 ? 'first' : f.axis === f.shape.length - 1 ? 'last' : 'other';
     const spec: CheckSpec = {
@@ -155,6 +165,7 @@ function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: 
     };
     return { spec, dtype: f.dtype, paramDtype: 'paramDtype' in f ? f.paramDtype : f.dtype, axis, def: { id: g.id, family: 'golden', title: g.description, needs: spec.needs, run: spec.run } } satisfies PlannedCase;
   });
+  return { cases: planned, coverage };
 }
 
 /**
@@ -166,12 +177,17 @@ export function planRun(
   impl: BatchNormImplementation,
   options: ConformanceOptions = {},
   budget?: RestartBudget,
-): { profile: Profile; cases: PlannedCase[]; planned: number } {
+): { profile: Profile; cases: PlannedCase[]; planned: number; golden: GoldenCoverage } {
   validateImplementation(impl);
   const profile = resolveProfile(options.profile ?? impl.profile);
   const planned = planCases(impl, undefined, options.extraChecks ?? []);
-  if (options.golden !== false) planned.push(...goldenPlan(impl, profile, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, budget));
-  return { profile, cases: selectCases(planned, options, options.onWarning), planned: planned.length };
+  let golden: GoldenCoverage = { fixtures: 0, sources: {}, note: 'golden fixtures not replayed (golden: false, --no-golden)' };
+  if (options.golden !== false) {
+    const g = goldenPlan(impl, profile, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, budget);
+    planned.push(...g.cases);
+    golden = g.coverage;
+  }
+  return { profile, cases: selectCases(planned, options, options.onWarning), planned: planned.length, golden };
 }
 
 /** What a call or check sees once the run is interrupted. */
@@ -226,7 +242,7 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
   // one give-up rule for the run when the object is called in this process; the worker and
   // --exec proxies (they count `restarts` themselves) apply the same rule to their own process
   const budget = typeof impl === 'object' && impl !== null && 'restarts' in impl ? undefined : inProcessBudget();
-  const { profile, cases, planned } = planRun(impl, options, budget);
+  const { profile, cases, planned, golden } = planRun(impl, options, budget);
   const runs = options.runs ?? DEFAULT_RUNS;
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`runs must be a positive integer, got ${runs}`);
   if (cases.length === 0) requireExecuted(impl, planned, []);
@@ -334,6 +350,7 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
     durationMs: Date.now() - started,
     summary,
     ...(wasInterrupted ? { interrupted: true } : {}),
+    golden,
     ok: !wasInterrupted && summary.failed === 0 && (summary.inconclusive === 0 || options.allowInconclusive === true),
     results,
   };

@@ -91,6 +91,17 @@ export interface CheckResult {
  */
 export type AccumulationRecord = Partial<Record<DType, AccumulationInfo & { declared: boolean; description: string }>>;
 
+/**
+ * How much of the golden family a run covers (added in 0.3.0): the fixtures whose profile
+ * semantics, dtype and axis apply, counted before --only / --skip / --shard, per source
+ * directory (tensorflow, tfjs, keras-sync, pytorch, onnx). `note` says why when none applies.
+ */
+export interface GoldenCoverage {
+  fixtures: number;
+  sources: Record<string, number>;
+  note?: string;
+}
+
 export interface ConformanceReport {
   schemaVersion: number;
   tool: { name: 'bn-conformance'; version: string };
@@ -102,6 +113,8 @@ export interface ConformanceReport {
   summary: { total: number; passed: number; failed: number; notSupported: number; skipped: number; inconclusive: number };
   /** The run stopped early (Ctrl-C, SIGTERM): results holds what finished (added in 0.3.0). */
   interrupted?: boolean;
+  /** The golden fixtures that apply to this implementation and profile (added in 0.3.0; src/harness/runner.ts). */
+  golden?: GoldenCoverage;
   ok: boolean;
   results: CheckResult[];
 }
