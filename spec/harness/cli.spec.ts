@@ -3,7 +3,7 @@
  * and a warning for skips-file entries that match no check.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -70,4 +70,37 @@ describe.concurrent('bn-conformance check (CLI)', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('unknown built-in "no-such-builtin"');
   }, 70_000);
+
+  it('list takes check\'s selection options and lists exactly the cases check runs with them', async () => {
+    // --profile changes which golden fixtures apply; --only, --skip and --shard select
+    const sel = ['--builtin', 'reference', '--only', 'bn:edge:m1,bn:edge:m2,bn:golden', '--skip', 'bn:edge:m1:dtype=float64', '--shard', '2/3', '--profile', 'pytorch'];
+    const dir = mkdtempSync(join(tmpdir(), 'bn-cli-list-'));
+    const [listed, keras, checked] = await Promise.all([
+      cli('list', ...sel),
+      cli('list', ...sel, '--profile', 'keras'),
+      cli('check', ...sel, '--runs', '1', '--seed', '1', '--format', 'json', '--out', join(dir, 'r.json')),
+    ]);
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(checked.status, checked.stderr).toBe(0);
+    const ids = listed.stdout.trim().split('\n').map((l) => l.split('\t')[0]);
+    const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { results: Array<{ id: string }> };
+    expect(ids.length).toBeGreaterThan(5);
+    expect(ids.some((id) => id.startsWith('bn:golden:'))).toBe(true);
+    expect(ids.some((id) => id.startsWith('bn:edge:m1:dtype=float64'))).toBe(false);
+    expect([...ids].sort()).toEqual(report.results.map((r) => r.id).sort());
+    // the profile was honoured: another one plans other golden fixtures
+    expect(keras.stdout).not.toBe(listed.stdout);
+  }, 70_000);
+});
+
+describe('check and list share one definition of their selection options', () => {
+  it('list has every option of check except those about running and reporting', async () => {
+    const { buildProgram } = await import('../../src/cli/main.js');
+    const program = buildProgram();
+    const flags = (name: string) => program.commands.find((c) => c.name() === name)!.options.map((o) => o.long!);
+    // a new check option is either here (it only concerns running or reporting) or list takes it too
+    const CHECK_ONLY = ['--runs', '--seed', '--format', '--out', '--replay', '--verbose', '--allow-inconclusive', '--browser-console-errors'];
+    expect(flags('list').sort()).toEqual(flags('check').filter((f) => !CHECK_ONLY.includes(f)).sort());
+    expect(flags('list')).toEqual(expect.arrayContaining(['--profile', '--only', '--skip', '--skips-file', '--no-golden', '--shard']));
+  });
 });

@@ -255,6 +255,32 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
   return report.ok ? EXIT.ok : EXIT.failed;
 }
 
+/**
+ * The options that choose the implementation and which checks run. `check` and `list` both take
+ * exactly these (one definition, so they cannot drift): `list --only X` lists what `check --only X` runs.
+ */
+function addTargetAndSelectionOptions(cmd: Command): Command {
+  return cmd
+    .argument('[module]', 'path to an ES module exporting a BatchNormImplementation')
+    .option('--builtin <name>', 'a built-in implementation instead of a module; "list" lists them')
+    .option('--exec <command>', 'a child process that speaks the NDJSON protocol (any language; see CONTRACT.md)')
+    .option('--no-isolate', 'load a module in this process instead of a worker thread (a busy loop then blocks the run)')
+    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgl', 'webgpu', 'cpu']))
+    .option('--browser', 'run the module in headless Chromium (bundled with esbuild, served from 127.0.0.1); the judge stays here')
+    .option('--browser-executable <path>', 'the Chromium for --browser and the browser built-ins (also BN_CHROMIUM; default /usr/bin/chromium)')
+    .option('--browser-arg <flag>', 'an extra Chromium flag for --browser and the browser built-ins (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--timeout-ms <n>', 'time limit for one call', positiveInt('--timeout-ms'), DEFAULT_TIMEOUT_MS)
+    .addOption(new Option('--profile <profile>', 'check against this profile instead of the one the implementation claims').choices(PROFILE_NAMES))
+    .option('--only <patterns>', "run only checks whose ID matches (comma-separated, * wildcard, or a prefix ending at ':' or ';'; repeatable; one matching nothing is an error)", patterns, [])
+    .option('--skip <patterns>', 'skip checks whose ID matches (as --only; one matching nothing is an error)', patterns, [])
+    .option('--skips-file <file>', 'a file of ID patterns to skip, one per line, # comments; warns on entries matching nothing')
+    .option('--no-golden', 'do not replay the golden TensorFlow fixtures')
+    .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the checks (for CI matrices; join with `merge`)', shardSpec);
+}
+
+/** What `list` receives: the shared options (addTargetAndSelectionOptions). */
+type ListOptions = Pick<CheckOptions, 'builtin' | 'exec' | 'isolate' | 'gpuMode' | 'browser' | 'browserExecutable' | 'browserArg' | 'timeoutMs' | 'profile' | 'only' | 'skip' | 'skipsFile' | 'golden' | 'shard'>;
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -264,31 +290,14 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-  program
-    .command('check')
-    .description('check an implementation: a module (default export or `implementation`) or a built-in')
-    .argument('[module]', 'path to an ES module exporting a BatchNormImplementation')
-    .option('--builtin <name>', 'a built-in implementation instead of a module; "list" lists them')
-    .addOption(new Option('--profile <profile>', 'check against this profile instead of the one the implementation claims').choices(PROFILE_NAMES))
+  addTargetAndSelectionOptions(program.command('check').description('check an implementation: a module (default export or `implementation`) or a built-in'))
     .option('--runs <n>', 'fast-check runs per property', positiveInt('--runs'), DEFAULT_RUNS)
     .option('--seed <n>', 'seed of the run (random when absent; printed in the report)', integer)
-    .option('--only <patterns>', "run only checks whose ID matches (comma-separated, * wildcard, or a prefix ending at ':' or ';'; repeatable; one matching nothing is an error)", patterns, [])
-    .option('--skip <patterns>', "skip checks whose ID matches (as --only; one matching nothing is an error)", patterns, [])
-    .option('--skips-file <file>', 'a file of ID patterns to skip, one per line, # comments; warns on entries matching nothing')
     .addOption(new Option('--format <format>', 'report format').choices(['text', 'json', 'junit', 'html']).default('text'))
     .option('--out <file>', 'write the report to a file (a one-line verdict still goes to stdout)')
-    .option('--timeout-ms <n>', 'time limit for one call', positiveInt('--timeout-ms'), DEFAULT_TIMEOUT_MS)
     .option('--replay <path>', 'replay one failure: the fast-check path from its report (with --only ID --seed S)')
-    .option('--no-golden', 'do not replay the golden TensorFlow fixtures')
     .option('--verbose', 'list passing checks too')
-    .option('--exec <command>', 'check a child process that speaks the NDJSON protocol (any language; see CONTRACT.md)')
-    .option('--no-isolate', 'load a module in this process instead of a worker thread (a busy loop then blocks the run)')
     .option('--allow-inconclusive', 'a check whose every comparison was inconclusive (no informative bound) does not fail the run (exit 0 if nothing failed)')
-    .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the checks (for CI matrices; join with `merge`)', shardSpec)
-    .addOption(new Option('--gpu-mode <mode>', 'mode of --builtin gpu (also BN_GPU_MODE); cpu is labelled NOT a GPU').choices(['headlessgl', 'webgl2', 'webgl', 'webgpu', 'cpu']))
-    .option('--browser', 'run the module in headless Chromium (bundled with esbuild, served from 127.0.0.1); the judge stays here')
-    .option('--browser-executable <path>', 'the Chromium for --browser and the browser built-ins (also BN_CHROMIUM; default /usr/bin/chromium)')
-    .option('--browser-arg <flag>', 'an extra Chromium flag for --browser and the browser built-ins (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .addOption(new Option('--browser-console-errors <what>', 'console.error during a --browser call that returns normally: a fault, or ignored (listed after the report)').choices(['fault', 'ignore']))
     .action(async (module: string | undefined, opts: CheckOptions) => {
       process.exitCode = await check(module, opts);
@@ -308,23 +317,30 @@ export function buildProgram(): Command {
       process.exitCode = merged.ok ? EXIT.ok : EXIT.failed;
     });
 
-  program
-    .command('list')
-    .description('list the check IDs that would run for an implementation (for --only, --skip and skips files)')
-    .argument('[module]', 'path to an ES module exporting a BatchNormImplementation')
-    .option('--builtin <name>', 'a built-in implementation instead of a module')
-    .option('--exec <command>', 'a child process that speaks the NDJSON protocol')
-    .option('--browser', 'load the module in headless Chromium (for a module that only loads in a browser)')
-    .option('--browser-executable <path>', 'the Chromium to use (also BN_CHROMIUM)')
-    .action(async (module: string | undefined, opts: { builtin?: string; exec?: string; browser?: boolean; browserExecutable?: string }) => {
-      const impl = await resolveTarget(module, { ...opts, isolate: false });
-      try {
-        // the run's own plan (golden cases included): exactly the IDs --only / --skip can name
-        for (const c of planRun(impl).cases) process.stdout.write(`${c.def.id}\t${c.def.title}\n`);
-      } finally {
-        await impl.close?.();
-      }
-    });
+  addTargetAndSelectionOptions(
+    program.command('list').description("list the check IDs that would run for an implementation, with check's own selection options (--profile, --only, --skip, --skips-file, --no-golden, --shard): what it lists is what check runs"),
+  ).action(async (module: string | undefined, opts: ListOptions) => {
+    if (opts.builtin === 'list') return printBuiltins();
+    if (opts.gpuMode) process.env.BN_GPU_MODE = opts.gpuMode; // read by the gpu built-in
+    applyBrowserCliOptions(opts);
+    const impl = await resolveTarget(module, opts);
+    try {
+      // the run's own plan and selection (golden cases included unless --no-golden): exactly the cases check runs
+      const { cases } = planRun(impl, {
+        ...(opts.profile ? { profile: opts.profile as ProfileName } : {}),
+        only: opts.only,
+        skip: opts.skip,
+        skipsFile: opts.skipsFile ? readSkipsFile(opts.skipsFile) : [],
+        onWarning: (message) => process.stderr.write(`warning: ${message}\n`),
+        golden: opts.golden,
+        timeoutMs: opts.timeoutMs,
+        ...(opts.shard ? { shard: opts.shard } : {}),
+      });
+      for (const c of cases) process.stdout.write(`${c.def.id}\t${c.def.title}\n`);
+    } finally {
+      await impl.close?.();
+    }
+  });
   program
     .command('explain')
     .description('numeric edge cases of Batch Normalization, walked through with numbers computed by the reference')
