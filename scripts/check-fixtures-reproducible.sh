@@ -62,6 +62,33 @@ else
   echo "  (python3 -m venv /work/venv-tf && /work/venv-tf/bin/pip install tensorflow-cpu==2.21.0 numpy; or TF_PYTHON=..., or BN_FIXTURES_INSTALL_TF=1)"
 fi
 
+# PyTorch (torch 2.13 CPU) and ONNX (onnx.reference) parts, each with its own interpreter:
+# $TORCH_PYTHON, else /work/venv-torch-fx/bin/python, else python3 (likewise $ONNX_PYTHON and
+# /work/venv-onnx-fx). A part whose packages cannot be imported is SKIPPED with a message.
+pick_python() { # the variable's value, a venv
+  if [ -n "$1" ]; then echo "$1"; elif [ -x "$2/bin/python" ]; then echo "$2/bin/python"; else echo python3; fi
+}
+replay_python() { # label, python, modules, exporter, fixtures subdirectory
+  local label="$1" py="$2" mods="$3" script="$4" sub="$5"
+  if ! "$py" -c "import $mods" >/dev/null 2>&1; then
+    echo "SKIPPED $label fixtures: '$mods' cannot be imported from '$py'"
+    echo "  (python3 -m venv /work/venv-X && /work/venv-X/bin/pip install ${mods//,/}; then point \$${6}_PYTHON at it)"
+    return
+  fi
+  echo "== $label: $py $script $tmp/$sub"
+  if "$py" "$script" "$tmp/$sub" >/dev/null 2>"$tmp/$sub.log"; then
+    if diff -r "fixtures/$sub" "$tmp/$sub" >"$tmp/$sub.diff"; then
+      echo "$label fixtures: reproduced byte for byte ($(ls "$tmp/$sub" | wc -l) files)"
+    else
+      echo "$label fixtures DIFFER (check the package versions recorded in the files):"; head -40 "$tmp/$sub.diff"; status=1
+    fi
+  else
+    echo "$label exporter failed:"; tail -20 "$tmp/$sub.log"; status=1
+  fi
+}
+replay_python PyTorch "$(pick_python "${TORCH_PYTHON:-}" /work/venv-torch-fx)" "torch, numpy" scripts/export_torch_fixtures.py pytorch TORCH
+replay_python ONNX "$(pick_python "${ONNX_PYTHON:-}" /work/venv-onnx-fx)" "onnx, numpy, ml_dtypes" scripts/export_onnx_fixtures.py onnx ONNX
+
 # The manifest must match the committed files.
 if npx tsx -e "
 import { loadFixtures } from './src/fixtures/index.ts';
