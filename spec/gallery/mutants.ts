@@ -111,7 +111,12 @@ export function mutant(profile: Profile, bug: Bug): BatchNormImplementation {
     profile,
     dtypes: ['float32', 'float64'],
     axes: 'any',
-    accumulation: bug === 'one-pass-float32-variance' ? { dtype: 'float32', order: 'sequential' } : { dtype: 'float64', order: 'sequential' },
+    // one-pass declares its float32 sums for float32 data only: float32 sums declared for float64
+    // data are refused as narrower than the data (src/contract/declaration.ts)
+    accumulation:
+      bug === 'one-pass-float32-variance'
+        ? { float32: { dtype: 'float32', order: 'sequential' }, float64: { dtype: 'float64', order: 'sequential' } }
+        : { dtype: 'float64', order: 'sequential' },
     forwardTrain(req) {
       const { L, all, mean, variance } = stats(req.x, req.shape, req.axis);
       if (L.m === 1 && profile.singleValue === 'error') throw new Error('Expected more than 1 value per channel when training');

@@ -23,7 +23,7 @@ const quick = { runs: 2, seed: 1, golden: false, only: ['bn:agreement:forward-tr
 
 describe('the declaration is validated with named errors, at every door', () => {
   const bad: Array<[string, unknown, RegExp]> = [
-    ['an unknown order', { dtype: 'float64', order: 'sequental' }, /accumulation\.order must be one of sequential, pairwise, tiled, got "sequental"/],
+    ['an unknown order', { dtype: 'float64', order: 'sequental' }, /accumulation\.order must be one of sequential, pairwise, tiled, updates, got "sequental"/],
     ['an unknown dtype', { dtype: 'float128', order: 'sequential' }, /accumulation\.dtype must be one of float32, float64, float16, bfloat16, got "float128"/],
     ['tiled without a tile', { dtype: 'float32', order: 'tiled' }, /tile must be a positive integer with order 'tiled', got nothing/],
     ['a fractional tile', { dtype: 'float32', order: 'tiled', tile: 2.5 }, /tile must be a positive integer/],

@@ -58,11 +58,12 @@ export function channelIndices(shape: number[], axis: number, c: number): number
 
 /**
  * Require |got - expected| <= bound for one scalar, with a message naming it (and it as the worst
- * element). An Infinity bound (a singular channel) makes no claim (src/judge/tolerance.ts errorRatio).
+ * element). An Infinity bound makes no claim (src/judge/tolerance.ts errorRatio) and is counted as
+ * inconclusive, as is one the caller knows to be uninformative (`informative` false).
  */
-export function expectClose(what: string, got: number, expected: number, bound: number, reason: string): void {
+export function expectClose(what: string, got: number, expected: number, bound: number, reason: string, informative = true): void {
   const err = Math.abs(got - expected);
-  if (!withinBound(err, bound)) {
+  if (!withinBound(err, bound, informative)) {
     throw new Mismatch(`${what} = ${got} but expected ${expected} (error ${err.toExponential(3)} > allowed ${bound.toExponential(3)})`, {
       boundReason: reason,
       worst: { output: what, index: -1, channel: -1, expected, got, error: err, bound, where: what },

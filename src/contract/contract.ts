@@ -66,8 +66,12 @@ export interface AccumulationInfo {
    * sequential: one running sum per channel (error grows with m).
    * pairwise:   a balanced tree (error grows with log2 m).
    * tiled:      sequential within tiles of `tile` elements, then a tree over tiles (GPU style).
+   * updates:    (0.3.0) no sums: a running mean updated once per value (Welford, West), depth m - 1
+   *             like sequential. Sums in any order are exact on data whose partial sums fit the
+   *             accumulation's significand (src/judge/tolerance.ts exactness), and the judge holds
+   *             them to that; running-mean updates divide at every step and are not exact there.
    */
-  order: 'sequential' | 'pairwise' | 'tiled';
+  order: 'sequential' | 'pairwise' | 'tiled' | 'updates';
   tile?: number;
   /**
    * How the arithmetic treats subnormal numbers: IEEE gradual underflow (default), or flushing

@@ -57,7 +57,41 @@ export function validateAccumulation(acc: unknown, dtypes: readonly string[], wh
       }
     }
   }
+  if (!problems.length) problems.push(...narrowerProblems(acc as AccumulationInfo | Partial<Record<DType, AccumulationInfo>>, dtypes as DType[]));
   if (problems.length) throw new AccumulationError(`invalid accumulation of ${who}: ${problems.join('; ')}`);
+}
+
+/** Significand bits and largest binary exponent of each dtype: what a running sum can hold. */
+const WIDTH: Record<DType, { bits: number; maxExp: number }> = {
+  float64: { bits: 53, maxExp: 1023 },
+  float32: { bits: 24, maxExp: 127 },
+  float16: { bits: 11, maxExp: 15 },
+  bfloat16: { bits: 8, maxExp: 127 },
+};
+
+/**
+ * An accumulation narrower than the data (issue 21: float32 data declared with bfloat16 sums)
+ * would make the judge's summation bound Infinity from m ~ 2^8 on and pass NaN: it is refused.
+ * Narrower: fewer significand bits or a smaller exponent range than the data's dtype (float16 and
+ * bfloat16 are each narrower than the other). Sums in the data's own half dtype stay allowed
+ * (they are what some kernels do); the bounds they leave unbounded are reported inconclusive.
+ */
+function narrowerProblems(acc: AccumulationInfo | Partial<Record<DType, AccumulationInfo>>, dtypes: readonly DType[]): string[] {
+  const single = typeof (acc as AccumulationInfo).order === 'string';
+  const out: string[] = [];
+  for (const d of dtypes) {
+    const info = single ? (acc as AccumulationInfo) : (acc as Partial<Record<DType, AccumulationInfo>>)[d];
+    if (!info || !KNOWN_DTYPES.includes(d)) continue;
+    const a = WIDTH[info.dtype];
+    const w = WIDTH[d];
+    if (info.dtype !== d && (a.bits < w.bits || a.maxExp < w.maxExp)) {
+      out.push(
+        `${single ? 'accumulation' : `accumulation.${d}`}.dtype ${info.dtype} is narrower than the ${d} data it sums (${a.bits}-bit significand, exponents to ${a.maxExp}, against ${w.bits} and ${w.maxExp}): ` +
+          `no bound covers sums that lose the data's own digits or range, so such a declaration would pass anything. Declare the precision the sums really use (at least ${d})`,
+      );
+    }
+  }
+  return out;
 }
 
 /**

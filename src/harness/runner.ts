@@ -22,9 +22,21 @@ import { callImplementation, inProcessBudget, supportedOps } from './call.js';
 import { callSyncImplementation, supportedSyncOps } from './call-sync.js';
 import type { RestartBudget } from './restarts.js';
 import { checkSeed, failureOf, type CheckContext } from './check.js';
+import { withTally, type ComparisonCounts } from '../judge/tally.js';
 import { REPORT_SCHEMA_VERSION, type AccumulationRecord, type CheckResult, type ConformanceReport, type GoldenCoverage } from './types.js';
 
 export const DEFAULT_RUNS = 25;
+
+/**
+ * A check's outcome with its comparison counts: a pass whose every compared value had an
+ * uninformative bound is 'inconclusive' (it could not have failed); a check that compared no
+ * value at all (a refusal, a contract fault check) keeps its status.
+ */
+export function concludeCounts<R extends Omit<CheckResult, 'id' | 'family' | 'title' | 'durationMs'>>(r: R, counts: ComparisonCounts): R {
+  if (counts.values === 0) return r;
+  const status = r.status === 'pass' && counts.inconclusive === counts.values ? 'inconclusive' : r.status;
+  return { ...r, status, comparisons: { ...counts } };
+}
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 export interface ProgressEvent {
@@ -302,7 +314,9 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
       result = { ...base, status: 'skipped', reason: skipReason, durationMs: 0 };
     } else {
       try {
-        const running = def.run(ctx);
+        // every value the check compares is counted (src/judge/tally.ts): a check that passed
+        // without one informative bound proved nothing and is 'inconclusive', never a pass
+        const running = withTally(() => def.run(ctx)).then(({ result: r, counts }) => concludeCounts(r, counts));
         running.catch(() => undefined); // abandoned when interrupted: it winds down on its own
         const r = signal ? await Promise.race([running, interrupted]) : await running;
         result = { ...base, ...r, durationMs: Date.now() - t0 };

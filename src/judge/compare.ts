@@ -21,6 +21,8 @@ import { type Layout, layoutOf } from '../contract/layout.js';
 import { effectiveEps, emaWeights, runningVarFactor } from '../contract/profiles.js';
 import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from '../reference/reference.js';
 import { type ChannelFacts, errorRatio, tolerance } from './tolerance.js';
+import { GridAccumulator } from './exact-sums.js';
+import { countComparison } from './tally.js';
 
 export interface ElementReport {
   output: string;
@@ -93,7 +95,13 @@ function facts(
     let sDy = 0;
     let sDyXhat = 0;
     let sDyX = 0;
+    // grid facts decide which of the kernel's sums are exact (tolerance.ts exactness); only batch
+    // statistics (training) are sums the kernel computes
+    const grid = training ? new GridAccumulator() : undefined;
+    const dyGrid = dy ? new GridAccumulator() : undefined;
     forChannel(L, c, (i) => {
+      grid?.add(x[i]!);
+      dyGrid?.add(dy![i]!);
       const d = x[i]! - mu;
       xhat[i] = d / s;
       absSum += Math.abs(x[i]!);
@@ -114,9 +122,17 @@ function facts(
       gamma: gamma[c]!,
       training,
       ...(dy ? { meanAbsDy: sDy / L.m, meanAbsDyXhat: sDyXhat / L.m, meanAbsDyX: sDyX / L.m } : {}),
+      ...gridFields(grid, dyGrid),
     });
   }
   return { perChannel, xhat };
+}
+
+/** The optional grid facts of a channel (absent when not computed or not on a grid). */
+export function gridFields(grid?: GridAccumulator, dyGrid?: GridAccumulator): Pick<ChannelFacts, 'grid' | 'dyGrid'> {
+  const g = grid?.facts();
+  const d = dyGrid?.facts();
+  return { ...(g ? { grid: g } : {}), ...(d ? { dyGrid: d } : {}) };
 }
 
 /**
@@ -136,11 +152,21 @@ class Worst {
   ratios: Record<string, number> = {};
   worst?: ElementReport;
   worstRatio = -1;
-  check(output: string, index: number, channel: number, expected: number, got: unknown, bound: number, overflowAt = Infinity): void {
+  /** Set when the worst element broke a rule rather than a bound (a negative variance). */
+  rule?: string;
+  check(output: string, index: number, channel: number, expected: number, got: unknown, bound: number, overflowAt = Infinity, informative = true): void {
     const g = typeof got === 'number' ? got : NaN;
+    countComparison(informative && bound < Infinity);
     let ratio: number;
     let error: number;
-    if (typeof got === 'number' && admitsNonFinite(expected, g, bound, overflowAt)) {
+    let rule: string | undefined;
+    if (output === 'variance' && g < 0) {
+      // never within any bound: the y, x-hat and dx bounds assume the kernel normalizes with a
+      // variance >= 0 (tolerance.ts, the eps floor), and docs/CONTRACT.md requires it
+      error = Math.abs(g - expected);
+      ratio = Infinity;
+      rule = 'a batch variance is never negative: a formula that can round below 0 must clamp at 0 (docs/CONTRACT.md)';
+    } else if (typeof got === 'number' && admitsNonFinite(expected, g, bound, overflowAt)) {
       // a singular channel (no claim), or an honest overflow to ±Infinity: admitsNonFinite
       error = Number.isFinite(g) ? Math.abs(g - expected) : 0;
       ratio = 0;
@@ -155,7 +181,8 @@ class Worst {
     this.ratios[output] = Math.max(this.ratios[output] ?? 0, ratio);
     if (ratio > this.worstRatio) {
       this.worstRatio = ratio;
-      this.worst = { output, index, channel, expected, got: g, error, bound };
+      this.worst = { output, index, channel, expected, got: g, error, bound: rule ? 0 : bound };
+      this.rule = rule;
     }
   }
 }
@@ -174,6 +201,8 @@ export interface Expectation {
   channelOf: (output: string, index: number) => number;
   /** Per channel, the tolerance's reason. */
   reasons: string[];
+  /** Per channel, the outputs whose bound can fail nothing there (tolerance.ts `uninformative`): counted as inconclusive. */
+  uninformative?: ReadonlySet<string>[];
   /** Per output, the magnitude at which its dtype overflows to ±Infinity (half outputs only). */
   overflowAt?: Record<string, number>;
 }
@@ -225,6 +254,7 @@ export function expectationFor(
       },
       channelOf: channelOfOutput,
       reasons: b.map((x) => x.reason),
+      uninformative: b.map((x) => x.uninformative),
       ...overflowAt(['y', 'mean', 'variance', 'runningMean', 'runningVar']),
     };
   }
@@ -238,6 +268,7 @@ export function expectationFor(
       bounds: { y: build(L.numel, (i) => b[channelOf(L, i)]!.y(xhat[i]!, r.x[i]!, exp.y[i]!)) },
       channelOf: channelOfOutput,
       reasons: b.map((x) => x.reason),
+      uninformative: b.map((x) => x.uninformative),
       ...overflowAt(['y']),
     };
   }
@@ -264,6 +295,7 @@ export function expectationFor(
     },
     channelOf: channelOfOutput,
     reasons: b.map((x) => x.reason),
+    uninformative: b.map((x) => x.uninformative),
     ...overflowAt(['dx', 'dgamma', 'dbeta']),
   };
 }
@@ -275,10 +307,14 @@ export function checkAgainst(e: Expectation, got: Record<string, ArrayLike<numbe
     const bounds = e.bounds[output]!;
     const g = got[output];
     const overflowAt = e.overflowAt?.[output];
-    for (let i = 0; i < expected.length; i++) w.check(output, i, e.channelOf(output, i), expected[i]!, g?.[i], bounds[i]!, overflowAt);
+    for (let i = 0; i < expected.length; i++) {
+      const channel = e.channelOf(output, i);
+      w.check(output, i, channel, expected[i]!, g?.[i], bounds[i]!, overflowAt, !e.uninformative?.[channel]?.has(output));
+    }
   }
   const ok = w.worstRatio <= 1;
-  return { ok, ratios: w.ratios, ...(w.worst ? { worst: w.worst } : {}), reason: w.worst ? (e.reasons[w.worst.channel] ?? '') : '' };
+  const reason = w.worst ? (w.rule ?? e.reasons[w.worst.channel] ?? '') : '';
+  return { ok, ratios: w.ratios, ...(w.worst ? { worst: w.worst } : {}), reason };
 }
 
 /** Compare an implementation's result for `req` with the reference under the tolerance. */

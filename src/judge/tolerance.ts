@@ -98,6 +98,7 @@ import { twoSum } from '../numerics/eft.js';
 import { unitRoundoff } from '../numerics/ulp.js';
 import { roundToHalf } from '../numerics/half.js';
 import { InternalError } from '../contract/errors.js';
+import { countComparison } from './tally.js';
 
 export const SAFETY = 2;
 /** The reference's error, in ulp(float64) of each output's scale (spec/reference/oracle.spec.ts derives it). */
@@ -129,6 +130,53 @@ export interface ChannelFacts {
   meanAbsDy?: number;
   meanAbsDyXhat?: number;
   meanAbsDyX?: number;
+  /**
+   * Where x (and dy) lie on a power-of-two grid (issue 21; computed by src/judge/exact-sums.ts):
+   * the facts that decide whether the accumulation's sums are exact (exactness below).
+   */
+  grid?: GridFacts;
+  dyGrid?: GridFacts;
+}
+
+/**
+ * The channel's values as integers times q = 2^e, the coarsest such q: Σ|x| / q, the range
+ * (max - min) / q, and whether the exact mean is itself a multiple of q. Absent: not on a grid
+ * (or not computed): no sum is assumed exact.
+ */
+export interface GridFacts {
+  sumUnits: number;
+  rangeUnits: number;
+  meanOnGrid: boolean;
+}
+
+/** Significand bits, the implicit one included: every integer up to 2^p is exact. */
+const SIGNIFICAND_BITS: Record<DType, number> = { float64: 53, float32: 24, float16: 11, bfloat16: 8 };
+
+/**
+ * Sums the data make exact, whatever the order (issue 21: at m ~ 2^20 in float32, g ~ 1/16 leaves
+ * bounds too wide to see a kernel that drops values or divides by the wrong m).
+ * - Sums of x: every value is an integer multiple of q and Σ|x| <= 2^p q (p = the accumulation's
+ *   significand bits). Every partial sum of any subset is then a multiple of q of magnitude
+ *   <= 2^p q, hence representable: a sequential, pairwise or tiled sum is exact. The mean is one
+ *   division (2u|mu| covers it and the cast).
+ * - Sums of squared deviations: moreover the exact mean is a multiple of q (so the computed mean
+ *   is exact, as above) and m R^2 <= 2^p, R = range / q. For any shift K among the data (two-pass
+ *   K = mean; shifted sums K = one of the channel's values, src/kernels/cpu-f32) each x - K is a
+ *   multiple of q with |x - K| <= R q, its square a multiple of q^2 at most R^2 q^2, and every
+ *   partial sum of squares (and of x - K) is exact: the variance's summation term is 0, leaving
+ *   the divisions, the subtraction of a shifted form (6 ua (var + D^2) covers it) and the cast.
+ * - Sums of dy: as for x (Q = mean(dy) and dbeta = Σ dy exact); Σ dy x-hat never is (x-hat is not
+ *   on a grid).
+ * Order 'updates' (Welford-style running means) divides at every step: none of this applies.
+ */
+export function exactness(f: Pick<ChannelFacts, 'm' | 'grid' | 'dyGrid'>, acc: AccumulationInfo): { sums: boolean; deviations: boolean; dy: boolean } {
+  if (acc.order === 'updates') return { sums: false, deviations: false, dy: false };
+  // p = 53: Σ|x| / q is itself a float64 sum of integers, exact only below 2^53: stay one bit under
+  const limit = 2 ** Math.min(SIGNIFICAND_BITS[acc.dtype], 52);
+  const fits = (gr: GridFacts | undefined) => gr !== undefined && gr.sumUnits <= limit;
+  const sums = fits(f.grid);
+  const deviations = sums && f.grid!.meanOnGrid && f.m * f.grid!.rangeUnits * f.grid!.rangeUnits <= limit;
+  return { sums, deviations, dy: fits(f.dyGrid) };
 }
 
 export interface ToleranceInput {
@@ -144,6 +192,11 @@ export interface ChannelBounds {
   /** Summation error factor g and the depth it came from. */
   g: number;
   depth: number;
+  /**
+   * Outputs whose bound for this channel can fail nothing (no smaller than the quantity's own
+   * scale, or Infinity): counted as inconclusive (src/judge/tally.ts), never as a pass.
+   */
+  uninformative: ReadonlySet<string>;
   mean: number;
   variance: number;
   xhat(xhat: number, x: number): number;
@@ -172,8 +225,15 @@ export function errorRatio(error: number, bound: number): number {
   return error === 0 ? 0 : bound > 0 ? error / bound : Infinity;
 }
 
-/** |got - expected| within bound (errorRatio's rules). */
-export const withinBound = (error: number, bound: number): boolean => errorRatio(error, bound) <= 1;
+/**
+ * |got - expected| within bound (errorRatio's rules), counted as one compared value in the running
+ * check (src/judge/tally.ts): inconclusive when the bound is Infinity or the caller knows it to be
+ * uninformative.
+ */
+export function withinBound(error: number, bound: number, informative = true): boolean {
+  countComparison(informative && bound < Infinity);
+  return errorRatio(error, bound) <= 1;
+}
 
 /** weight * bound for an allowance that sums bounds: an unbounded element stays unbounded at weight 0 (no Infinity * 0). */
 export const scaleBound = (bound: number, weight: number): number => (bound === Infinity ? Infinity : bound * Math.abs(weight));
@@ -181,6 +241,7 @@ export const scaleBound = (bound: number, weight: number): number => (bound === 
 /** Depth of the longest addition chain of an n-term sum with the given structure. */
 export function reductionDepth(n: number, acc: AccumulationInfo): number {
   if (n <= 1) return 0;
+  // 'updates' (a running mean updated per value, Welford): a chain of n - 1 steps, as sequential
   if (acc.order === 'pairwise') return Math.ceil(Math.log2(n));
   if (acc.order === 'tiled') {
     const tile = Math.max(1, Math.min(acc.tile ?? 256, n));
@@ -217,23 +278,35 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
   const ua = unitRoundoff(acc.dtype);
   const depth = merged?.depth ?? reductionDepth(f.m, acc);
   const g = merged?.g ?? sumErrorFactor(f.m, acc);
+  // sums the data make exact (exactSums below): their summation term is 0, not g * sum|terms|
+  const exact = merged ? { sums: false, deviations: false, dy: false } : exactness(f, acc);
+  const gMean = exact.sums ? 0 : g;
+  const gVar = exact.deviations ? 0 : g;
+  const gDy = exact.dy ? 0 : g;
   const s2 = f.variance + f.eps;
   const s = Math.sqrt(s2);
   const flush = acc.subnormals === 'flush-to-zero';
   const unit = flush ? TINY_NORMAL[input.dtype] : TINY[input.dtype];
   const flushedInputs = flush ? unit : 0;
-  const dmu = merged ? merged.dmu : f.training ? g * f.absMean + 2 * u * Math.abs(f.mean) + flushedInputs : 0;
+  const dmu = merged ? merged.dmu : f.training ? times(gMean, f.absMean) + 2 * u * Math.abs(f.mean) + flushedInputs : 0;
   const dvar = merged
     ? merged.dvar
     : f.training
-      ? dmu * dmu + 2 * dmu * f.maxDev + 2 * (g + 3 * ua) * (f.variance + f.maxDev * f.maxDev) + u * f.variance + 2 * (f.maxDev + unit) * flushedInputs
+      ? times(dmu, dmu) + 2 * times(dmu, f.maxDev) + 2 * times(gVar + 3 * ua, f.variance + f.maxDev * f.maxDev) + u * f.variance + 2 * (f.maxDev + unit) * flushedInputs
       : 0;
   // 1 / s^ exactly, not to first order, for any variance within its bound V (derivation above);
   // expm1/log1p keep c's digits at small r. Statistics given (inference): exact, r = 0.
   const V = f.training || merged ? SAFETY * (dvar + UNDERFLOW_STEPS * unit) : 0;
   const r = s2 > 0 ? V / s2 : V > 0 ? Infinity : 0;
-  const singular = r >= 1;
-  const c = singular ? Infinity : Math.expm1(-0.5 * Math.log1p(-r));
+  // The eps floor (issue 21): the variance a kernel normalizes with is >= 0 (docs/CONTRACT.md: a
+  // formula that can go negative is clamped at 0, as every framework does), so s^2 = fl(var^ + fl(eps))
+  // >= eps (1 - u)^2 >= eps (1 - 2u) however far var^ is from var: s^2 / s^2 >= max(1 - r, floor).
+  // With eps > 0 no channel is singular: c stays finite (large when the floor decides, and then
+  // the comparison is reported inconclusive rather than passed: `uninformative` below).
+  const floor = f.eps > 0 && s2 > 0 ? (f.eps * (1 - 2 * u)) / s2 : 0;
+  const lower = Math.max(1 - r, floor);
+  const singular = !(lower > 0);
+  const c = singular ? Infinity : 1 - r >= floor ? Math.expm1(-0.5 * Math.log1p(-r)) : 1 / Math.sqrt(floor) - 1;
   const inv = 1 + c;
   const alpha = (inv * dmu) / s;
   const beta = c / SAFETY + 4 * u * inv;
@@ -245,10 +318,24 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
 
   const meanAbsDy = f.meanAbsDy ?? 0;
   const meanAbsDyXhat = f.meanAbsDyXhat ?? 0;
-  const dQ = g * meanAbsDy;
+  const dQ = times(gDy, meanAbsDy);
   const meanAbsDyX = f.meanAbsDyX ?? 0;
   const dP =
-    alpha * meanAbsDy + beta * meanAbsDyXhat + (inv * u * (meanAbsDyX + Math.abs(f.mean) * meanAbsDy)) / s + (g + u) * meanAbsDyXhat;
+    times(alpha, meanAbsDy) + times(beta, meanAbsDyXhat) + (inv * u * (meanAbsDyX + Math.abs(f.mean) * meanAbsDy)) / s + times(g + u, meanAbsDyXhat);
+
+  // Which outputs' bounds can fail nothing (src/judge/tally.ts counts them as inconclusive): a
+  // bound no smaller than the quantity's own scale. mean: SAFETY dmu >= mean|x|; variance: its
+  // bound >= var; x-hat, y, dx: 1 / s^ or the centring known only within 100% (c >= 1, or the
+  // mean's error alpha >= 1 in units of s: x-hat's error as large as x-hat); dgamma: dP >= mean|dy xhat|;
+  // dbeta: SAFETY g >= 1. Infinity is always uninformative.
+  const uninformative = new Set<string>();
+  if (f.training || merged) {
+    if (!(SAFETY * dmu < f.absMean) && f.absMean > 0) uninformative.add('mean').add('runningMean');
+    if (!(bound(dvar, f.variance) < f.variance) && f.variance > 0) uninformative.add('variance').add('runningVar');
+    if (singular || c >= 1 || alpha >= 1) uninformative.add('xhat').add('y').add('dx');
+  }
+  if (singular || (!(dP < meanAbsDyXhat) && meanAbsDyXhat > 0)) uninformative.add('dgamma');
+  if (!(SAFETY * gDy < 1)) uninformative.add('dbeta');
 
   const ratio = Math.abs(f.mean) / s;
   const reason =
@@ -257,16 +344,19 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
     `|mean|/sqrt(var+eps)=${ratio.toPrecision(3)}: ` +
     (f.training
       ? singular
-        ? `singular channel: the variance's error bound ${V.toExponential(2)} reaches var + eps = ${s2.toExponential(2)}, so x-hat, y, dx and dgamma have no bound (any value is accepted)`
+        ? `singular channel: eps = 0 and the variance's error bound ${V.toExponential(2)} reaches var = ${s2.toExponential(2)}, so x-hat, y, dx and dgamma have no bound (inconclusive, never a pass)`
+        : 1 - r < floor
+        ? `the variance's error bound ${V.toExponential(2)} reaches var + eps = ${s2.toExponential(2)}: 1/sqrt(var + eps) is bounded only through eps (by 1/sqrt(eps)), x-hat within ${c.toExponential(2)} relative`
         : alpha > beta
         ? `the mean's summation error g*mean|x|/s=${alpha.toExponential(2)} dominates x-hat`
         : `variance and rounding (${beta.toExponential(2)} relative) dominate x-hat`
       : `elementwise rounding only (statistics given)`);
 
   return {
-    reason,
+    reason: exact.sums ? `${reason}; the data make the sums exact (${exact.deviations ? 'sums of x and of squared deviations' : 'sums of x'}${exact.dy ? ' and of dy' : ''})` : reason,
     g,
     depth,
+    uninformative,
     mean: bound(dmu, Math.abs(f.mean)),
     variance: bound(dvar, f.variance),
     xhat: (xhat, x) => (singular ? Infinity : bound(dxhat(xhat, x), Math.abs(xhat))),
@@ -299,9 +389,12 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
       return SAFETY * (Math.abs(f.gamma / s) * (inv * dInner + Math.abs(inner) * (c / SAFETY + 3 * u * inv)) + u * Math.abs(dx) + tiny) + REF_DX_U * U64 * scale;
     },
     dgamma: (dgamma) => (singular ? Infinity : bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat, f.m)),
-    dbeta: (sumAbsDy, dbeta) => bound(g * sumAbsDy + u * Math.abs(dbeta), sumAbsDy, f.m),
+    dbeta: (sumAbsDy, dbeta) => bound(times(gDy, sumAbsDy) + u * Math.abs(dbeta), sumAbsDy, f.m),
   };
 }
+
+/** g * v for a sum's error term: a sum of zeros is exact in any precision (0, never Infinity * 0 = NaN). */
+const times = (g: number, v: number) => (v === 0 || g === 0 ? 0 : g * v);
 
 // ---------------------------------------------------------------------------------------------
 // Synchronized (cross-replica) statistics: issue 13, owner "sync". A separate section on purpose.
@@ -420,20 +513,26 @@ function halfTolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
   const inner = fullTolerance({ dtype: compute, accumulation: acc }, f);
   const paramDtype = input.paramDtype ?? input.dtype;
   // A sum whose factor k u_a reaches 1 has no relative bound at all (m-term sums in half): no
-  // finite bound (Infinity, never an Infinity * 0 = NaN from the inner formulas)
+  // finite bound (Infinity, never an Infinity * 0 = NaN from the inner formulas), for the outputs
+  // that come from a reduction only (issue 21): the statistics, the parameter gradients, and in
+  // training y, x-hat and dx (they use the batch statistics). Inference y and dx use the given
+  // statistics and no sum: they keep their own bound at any m.
   const k = reductionDepth(f.m, acc);
   const unbounded = k * unitRoundoff(acc.dtype) >= 1;
-  const round = (dtype: DType) => {
+  const round = (dtype: DType, reduces: boolean) => {
     const uo = unitRoundoff(dtype);
     const tinyO = acc.subnormals === 'flush-to-zero' ? TINY_NORMAL[dtype] : TINY[dtype];
-    return (bc: number, v: number) => (unbounded ? Infinity : bc + uo * (Math.abs(v) + bc) + tinyO);
+    return (bc: number, v: number) => (unbounded && reduces ? Infinity : bc + uo * (Math.abs(v) + bc) + tinyO);
   };
-  const act = round(input.dtype);
-  const par = round(paramDtype);
+  const act = round(input.dtype, f.training);
+  const par = round(paramDtype, true);
+  const uninformative = new Set(inner.uninformative);
+  if (unbounded) for (const o of ['mean', 'variance', 'runningMean', 'runningVar', 'dgamma', 'dbeta', ...(f.training ? ['xhat', 'y', 'dx'] : [])]) uninformative.add(o);
   return {
     reason: `${input.dtype} activations, ${paramDtype} parameters, computed in ${compute}, rounded once to each output's dtype; ${inner.reason}`,
     g: unbounded ? Infinity : inner.g,
     depth: inner.depth,
+    uninformative,
     mean: par(inner.mean, f.mean),
     variance: par(inner.variance, f.variance),
     xhat: (xhat, x) => act(inner.xhat(xhat, x), xhat),

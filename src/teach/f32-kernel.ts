@@ -141,7 +141,9 @@ export function createF32Kernel(variant: F32Variant, profile?: ProfileName | Pro
     profile: p,
     dtypes: ['float32'],
     axes: 'any',
-    accumulation: { dtype: 'float32', order: 'sequential' },
+    // Welford updates a running mean per value: not sums, so not exact on data whose sums are
+    // (src/judge/tolerance.ts exactness); it declares so
+    accumulation: { dtype: 'float32', order: variant === 'welford' ? 'updates' : 'sequential' },
     forwardTrain: (req) => f32Train(p, req, variant),
   };
 }
