@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-run both fixture exporters into a temp dir and diff against the committed fixtures/.
+# Re-run the fixture exporters (BatchNorm, synchronized, normalization family) into a temp dir and
+# diff against the committed fixtures/.
 # TensorFlow part: needs tensorflow-cpu 2.21.0 (+ numpy). Uses $TF_PYTHON if set, else
 # /work/venv-tf/bin/python, else python3; creates nothing in the repo. When TensorFlow cannot be
 # imported (or installed into a temp venv with BN_FIXTURES_INSTALL_TF=1), that part is SKIPPED
@@ -19,6 +20,17 @@ if npx tsx scripts/export-tfjs-fixtures.ts "$tmp/tfjs" >/dev/null 2>"$tmp/tfjs.l
   fi
 else
   echo "TF.js exporter failed:"; tail -20 "$tmp/tfjs.log"; status=1
+fi
+
+echo "== TF.js family: npx tsx scripts/export-tfjs-family-fixtures.ts $tmp/tfjs-family"
+if npx tsx scripts/export-tfjs-family-fixtures.ts "$tmp/tfjs-family" >/dev/null 2>"$tmp/tfjsf.log"; then
+  if diff -r fixtures/tfjs-family "$tmp/tfjs-family" >"$tmp/tfjsf.diff"; then
+    echo "TF.js family fixtures: reproduced byte for byte ($(ls "$tmp/tfjs-family" | wc -l) files)"
+  else
+    echo "TF.js family fixtures DIFFER:"; head -40 "$tmp/tfjsf.diff"; status=1
+  fi
+else
+  echo "TF.js family exporter failed:"; tail -20 "$tmp/tfjsf.log"; status=1
 fi
 
 py="${TF_PYTHON:-}"
@@ -56,6 +68,16 @@ if "$py" -c 'import tensorflow, keras, numpy' >/dev/null 2>&1; then
     fi
   else
     echo "Keras sync exporter failed:"; tail -20 "$tmp/ks.log"; status=1
+  fi
+  echo "== Keras 3 normalization family: $py scripts/export_tf_family_fixtures.py $tmp/keras-family"
+  if "$py" scripts/export_tf_family_fixtures.py "$tmp/keras-family" >/dev/null 2>"$tmp/kf.log"; then
+    if diff -r fixtures/keras-family "$tmp/keras-family" >"$tmp/kf.diff"; then
+      echo "Keras family fixtures: reproduced byte for byte ($(ls "$tmp/keras-family" | wc -l) files)"
+    else
+      echo "Keras family fixtures DIFFER:"; head -40 "$tmp/kf.diff"; status=1
+    fi
+  else
+    echo "Keras family exporter failed:"; tail -20 "$tmp/kf.log"; status=1
   fi
 else
   echo "SKIPPED TensorFlow fixtures: tensorflow-cpu 2.21.0 is not importable from '$py'"
