@@ -5,6 +5,7 @@
  */
 import type { ElementReport } from '../judge/compare.js';
 import type { AccumulationInfo, AnyOp, DType, Profile } from '../contract/contract.js';
+import type { Cause } from './causes.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -116,5 +117,7 @@ export interface ConformanceReport {
   /** The golden fixtures that apply to this implementation and profile (added in 0.3.0; src/harness/runner.ts). */
   golden?: GoldenCoverage;
   ok: boolean;
+  /** The failures grouped by cause, most checks first (added in 0.3.0; written by formatJson: src/harness/causes.ts). */
+  causes?: Cause[];
   results: CheckResult[];
 }
