@@ -10,6 +10,7 @@
  */
 import { accumulationFor } from '../judge/compare.js';
 import { errorRatio } from '../judge/tolerance.js';
+import { countComparison } from '../judge/tally.js';
 import { expectationForSync, flattenSyncResult, type SyncExpectation } from '../judge/compare-sync.js';
 import type { AccumulationInfo, BatchNormImplementation, DType, Profile, SyncOp } from '../contract/contract.js';
 import { loadSyncFixtures, type SyncFixture, type SyncFixtureStep } from '../fixtures/sync-fixtures.js';
@@ -38,7 +39,10 @@ function cloneSyncRequest<T extends SyncFixtureStep['request']>(req: T): T {
 class Tracker {
   worst?: GoldenWorst;
   max = 0;
+  /** The implementation's comparisons are counted (src/judge/tally.ts); the framework's own assessment is not. */
+  constructor(readonly counted = false) {}
   check(step: number, op: SyncOp, output: string, index: number, expected: number, got: number, bound: number): void {
+    if (this.counted) countComparison(bound < Infinity);
     const error = Math.abs(got - expected);
     const ratio = errorRatio(error, bound);
     if (ratio > this.max || this.worst === undefined) {
@@ -67,7 +71,7 @@ async function runSyncFixture(impl: BatchNormImplementation, f: SyncFixture, pro
   const unsupported = [...new Set(f.steps.map((s) => s.op).filter((op) => typeof impl[op] !== 'function'))];
   const off = assessSyncFixture(f).filter((t) => t.max > 1);
   const basis: GoldenOutcome['basis'] = off.length ? 'reference' : 'tensorflow';
-  const w = new Tracker();
+  const w = new Tracker(true);
   let steps = 0;
   for (let s = 0; s < f.steps.length; s++) {
     const step = f.steps[s]!;

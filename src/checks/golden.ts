@@ -24,6 +24,7 @@ import { isHalf } from '../numerics/half.js';
 import type { AccumulationInfo, BatchNormImplementation, DType, Op, Profile } from '../contract/contract.js';
 import { accumulationFor, expectationFor } from '../judge/compare.js';
 import { errorRatio } from '../judge/tolerance.js';
+import { countComparison } from '../judge/tally.js';
 import { resolveProfile } from '../contract/profiles.js';
 import { cloneRequest, type Fixture, type FixtureStep, type LoadedFixtures, loadFixtures } from '../fixtures/load.js';
 
@@ -165,8 +166,11 @@ class WorstTracker {
   constructor(
     readonly step: number,
     readonly op: Op,
+    /** The implementation's comparisons are counted (src/judge/tally.ts); the assessment of the framework's own outputs is not. */
+    readonly counted = false,
   ) {}
   check(output: string, index: number, expected: number, got: unknown, bound: number): void {
+    if (this.counted) countComparison(bound < Infinity);
     const g = typeof got === 'number' ? got : NaN;
     const error = Math.abs(g - expected);
     const ratio = typeof got === 'number' ? errorRatio(error, bound) : Infinity;
@@ -198,7 +202,7 @@ async function runFixture(impl: BatchNormImplementation, f: Fixture, call?: Gold
     const step = f.steps[s]!;
     const fn = impl[step.op] as ((r: unknown) => unknown) | undefined;
     if (typeof fn !== 'function') continue;
-    const tracker = new WorstTracker(s, step.op);
+    const tracker = new WorstTracker(s, step.op, true);
     let got: Record<string, unknown>;
     try {
       const request = cloneRequest(step.request);

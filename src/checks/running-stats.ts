@@ -11,6 +11,7 @@
  * mean and the running variance to sigma^2 (unbiased estimator) or (m - 1)/m sigma^2 (biased),
  * approaching at the geometric rate of the momentum.
  */
+import { countComparison } from '../judge/tally.js';
 import { isHalf } from '../numerics/half.js';
 import { unitRoundoff } from '../numerics/ulp.js';
 import fc from 'fast-check';
@@ -76,6 +77,9 @@ class TrainStep implements fc.AsyncCommand<Model, Real> {
       model.budgetMean[c] = Math.abs(keep) * model.budgetMean[c]! + e.bounds.runningMean![c]!;
       model.budgetVar[c] = Math.abs(keep) * model.budgetVar[c]! + e.bounds.runningVar![c]!;
       const script = model.steps.join('; ');
+      // two compared values (src/judge/tally.ts): informative while their budgets are finite
+      countComparison(model.budgetMean[c]! < Infinity);
+      countComparison(model.budgetVar[c]! < Infinity);
       if (!(Math.abs(got.runningMean[c]! - model.mean[c]!) <= model.budgetMean[c]!)) {
         throw new Mismatch(
           `runningMean[${c}] = ${got.runningMean[c]} after ${model.steps.length} steps, closed form ${model.mean[c]} (allowed ${model.budgetMean[c]!.toExponential(3)}); ${describeConvention(ctx.profile)}`,
