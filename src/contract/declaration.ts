@@ -5,7 +5,7 @@
  * typo in it must be an error, never a silent fallback to other bounds.
  */
 import type { AccumulationInfo, BatchNormImplementation, DType } from './contract.js';
-import { DTYPES, OPS, SYNC_OPS } from './contract.js';
+import { DTYPES, FAMILY_OPS, OPS, SYNC_OPS } from './contract.js';
 import { AccumulationError, UsageError } from './errors.js';
 import { dtypesOf } from './dtypes.js';
 import { resolveProfile } from './profiles.js';
@@ -127,7 +127,7 @@ export function validateImplementation(impl: unknown): asserts impl is BatchNorm
     problems.push(`precisions must be an array of { dtype, paramDtype }, each one of ${KNOWN_DTYPES.join(', ')}`);
   }
   if (i.axes !== undefined && !['first', 'last', 'any'].includes(i.axes)) problems.push(`axes must be 'first', 'last' or 'any'`);
-  const ops = [...OPS, ...SYNC_OPS];
+  const ops = [...OPS, ...SYNC_OPS, ...FAMILY_OPS];
   if (!ops.some((op) => typeof (i as Record<string, unknown>)[op] === 'function')) problems.push(`it implements none of ${ops.join(', ')}`);
   if (problems.length) throw new UsageError(`invalid implementation ${JSON.stringify(i.name ?? '')}: ${problems.join('; ')}`);
   if (i.profile === undefined) throw new UsageError(`invalid implementation ${JSON.stringify(i.name)}: profile is missing (a built-in name or a Profile object)`);

@@ -3,10 +3,12 @@
  * checked byte for byte afterwards, and its result is validated (object, every output present,
  * the declared dtype, the right length). Each broken rule is a named fault.
  */
-import type { AnyOp, AnyRequest, Arr, BatchNormImplementation, DType, Op, Precision } from '../contract/contract.js';
+import type { AnyOp, AnyRequest, Arr, BatchNormImplementation, DType, FamilyOp, FamilyRequest, Op, Precision } from '../contract/contract.js';
+import { FAMILY_OPS } from '../contract/contract.js';
 import { fieldDtype, storageOf, toContractRequest, toNumbers } from '../contract/dtypes.js';
 import vm from 'node:vm';
 import { layoutOf } from '../contract/layout.js';
+import { FAMILY, groupingFor, isFamilyOp, outputLength as groupedLength } from '../contract/grouping.js';
 import { inputChanges, ownResult, snapshotInputs } from './guard.js';
 import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
 
@@ -68,7 +70,9 @@ export const OUTPUTS: Record<Op, readonly string[]> = {
   backward: ['dx', 'dgamma', 'dbeta'],
 };
 
-function outputLength(output: string, req: AnyRequest): number {
+function outputLength(op: Op | FamilyOp, output: string, req: AnyRequest | FamilyRequest): number {
+  // the family's outputs: per element, per statistics group or per parameter of the op's grouping
+  if (isFamilyOp(op)) return groupedLength(groupingFor(op, req as FamilyRequest & { groups?: number }), output);
   const L = layoutOf(req.shape, req.axis);
   return output === 'y' || output === 'dx' ? L.numel : L.channels;
 }
@@ -86,13 +90,17 @@ const asPrecision = (p: DType | Precision): Precision => (typeof p === 'string' 
  * Validate a result: an object with every output, each a typed array of its dtype (y, dx: the
  * request's dtype; the per-channel outputs: its paramDtype; half dtypes as Uint16Array) and the
  * right length. Half outputs come back decoded to float64 numbers, so checks read numbers only.
+ * The family's optional outputs (mean, invStdDev) are held to the same rules when present
+ * (undefined is absent).
  */
-export function validateResult(op: Op, req: AnyRequest, precision: DType | Precision, result: unknown): Record<string, Arr> {
+export function validateResult(op: Op | FamilyOp, req: AnyRequest | FamilyRequest, precision: DType | Precision, result: unknown): Record<string, Arr> {
   if (typeof result !== 'object' || result === null) throw new ContractFault('not-an-object', `${op} returned ${describeValue(result)}, expected an object`);
   const p = asPrecision(precision);
   const r = result as Record<string, unknown>;
   const out: Record<string, Arr> = { ...(r as Record<string, Arr>) };
-  for (const name of OUTPUTS[op]) {
+  const required = isFamilyOp(op) ? FAMILY[op].outputs : OUTPUTS[op];
+  const optional = isFamilyOp(op) ? FAMILY[op].optionalOutputs : [];
+  for (const name of [...required, ...optional.filter((o) => r[o] !== undefined)]) {
     const dtype = fieldDtype(name, p);
     const ctor = storageOf(dtype);
     const what = `${ctor.name}${ctor === Uint16Array ? ` of ${dtype} bit patterns` : ''}`;
@@ -102,7 +110,7 @@ export function validateResult(op: Op, req: AnyRequest, precision: DType | Preci
       throw new ContractFault('not-a-typed-array', `${op} result "${name}" is ${describeValue(v)}, expected ${what}`);
     }
     if (!(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result "${name}" is ${v.constructor.name}, expected ${what} (the request's ${name === 'y' || name === 'dx' ? 'dtype' : 'paramDtype'})`);
-    const n = outputLength(name, req);
+    const n = outputLength(op, name, req);
     if (v.length !== n) throw new ContractFault('wrong-length', `${op} result "${name}" has length ${v.length}, expected ${n}`);
     if (v instanceof Uint16Array) out[name] = toNumbers(v, dtype);
   }
@@ -233,12 +241,12 @@ export async function guardedCall(fn: (r: never) => unknown, self: unknown, op: 
  */
 export async function callImplementation(
   impl: BatchNormImplementation,
-  op: Op,
-  numericReq: AnyRequest,
+  op: Op | FamilyOp,
+  numericReq: AnyRequest | FamilyRequest,
   precision: DType | Precision,
   opts: CallOptions,
 ): Promise<Record<string, Arr>> {
-  const fn = impl[op] as ((r: AnyRequest) => unknown) | undefined;
+  const fn = impl[op] as ((r: AnyRequest | FamilyRequest) => unknown) | undefined;
   const dtype = asPrecision(precision);
   // the request in the implementation's dtypes (half as bit patterns), dtype and paramDtype named
   const req = toContractRequest(numericReq, dtype);
@@ -248,4 +256,9 @@ export async function callImplementation(
 
 export function supportedOps(impl: BatchNormImplementation): Op[] {
   return (['forwardTrain', 'forwardInfer', 'backward'] as Op[]).filter((op) => typeof impl[op] === 'function');
+}
+
+/** The normalization family's ops the implementation defines (0.3.0; called through callImplementation like BN's). */
+export function supportedFamilyOps(impl: BatchNormImplementation): FamilyOp[] {
+  return FAMILY_OPS.filter((op) => typeof impl[op] === 'function');
 }

@@ -21,8 +21,8 @@
  * `events` say how often and why). Requests are sent one at a time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { AnyOp, AnyRequest, AnySyncRequest, Arr, BatchNormImplementation, DType, Precision, Profile, ProfileName, SyncOp } from '../contract/contract.js';
-import { DTYPES, OPS, SYNC_OPS } from '../contract/contract.js';
+import type { AnyOp, AnyRequest, AnySyncRequest, Arr, BatchNormImplementation, DType, FamilyRequest, Precision, Profile, ProfileName, SyncOp } from '../contract/contract.js';
+import { DTYPES, FAMILY_OPS, OPS, SYNC_OPS } from '../contract/contract.js';
 import { dtypesOf, fieldDtype, precisionOfRequest } from '../contract/dtypes.js';
 import { ProfileError, UsageError } from '../contract/errors.js';
 import { validateAccumulation } from '../contract/declaration.js';
@@ -84,7 +84,7 @@ export function decodeArray(v: { b64: string; dtype?: unknown }, dtype: DType, f
   return dt === 'float32' ? new Float32Array(buf) : dt === 'float64' ? new Float64Array(buf) : new Uint16Array(buf);
 }
 
-function encodeRequest(id: number, op: string, dtype: DType | undefined, req?: AnyRequest | AnySyncRequest): string {
+function encodeRequest(id: number, op: string, dtype: DType | undefined, req?: AnyRequest | AnySyncRequest | FamilyRequest): string {
   const msg: Json = { id, op };
   if (dtype) msg.dtype = dtype;
   if (req) for (const [k, v] of Object.entries(req)) msg[k] = ArrayBuffer.isView(v) ? encodeArray(v) : k === 'shards' ? encodeShards(v) : v;
@@ -336,7 +336,8 @@ function parseDescription(m: Json, command: string): Description {
   if (m.precisions !== undefined && (!Array.isArray(m.precisions) || m.precisions.some((p) => typeof p !== 'object' || p === null || !knownDtype(p.dtype) || !knownDtype(p.paramDtype)))) {
     problems.push('"precisions" must be a list of {"dtype", "paramDtype"}');
   }
-  const knownOps: readonly string[] = [...OPS, ...SYNC_OPS];
+  // the family's ops (0.3.0) travel like BN's: the same fields as the JS request, arrays as {"b64"}
+  const knownOps: readonly string[] = [...OPS, ...SYNC_OPS, ...FAMILY_OPS];
   if (!Array.isArray(m.ops) || !m.ops.length || m.ops.some((o) => !knownOps.includes(o as string))) problems.push(`"ops" must be a non-empty list of ${knownOps.join(', ')}`);
   if (m.axes !== undefined && !['first', 'last', 'any'].includes(m.axes as string)) problems.push('"axes" must be "first", "last" or "any"');
   if (problems.length) throw new UsageError(`--exec "${command}": bad describe answer ${JSON.stringify(m).slice(0, 300)}: ${problems.join('; ')}`);
@@ -381,9 +382,9 @@ export async function createExecImplementation(command: string, options: ExecOpt
     throw new UsageError(`--exec "${command}": the describe handshake failed: ${e instanceof Error ? e.message : String(e)}`);
   }
 
-  const request = (op: AnyOp, req: AnyRequest | AnySyncRequest): Promise<Record<string, unknown>> => {
+  const request = (op: AnyOp, req: AnyRequest | AnySyncRequest | FamilyRequest): Promise<Record<string, unknown>> => {
     // a synchronized request names its dtype and paramDtype (required fields); the others may leave them to the arrays
-    const precision = isSyncOp(op) ? { dtype: (req as AnySyncRequest).dtype, paramDtype: (req as AnySyncRequest).paramDtype } : precisionOfRequest(req as AnyRequest);
+    const precision = isSyncOp(op) ? { dtype: (req as AnySyncRequest).dtype, paramDtype: (req as AnySyncRequest).paramDtype } : precisionOfRequest(req as AnyRequest | FamilyRequest);
     const dtype = precision.dtype;
     const run = async () => {
       if (closed) throw new ExecFault('exec-died', 'the implementation was closed');
@@ -432,7 +433,7 @@ export async function createExecImplementation(command: string, options: ExecOpt
       child?.kill();
     },
   };
-  const ops = impl as unknown as Record<AnyOp, (req: AnyRequest | AnySyncRequest) => Promise<unknown>>;
+  const ops = impl as unknown as Record<AnyOp, (req: AnyRequest | AnySyncRequest | FamilyRequest) => Promise<unknown>>;
   for (const op of desc.ops) ops[op] = (req) => request(op, req);
   return impl;
 }

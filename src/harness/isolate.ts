@@ -21,13 +21,16 @@
 import { Worker } from 'node:worker_threads';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { AnyRequest, BatchNormImplementation, Op } from '../contract/contract.js';
-import { OPS } from '../contract/contract.js';
+import type { AnyOp, AnyRequest, BatchNormImplementation, FamilyRequest } from '../contract/contract.js';
+import { FAMILY_OPS, OPS, SYNC_OPS } from '../contract/contract.js';
 import { UsageError } from '../contract/errors.js';
 import { ContractFault, type Fault } from './call.js';
 import { inputChanges, snapshotInputs } from './guard.js';
 import { describeLoadError, type ErrorInfo } from './load-error.js';
 import { DEFAULT_MAX_RESTARTS, RestartBudget } from './restarts.js';
+
+/** Every op a module may define (BN, synchronized, the family's): the worker offers those it has. */
+const ALL_OPS: readonly AnyOp[] = [...OPS, ...SYNC_OPS, ...FAMILY_OPS];
 
 export interface IsolateOptions {
   /** Time limit for one call; on expiry the worker is terminated. Default 10 s. */
@@ -47,7 +50,7 @@ const fault = (name: Fault, message: string) => new ContractFault(name, message)
 /** The worker's source: plain JS (no loader needed), evaluated with `eval: true`. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const OPS = ['forwardTrain', 'forwardInfer', 'backward', 'forwardTrainSync', 'backwardSync'];
+const OPS = ${JSON.stringify(ALL_OPS)};
 const errText = (e) => (e instanceof Error ? e.name + ': ' + e.message : String(e));
 // the harness's own mutation check (src/harness/guard.ts), embedded as source
 ${snapshotInputs.toString()}
@@ -104,8 +107,8 @@ ${inputChanges.toString()}
 
 interface Pending {
   id: number;
-  op: Op;
-  req: AnyRequest;
+  op: AnyOp;
+  req: AnyRequest | FamilyRequest;
   resolve(v: unknown): void;
   reject(e: unknown): void;
   timer: NodeJS.Timeout;
@@ -118,7 +121,7 @@ interface Description {
   precisions?: BatchNormImplementation['precisions'];
   axes?: BatchNormImplementation['axes'];
   accumulation?: BatchNormImplementation['accumulation'];
-  ops: Op[];
+  ops: AnyOp[];
 }
 
 /** Load `modulePath` in a worker thread and return a proxy implementation. */
@@ -207,11 +210,11 @@ export async function createIsolatedImplementation(modulePath: string, options: 
   const desc = await start();
   if (!desc.ops.length) {
     stop('');
-    throw new UsageError(`invalid implementation ${JSON.stringify(desc.name ?? '')}: it implements none of ${OPS.join(', ')}`);
+    throw new UsageError(`invalid implementation ${JSON.stringify(desc.name ?? '')}: it implements none of ${ALL_OPS.join(', ')}`);
   }
 
   let queue: Promise<unknown> = Promise.resolve();
-  const call = (op: Op, req: AnyRequest): Promise<unknown> => {
+  const call = (op: AnyOp, req: AnyRequest | FamilyRequest): Promise<unknown> => {
     const run = async () => {
       if (closed) throw fault('worker-died', 'the implementation was closed');
       if (!worker) {
@@ -268,7 +271,7 @@ export async function createIsolatedImplementation(modulePath: string, options: 
       stop('');
     },
   };
-  const ops = impl as unknown as Record<Op, (req: AnyRequest) => Promise<unknown>>;
+  const ops = impl as unknown as Record<AnyOp, (req: AnyRequest | FamilyRequest) => Promise<unknown>>;
   for (const op of desc.ops) ops[op] = (req) => call(op, req);
   return impl;
 }

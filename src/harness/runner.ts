@@ -18,7 +18,7 @@ import { dtypesOf, precisionsOf } from '../contract/dtypes.js';
 import { idMatcher, requireMatches } from './filters.js';
 import { createIsolatedImplementation, type IsolatedImplementation } from './isolate.js';
 import { resolveProfile } from '../contract/profiles.js';
-import { callImplementation, inProcessBudget, supportedOps } from './call.js';
+import { callImplementation, inProcessBudget, supportedFamilyOps, supportedOps } from './call.js';
 import { callSyncImplementation, supportedSyncOps } from './call-sync.js';
 import type { RestartBudget } from './restarts.js';
 import { checkSeed, failureOf, type CheckContext } from './check.js';
@@ -269,7 +269,7 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
   const seed = options.seed ?? (Math.random() * 2 ** 31) | 0;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
-  const ops: AnyOp[] = [...supportedOps(impl), ...supportedSyncOps(impl)];
+  const ops: AnyOp[] = [...supportedOps(impl), ...supportedSyncOps(impl), ...supportedFamilyOps(impl)];
   const callOpts = { timeoutMs, ...(budget ? { budget } : {}) };
   const results: CheckResult[] = [];
 
