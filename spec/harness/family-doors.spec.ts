@@ -155,6 +155,11 @@ describe('the family through every door', () => {
     expect('mean' in result && result.mean === undefined).toBe(true);
   });
 
+  it('the built-in reference implements every family op (createReference)', async () => {
+    const { createBuiltin } = await import('../../src/harness/builtins.js');
+    expect(supportedFamilyOps(await createBuiltin('reference', 'pytorch'))).toEqual([...FAMILY_OPS]);
+  });
+
   it('a module with only family ops is a valid implementation (every door\'s declaration rules)', () => {
     expect(() => validateImplementation(tiny)).not.toThrow();
     expect(() => validateImplementation({ name: 'none', profile: 'keras', dtypes: ['float32'] })).toThrow(new RegExp(`implements none of .*${FAMILY_OPS.join(', ')}`));

@@ -23,7 +23,7 @@ export const GPU_BUILTIN_MODES = ['headlessgl', 'webgl2', 'webgl', 'webgpu', 'cp
 
 export const BUILTINS: Record<string, Builtin> = {
   reference: {
-    description: 'the float64 compensated reference (float32 and float64)',
+    description: 'the float64 compensated reference (float32, float64 and half; BN, synchronized BN and the normalization family: layerNorm, rmsNorm, groupNorm, instanceNorm)',
     create: async (p) => createReference(p),
   },
   'cpu-f32': {
