@@ -155,10 +155,11 @@ const SIGNIFICAND_BITS: Record<DType, number> = { float64: 53, float32: 24, floa
 /**
  * Sums the data make exact, whatever the order (issue 21: at m ~ 2^20 in float32, g ~ 1/16 leaves
  * bounds too wide to see a kernel that drops values or divides by the wrong m).
- * - Sums of x: every value is an integer multiple of q and Σ|x| <= 2^p q (p = the accumulation's
- *   significand bits). Every partial sum of any subset is then a multiple of q of magnitude
- *   <= 2^p q, hence representable: a sequential, pairwise or tiled sum is exact. The mean is one
- *   division (2u|mu| covers it and the cast).
+ * - Sums of x: every value is an integer multiple of q, Σ|x| <= 2^p q (p = the accumulation's
+ *   significand bits) and m is a power of two. Every partial sum of any subset is then a multiple
+ *   of q of magnitude <= 2^p q, hence representable: a sequential, pairwise or tiled sum is exact,
+ *   and so is each x / m of a form that divides first (it only moves the grid). The mean is one
+ *   division at most (2u|mu| covers it and the cast).
  * - Sums of squared deviations: moreover the exact mean is a multiple of q (so the computed mean
  *   is exact, as above) and m R^2 <= 2^p, R = range / q. For any shift K among the data (two-pass
  *   K = mean; shifted sums K = one of the channel's values, src/kernels/cpu-f32) each x - K is a
@@ -170,7 +171,10 @@ const SIGNIFICAND_BITS: Record<DType, number> = { float64: 53, float32: 24, floa
  * Order 'updates' (Welford-style running means) divides at every step: none of this applies.
  */
 export function exactness(f: Pick<ChannelFacts, 'm' | 'grid' | 'dyGrid'>, acc: AccumulationInfo): { sums: boolean; deviations: boolean; dy: boolean } {
-  if (acc.order === 'updates') return { sums: false, deviations: false, dy: false };
+  // m a power of two: x / m and x * (1 / m) are exact too, so the divide-first forms (TF.js's mean
+  // sums fl(x / m)) are as exact as sum-then-divide; at other m they round every term
+  const powerOfTwo = Number.isInteger(Math.log2(f.m));
+  if (acc.order === 'updates' || !powerOfTwo) return { sums: false, deviations: false, dy: false };
   // p = 53: Σ|x| / q is itself a float64 sum of integers, exact only below 2^53: stay one bit under
   const limit = 2 ** Math.min(SIGNIFICAND_BITS[acc.dtype], 52);
   const fits = (gr: GridFacts | undefined) => gr !== undefined && gr.sumUnits <= limit;
@@ -301,9 +305,11 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
   // The eps floor (issue 21): the variance a kernel normalizes with is >= 0 (docs/CONTRACT.md: a
   // formula that can go negative is clamped at 0, as every framework does), so s^2 = fl(var^ + fl(eps))
   // >= eps (1 - u)^2 >= eps (1 - 2u) however far var^ is from var: s^2 / s^2 >= max(1 - r, floor).
+  // eps itself may be held in float32 whatever the dtype (ONNX attributes are float32, even in a
+  // float64 model): fl32(eps) >= eps (1 - 2^-24), so the floor is eps (1 - 2^-24)(1 - 2u) >= eps (1 - 2^-23 - 2u).
   // With eps > 0 no channel is singular: c stays finite (large when the floor decides, and then
   // the comparison is reported inconclusive rather than passed: `uninformative` below).
-  const floor = f.eps > 0 && s2 > 0 ? (f.eps * (1 - 2 * u)) / s2 : 0;
+  const floor = f.eps > 0 && s2 > 0 ? (f.eps * (1 - 2 ** -23 - 2 * u)) / s2 : 0;
   const lower = Math.max(1 - r, floor);
   const singular = !(lower > 0);
   const c = singular ? Infinity : 1 - r >= floor ? Math.expm1(-0.5 * Math.log1p(-r)) : 1 / Math.sqrt(floor) - 1;
