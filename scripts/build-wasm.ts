@@ -2,8 +2,8 @@
  * Assemble the kernels' WebAssembly text with wabt (npm, a dev dependency) and write each module's
  * bytes next to its source as a TypeScript module (`<name>.wasm.ts`, base64), which tsc compiles
  * into dist/ like any other source: the published package and a browser bundle need no wabt, no
- * file reads and no download at run time. Run by `npm run build` (and so by `npm ci`, through
- * prepare); the generated files are committed too, so a clone runs its tests before any build,
+ * file reads and no download at run time. Run by `npm run build` (and so by `npm pack`, through
+ * prepack, and by CI); the generated files are committed too, so a clone runs its tests before any build,
  * and spec/kernels/cpu-f32.spec.ts fails if a .wat was edited without rebuilding.
  *
  *   npx tsx scripts/build-wasm.ts           write the modules
