@@ -12,7 +12,7 @@
  *   exec-stdout-closed  the child closed its stdout but kept running
  *   exec-bad-json       a line that is not a JSON object
  *   exec-wrong-id       an answer whose id is not the pending request's
- *   exec-line-too-long  a line longer than maxLineBytes (default 16 MiB); nothing past it is kept
+ *   exec-line-too-long  a line longer than maxLineBytes (default 64 MiB); nothing past it is kept
  *   exec-bad-array      a {"b64"} value that is not a whole number of elements
  *   exec-timeout        no answer within the time limit (the child is killed)
  *   exec-gave-up        the child was restarted maxRestarts times; later calls fail at once
@@ -43,7 +43,7 @@ export class ExecFault extends ContractFault {
 export interface ExecOptions {
   /** Time limit for one answer (the describe handshake gets max(this, 30 s)). Default 10 s. */
   timeoutMs?: number;
-  /** Longest accepted line, in bytes. Default 16 MiB. */
+  /** Longest accepted line, in bytes. Default 64 MiB. */
   maxLineBytes?: number;
   /** Restarts allowed before every later call fails with exec-gave-up. Default DEFAULT_MAX_RESTARTS (5). */
   maxRestarts?: number;
@@ -64,7 +64,13 @@ export interface ExecImplementation extends BatchNormImplementation {
 
 type Json = Record<string, unknown>;
 
-const DEFAULT_MAX_LINE = 16 * 1024 * 1024;
+/**
+ * The largest answer an honest adapter sends: bn:scale's grid data reach 2^21 float64 values per
+ * array (src/checks/scale.ts GRID_SIZES), 16 MiB of bytes, 22.4 MiB in base64, and a forwardTrain
+ * answer carries y beside the per-channel arrays. 64 MiB leaves room for that and for JSON's
+ * framing, while a child that streams garbage without a newline is still cut off.
+ */
+const DEFAULT_MAX_LINE = 64 * 1024 * 1024;
 
 export function encodeArray(a: ArrayBufferView): { b64: string } {
   return { b64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64') };
