@@ -26,6 +26,24 @@ function checkPlot(svg: string, opts: { legend?: boolean } = {}) {
   return root;
 }
 
+/** A grouping diagram: a title, panels whose cells each name a group, every group the panel's data-m cells. */
+function checkDiagram(svg: string) {
+  const root = parseXml(svg);
+  expect(root.name).toBe('svg');
+  expect(findAll(root, hasClass('title'))[0]?.text.trim().length).toBeGreaterThan(0);
+  const panels = findAll(root, hasClass('panel'));
+  expect(panels.length).toBeGreaterThan(0);
+  for (const p of panels) {
+    const cells = findAll(p, hasClass('cell'));
+    const sizes = new Map<string, number>();
+    for (const c of cells) sizes.set(c.attrs['data-group']!, (sizes.get(c.attrs['data-group']!) ?? 0) + 1);
+    expect(sizes.size, p.attrs['data-name']).toBe(Number(p.attrs['data-groups']));
+    for (const n of sizes.values()) expect(n).toBe(Number(p.attrs['data-m']));
+  }
+  for (const e of findAll(root, () => true)) for (const v of Object.values(e.attrs)) expect(v).not.toMatch(/NaN|Infinity|undefined/);
+  return root;
+}
+
 describe('svg primitives', () => {
   it('ticks: nice linear steps, decades on log axes', () => {
     expect(linearTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
@@ -75,7 +93,9 @@ describe('every teaching plot', async () => {
   for (const { plot, topic } of plotIndex()) {
     it(`${plot} is a valid SVG with axes and labels, and docs/plots/${plot}.svg is up to date`, () => {
       const svg = topic.plots[plot]!(data.get(topic.id));
-      checkPlot(svg, { legend: true });
+      // a grouping diagram (svg.ts groupDiagram) has panels of cells, not axes
+      if (hasClass('diagram')(parseXml(svg))) checkDiagram(svg);
+      else checkPlot(svg, { legend: true });
       const committed = `docs/plots/${plot}.svg`;
       expect(existsSync(committed), `${committed} missing: npx tsx scripts/render-plots.ts`).toBe(true);
       expect(readFileSync(committed, 'utf8'), `${committed} is stale: npx tsx scripts/render-plots.ts`).toBe(svg);

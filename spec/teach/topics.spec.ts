@@ -32,12 +32,13 @@ describe('topic list', () => {
     const text = topicList();
     for (const t of TOPICS) expect(text).toContain(`${t.id}  `);
     expect(text).toContain('ema-running-mean');
-    expect(TOPICS.map((t) => t.id)).toEqual(['one-batch', 'tiny-batches', 'eps', 'one-pass', 'momentum', 'running-variance', 'train-vs-infer', 'tolerance', 'half-precision', 'sync-bn']);
+    expect(TOPICS.map((t) => t.id)).toEqual(['one-batch', 'tiny-batches', 'eps', 'one-pass', 'momentum', 'running-variance', 'train-vs-infer', 'tolerance', 'half-precision', 'sync-bn', 'which-axes', 'rms-norm']);
   });
   it('every topic names the checks that guard it', () => {
     for (const t of TOPICS) {
       expect(t.checks.length).toBeGreaterThan(0);
-      for (const c of t.checks) expect(c).toMatch(/^bn:[a-z-]+:/);
+      // BN's checks, and the normalization family's (ln, rms, gn, in: spec/teach/family-topics.spec.ts)
+      for (const c of t.checks) expect(c).toMatch(/^(bn|ln|rms|gn|in):[a-z-]+:/);
     }
   });
   it('an unknown topic is a usage error naming the topics', () => {

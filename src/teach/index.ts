@@ -15,14 +15,16 @@ import { syncBn } from './topics/sync-bn.js';
 import { tinyBatches } from './topics/tiny-batches.js';
 import { toleranceTopic } from './topics/tolerance.js';
 import { trainVsInfer } from './topics/train-vs-infer.js';
+import { whichAxes } from './topics/which-axes.js';
+import { rmsNorm } from './topics/rms-norm.js';
 
 export type { Topic } from './common.js';
 export { createF32Kernel, f32Train, type F32Variant } from './f32-kernel.js';
 export { sampleErrorRatios, errorRatioPlot, binRatios, RATIO_EDGES, type ErrorRatioSample } from './error-ratios.js';
-export { linePlot, histogram, type PlotSpec, type HistogramSpec, type Series } from './svg.js';
+export { linePlot, histogram, groupDiagram, type PlotSpec, type HistogramSpec, type Series, type GroupDiagramSpec } from './svg.js';
 export { formatHtml, type HtmlOptions } from './html.js';
 
-export const TOPICS: Topic<any>[] = [oneBatch, tinyBatches, eps, onePass, momentum, runningVariance, trainVsInfer, toleranceTopic, halfPrecision, syncBn];
+export const TOPICS: Topic<any>[] = [oneBatch, tinyBatches, eps, onePass, momentum, runningVariance, trainVsInfer, toleranceTopic, halfPrecision, syncBn, whichAxes, rmsNorm];
 
 export function findTopic(id: string): Topic<any> {
   const t = TOPICS.find((x) => x.id === id);

@@ -285,3 +285,85 @@ export function histogram(spec: HistogramSpec): string {
   if (spec.bars.length > 1) body.push(...legend(spec.bars.map((b, i) => ({ name: b.name, color: colors[i]!, kind: 'box' as const })), 'top-left', W, H));
   return wrap(W, H, spec.title, body);
 }
+
+// --------------------------------------------------------------------------- grouping diagrams
+
+export interface GroupPanel {
+  /** Short name (BN, LN, …) and a line saying what shares statistics. */
+  name: string;
+  caption: string;
+  /** Statistics group of every element of the [N, C, S] tensor, row-major (n, c, s). */
+  groupOf: ArrayLike<number>;
+}
+
+export interface GroupDiagramSpec {
+  title: string;
+  subtitle?: string;
+  /** Samples, channels, and positions per channel (H·W). */
+  N: number;
+  C: number;
+  S: number;
+  panels: GroupPanel[];
+}
+
+/**
+ * Which values share statistics, one panel per op: the [N, C, S] tensor as N blocks of C rows ×
+ * S cells, each cell filled with its group's colour and labelled with the group number. Not an
+ * x/y plot: the root carries class "diagram", each panel is a <g class="panel"> with
+ * data-groups / data-m, each cell a <rect class="cell"> with data-n, data-c, data-s, data-group,
+ * so a spec can read the grouping back out of the picture.
+ */
+export function groupDiagram(spec: GroupDiagramSpec): string {
+  const { N, C, S } = spec;
+  const cell = 26;
+  const labelW = 250;
+  const blockGap = 22;
+  const rowLabelW = 26;
+  const panelHead = 34;
+  const panelGap = 18;
+  const blockW = S * cell;
+  // wide enough for the blocks and for the subtitle (11 px text: ~6 px a character)
+  const W = Math.max(labelW + N * (rowLabelW + blockW) + (N - 1) * blockGap + 20, Math.ceil((spec.subtitle?.length ?? 0) * 6) + 20);
+  const panelH = panelHead + C * cell;
+  const top = spec.subtitle ? 58 : 44;
+  const H = top + spec.panels.length * (panelH + panelGap) + 10;
+  const body: string[] = [];
+  body.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
+  body.push(`<text class="title" x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(spec.title)}</text>`);
+  if (spec.subtitle) body.push(`<text class="subtitle" x="${W / 2}" y="40" text-anchor="middle" font-size="11" fill="#555">${escapeXml(spec.subtitle)}</text>`);
+  spec.panels.forEach((p, k) => {
+    if (p.groupOf.length !== N * C * S) throw new RangeError(`groupDiagram: panel ${p.name} has ${p.groupOf.length} cells, expected N·C·S = ${N * C * S}`);
+    const groups = new Set(Array.from(p.groupOf));
+    const m = (N * C * S) / groups.size;
+    const y0 = top + k * (panelH + panelGap);
+    body.push(`<g class="panel" data-name="${escapeXml(p.name)}" data-groups="${groups.size}" data-m="${Number.isInteger(m) ? m : 'unequal'}">`);
+    body.push(`<text class="panel-name" x="10" y="${y0 + panelHead + 16}" font-size="15" font-weight="bold">${escapeXml(p.name)}</text>`);
+    body.push(`<text class="panel-caption" x="10" y="${y0 + panelHead + 34}" font-size="11" fill="#333">${escapeXml(`${groups.size} groups × ${Number.isInteger(m) ? m : '?'} values`)}</text>`);
+    // the caption wraps at ~40 characters into the label column
+    const words = p.caption.split(' ');
+    const lines: string[] = [''];
+    for (const w of words) {
+      if ((lines[lines.length - 1]! + ' ' + w).trim().length > 40) lines.push(w);
+      else lines[lines.length - 1] = (lines[lines.length - 1]! + ' ' + w).trim();
+    }
+    lines.forEach((l, i) => body.push(`<text class="panel-caption" x="10" y="${y0 + panelHead + 50 + i * 13}" font-size="11" fill="#555">${escapeXml(l)}</text>`));
+    for (let n = 0; n < N; n++) {
+      const bx = labelW + n * (rowLabelW + blockW + blockGap) + rowLabelW;
+      body.push(`<text class="block-label" x="${bx + blockW / 2}" y="${y0 + panelHead - 8}" text-anchor="middle" font-size="12">${escapeXml(`sample ${n}`)}</text>`);
+      for (let c = 0; c < C; c++) {
+        const cy = y0 + panelHead + c * cell;
+        body.push(`<text class="row-label" x="${bx - 4}" y="${cy + cell / 2 + 4}" text-anchor="end" font-size="11" fill="#555">c${c}</text>`);
+        for (let s = 0; s < S; s++) {
+          const g = p.groupOf[(n * C + c) * S + s]!;
+          const cx = bx + s * cell;
+          const color = PALETTE[g % PALETTE.length]!;
+          body.push(`<rect class="cell" data-n="${n}" data-c="${c}" data-s="${s}" data-group="${g}" x="${cx}" y="${cy}" width="${cell - 2}" height="${cell - 2}" fill="${color}" fill-opacity="0.8"/>`);
+          body.push(`<text class="cell-label" x="${cx + (cell - 2) / 2}" y="${cy + cell / 2 + 3}" text-anchor="middle" font-size="11" fill="#ffffff" font-weight="bold">${g}</text>`);
+        }
+      }
+    }
+    body.push('</g>');
+  });
+  const svg = wrap(W, H, spec.title, body);
+  return svg.replace('<svg xmlns=', '<svg class="diagram" xmlns=');
+}
