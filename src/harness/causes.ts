@@ -6,9 +6,10 @@
  * Two levels:
  * - a cause: failures that share a counterexample (a stable hash of the counterexample's
  *   request(s)) or the same symptom: the same named fault in the same op, or the same output of
- *   the same op disagreeing (forwardTrain's runningVar, backward's dx, ...), or, when neither can
- *   be read, the same check and message shape (numbers blanked). Shared counterexamples and
- *   shared symptoms are joined transitively (union-find).
+ *   the same op disagreeing (forwardTrain's runningVar, backward's dx, ...; outputs computed
+ *   from a wrong statistic go with it: joinDependents), or, when neither can be read, the same
+ *   check and message shape (numbers blanked). Shared counterexamples and shared symptoms are
+ *   joined transitively (union-find).
  * - an entry of a cause: one counterexample. Axis variants of one check (IDs differing only in
  *   `axis=...`) and checks whose counterexamples hash alike fold into one entry that lists them.
  *
@@ -135,8 +136,61 @@ function faultOf(r: CheckResult): string | undefined {
   return /\b(?:threw|rejected): ([a-z]+(?:-[a-z]+)+): /.exec(f.message)?.[1];
 }
 
+interface Symptom {
+  key: string;
+  text: string;
+  /** For a wrong output: the op and the output. */
+  op?: string;
+  output?: string;
+}
+
+/**
+ * Outputs computed from others of the same op: y and the running statistics from the batch
+ * statistics (mean, variance; the family's invStdDev), dx from the same two reductions as dgamma
+ * and dbeta. When a statistic of an op is wrong, the op's wrong dependents are put with it (one
+ * wrong mean makes y and runningMean wrong too); when only a dependent is wrong, it is a cause
+ * of its own (a wrong running-variance update leaves y alone).
+ */
+const ROOTS = ['mean', 'variance', 'invStdDev', 'dgamma', 'dbeta'];
+const DEPENDS: Record<string, readonly string[]> = { y: ['mean', 'variance', 'invStdDev'], runningMean: ['mean'], runningVar: ['variance'], dx: ['dgamma', 'dbeta'] };
+const OUTPUT_ORDER = ['mean', 'variance', 'invStdDev', 'dgamma', 'dbeta', 'y', 'dx', 'runningMean', 'runningVar'];
+
+/** `a`, `a and b`, `a, b and c`. */
+const listing = (xs: string[]) => (xs.length < 2 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
+
+/** Dependents of an op whose statistics also fail join the statistics' key. */
+function joinDependents(symptoms: Symptom[]): Symptom[] {
+  const roots = new Map<string, Set<string>>();
+  for (const s of symptoms) if (s.op && s.output && ROOTS.includes(s.output)) roots.set(s.op, (roots.get(s.op) ?? new Set()).add(s.output));
+  const rootKey = (op: string) => `output:${op}:${[...roots.get(op)!].sort().join('+')}`;
+  return symptoms.map((s) => {
+    if (!s.op || !s.output || !roots.has(s.op)) return s;
+    const wrong = roots.get(s.op)!;
+    if (ROOTS.includes(s.output) || (DEPENDS[s.output] ?? []).some((o) => wrong.has(o))) return { ...s, key: rootKey(s.op) };
+    return s;
+  });
+}
+
+/** The words for a cause's symptoms: `forwardTrain's mean and variance (and y, runningVar, computed from them)`. */
+function describeSymptoms(symptoms: Symptom[]): string {
+  const byOp = new Map<string, Set<string>>();
+  const other: string[] = [];
+  for (const s of symptoms) {
+    if (s.op && s.output) byOp.set(s.op, (byOp.get(s.op) ?? new Set()).add(s.output));
+    else if (!other.includes(s.text)) other.push(s.text);
+  }
+  const ops = [...byOp].map(([op, set]) => {
+    const outs = OUTPUT_ORDER.filter((o) => set.has(o)).concat([...set].filter((o) => !OUTPUT_ORDER.includes(o)));
+    const roots = outs.filter((o) => ROOTS.includes(o));
+    const deps = outs.filter((o) => !ROOTS.includes(o));
+    if (!roots.length || !deps.length) return `${op}'s ${listing(outs)}`;
+    return `${op}'s ${listing(roots)} (and ${listing(deps)}, computed from ${roots.length > 1 ? 'them' : 'it'})`;
+  });
+  return [...ops, ...other].join('; ');
+}
+
 /** The symptom: a key (what joins failures) and the words a report shows. */
-function symptomOf(r: CheckResult): { key: string; text: string } {
+function symptomOf(r: CheckResult): Symptom {
   const f = r.failure!;
   const cxOp = f.counterexample?.op ?? (/\b(forwardTrain|forwardInfer|backward)\b/.exec(f.message)?.[1] as AnyOp | undefined);
   if (/internal error/i.test(f.message)) return { key: 'internal-error', text: 'an internal error of bn-conformance (please report it)' };
@@ -150,7 +204,7 @@ function symptomOf(r: CheckResult): { key: string; text: string } {
   const output = outputOf(r);
   if (output) {
     const op = opFor(output, cxOp);
-    return { key: `output:${op}:${output}`, text: `${op}'s ${output}` };
+    return { key: `output:${op}:${output}`, text: `${op}'s ${output}`, op, output };
   }
   const shape = messageShape(f.message);
   return { key: `message:${checkBase(r.id)}:${shape}`, text: `${checkBase(r.id)}: ${truncate(shape, 100)}` };
@@ -300,7 +354,7 @@ function hintsFor(failures: CheckResult[], report: ConformanceReport, runFloat32
 export function findCauses(report: ConformanceReport): Cause[] {
   const failures = report.results.filter((r) => r.status === 'fail' && r.failure);
   const hashes = failures.map((r) => counterexampleHash(r.failure!.counterexample));
-  const symptoms = failures.map(symptomOf);
+  const symptoms = joinDependents(failures.map(symptomOf));
   const groups = groupsOf(failures.length, (k) => [symptoms[k]!.key, hashes[k] && `cx:${hashes[k]}`]);
   const runFloat32 = float32Arithmetic(report, failures);
   const float64Rounded32 = rawGots(failures.filter((r) => (r.failure?.counterexample?.dtype ?? dtypeOfId(r.id)) === 'float64')).some(looksFloat32);
@@ -313,9 +367,8 @@ export function findCauses(report: ConformanceReport): Cause[] {
       const h = hashes[idx[e[0]!]!];
       return { checks, ...(axes.length > 1 ? { axes } : {}), ...(h ? { counterexample: h } : {}) };
     });
-    const texts = [...new Set(idx.map((k) => symptoms[k]!.text))];
     const hints = hintsFor(rs, report, runFloat32, float64Rounded32);
-    return { symptom: texts.join('; '), checks: rs.map((r) => r.id), entries, ...(hints.length ? { hints } : {}) };
+    return { symptom: describeSymptoms(idx.map((k) => symptoms[k]!)), checks: rs.map((r) => r.id), entries, ...(hints.length ? { hints } : {}) };
   });
   // most checks first; ties in report order (the groups already are)
   return causes

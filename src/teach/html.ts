@@ -72,13 +72,29 @@ export function formatHtml(report: ConformanceReport, opts: HtmlOptions = {}): s
   const shown = new Map(causes.map((c) => [c.id, shownEntries(c, entriesPerCause(causes.length))]));
   // a failing check links to its own details when they are shown, else to its cause
   const detailed = new Set([...shown.values()].flat().map((e) => e.checks[0]!));
+  // the unbounded column only where some check has a fraction to show (300 empty cells otherwise)
+  const anyUnbounded = report.results.some((r) => inconclusiveFraction(r) !== undefined);
+  // checks not run, one row per reason listing their IDs (a BN-only kernel has dozens alike)
+  const notRun = new Map<string, CheckResult[]>();
+  for (const r of report.results) {
+    if (r.status !== 'not-supported' && r.status !== 'skipped') continue;
+    const key = `${r.status}\u0000${r.reason ?? ''}`;
+    notRun.set(key, [...(notRun.get(key) ?? []), r]);
+  }
   const rows = report.results
     .map((r) => {
+      if (r.status === 'not-supported' || r.status === 'skipped') {
+        const group = notRun.get(`${r.status}\u0000${r.reason ?? ''}`)!;
+        if (group[0] !== r) return '';
+        const empty = anyUnbounded ? '<td></td><td></td>' : '<td></td>';
+        return `<tr class="${r.status}"><td>${group.map((x) => esc(x.id)).join('<br>')}</td><td>${STATUS_LABEL[r.status]}${group.length > 1 ? ` (${group.length})` : ''}</td><td></td>${empty}<td>${esc(r.reason ?? '')}</td></tr>`;
+      }
       const cause = causeOf.get(r.id);
       const id = detailed.has(r.id) ? `<a href="#${esc(anchor(r.id))}">${esc(r.id)}</a>` : esc(r.id);
-      const fraction = inconclusiveFraction(r) ?? '';
-      return `<tr class="${r.status}"><td>${id}</td><td>${STATUS_LABEL[r.status]}</td><td>${r.durationMs} ms</td><td>${fraction}</td><td>${cause ? `<a href="#cause-${cause}">${cause}</a>` : ''}</td><td>${esc(noteOf(r))}</td></tr>`;
+      const fraction = anyUnbounded ? `<td>${inconclusiveFraction(r) ?? ''}</td>` : '';
+      return `<tr class="${r.status}"><td>${id}</td><td>${STATUS_LABEL[r.status]}</td><td>${r.durationMs} ms</td>${fraction}<td>${cause ? `<a href="#cause-${cause}">${cause}</a>` : ''}</td><td>${esc(noteOf(r))}</td></tr>`;
     })
+    .filter(Boolean)
     .join('\n');
   const failureBlock = (r: CheckResult, folded?: string) => {
     const w = r.failure?.worst;
@@ -139,8 +155,7 @@ ${plot}
 <h2>Failures (${s.failed}), by cause</h2>
 ${causeSections || '<p>None.</p>'}
 <h2>Checks</h2>
-<p class="meta">unbounded: the values a check compared whose bound was uninformative (Infinity, or no smaller than the value itself), where there were any.</p>
-<table class="checks"><tr><th>check ID</th><th>verdict</th><th>time</th><th>unbounded</th><th>cause</th><th>note</th></tr>
+${anyUnbounded ? '<p class="meta">unbounded: the values a check compared whose bound was uninformative (Infinity, or no smaller than the value itself), where there were any.</p>\n' : ''}<table class="checks"><tr><th>check ID</th><th>verdict</th><th>time</th>${anyUnbounded ? '<th>unbounded</th>' : ''}<th>cause</th><th>note</th></tr>
 ${rows}
 </table>
 </body>
