@@ -74,7 +74,7 @@ export function axisFor(variant: AxisVariant, rank: number, seed: number): numbe
  * uniform over bit patterns, mostly 1e-200 and the like, which vanish next to an integer).
  * Shrinks toward 0.
  */
-const fullFraction = fc
+export const fullFraction = fc
   .tuple(fc.integer({ min: -(2 ** 26 - 1), max: 2 ** 26 - 1 }), fc.integer({ min: 0, max: 2 ** 26 - 1 }))
   .map(([hi, lo]) => (hi * 2 ** 26 + (hi < 0 ? -lo : lo)) / 2 ** 52);
 
@@ -86,7 +86,7 @@ const toDtype = (dtype: DType) => (v: number) => roundTo(dtype, v);
  * scale at 2^4 (|x| <= 1032 * 16, and a spread of 8 * 16 keeps even a pure-float16 variance finite).
  * With full-mantissa values every value is rounded once to its dtype, so it is representable.
  */
-const HALF_GRID: Record<string, { maxLogRatio: number; maxScale: number }> = {
+export const HALF_GRID: Record<string, { maxLogRatio: number; maxScale: number }> = {
   float16: { maxLogRatio: 10, maxScale: 4 },
   bfloat16: { maxLogRatio: 7, maxScale: 6 },
 };
