@@ -12,8 +12,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BUILTINS, createBuiltin } from '../harness/builtins.js';
 import type { BatchNormImplementation, ProfileName } from '../contract/contract.js';
 import { BnConformanceError, UsageError } from '../contract/errors.js';
-import { type Format, formatJson, formatJunit, formatText } from '../harness/format.js';
-import type { ConformanceReport } from '../harness/types.js';
+import { type Format, formatJson, formatJunit, formatText, verdictLine } from '../harness/format.js';
 import { DEFAULT_RUNS, DEFAULT_TIMEOUT_MS, packageVersion, planRun, runConformance } from '../harness/runner.js';
 import { PROFILE_NAMES } from '../contract/profiles.js';
 import { createExecImplementation } from '../harness/exec.js';
@@ -184,14 +183,6 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
   } finally {
     interrupt.dispose();
   }
-}
-
-/** The one-line verdict: PASS, FAIL or INTERRUPTED, with the counts. */
-function verdictLine(report: ConformanceReport, planned: number | undefined): string {
-  const s = report.summary;
-  const counts = `${s.passed} passed, ${s.failed} failed, ${s.inconclusive} inconclusive, ${s.skipped} skipped, ${s.notSupported} not supported`;
-  if (report.interrupted) return `INTERRUPTED: ${counts}; interrupted after ${s.total}${planned !== undefined ? ` of ${planned}` : ''} checks, the results are partial`;
-  return `${report.ok ? 'PASS' : 'FAIL'}: ${counts}`;
 }
 
 async function checkImpl(impl: BatchNormImplementation, module: string | undefined, opts: CheckOptions, interrupt: ReturnType<typeof interruptOnSignals>): Promise<number> {
