@@ -286,6 +286,15 @@ class Child {
     this.kill();
   }
 
+  /** Reject the request in flight, if any, and stop its timer (close() during a request: an interrupted run). */
+  abandon(f: ExecFault): void {
+    const p = this.pending;
+    this.pending = undefined;
+    if (!p) return;
+    if (p.timer) clearTimeout(p.timer);
+    p.reject(f);
+  }
+
   kill(): void {
     this.dead = true;
     const pid = this.proc.pid;
@@ -436,6 +445,8 @@ export async function createExecImplementation(command: string, options: ExecOpt
     events,
     async close() {
       closed = true;
+      // a request in flight ends now: its timer would keep the process alive for up to timeoutMs
+      child?.abandon(new ExecFault('exec-died', 'the implementation was closed while a request ran'));
       child?.kill();
     },
   };

@@ -268,6 +268,14 @@ export async function createIsolatedImplementation(modulePath: string, options: 
     events: budget.events,
     async close() {
       closed = true;
+      // a call still in flight (the run was interrupted): it ends now, its time limit's timer too,
+      // which would otherwise keep the process alive for up to timeoutMs
+      const p = pending;
+      pending = undefined;
+      if (p) {
+        clearTimeout(p.timer);
+        p.reject(fault('worker-died', `${p.op}: the implementation was closed while it ran`));
+      }
       stop('');
     },
   };
