@@ -312,7 +312,11 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
   const floor = f.eps > 0 && s2 > 0 ? (f.eps * (1 - 2 ** -23 - 2 * u)) / s2 : 0;
   const lower = Math.max(1 - r, floor);
   const singular = !(lower > 0);
-  const c = singular ? Infinity : 1 - r >= floor ? Math.expm1(-0.5 * Math.log1p(-r)) : 1 / Math.sqrt(floor) - 1;
+  // |s / s^ - 1| on both sides: s^ < s up to the floor (above), s^ > s up to s sqrt(1 + r), where
+  // 1 - 1 / sqrt(1 + r) <= r / 2 is below the first whenever 1 - r >= floor, but not always when the
+  // floor decides (eps ~ var, r > 1: var = eps, r = 3 gives 0.5 against 1 / sqrt(1/2) - 1 = 0.41)
+  const cBelow = 1 - r >= floor ? Math.expm1(-0.5 * Math.log1p(-r)) : 1 / Math.sqrt(floor) - 1;
+  const c = singular ? Infinity : Math.max(cBelow, -Math.expm1(-0.5 * Math.log1p(r)));
   const inv = 1 + c;
   const alpha = (inv * dmu) / s;
   const beta = c / SAFETY + 4 * u * inv;
