@@ -8,6 +8,8 @@ import type {
   BackwardRequest,
   BatchNormImplementation,
   DType,
+  FamilyOp,
+  FamilyRequest,
   ForwardInferRequest,
   ForwardTrainRequest,
   Op,
@@ -20,7 +22,22 @@ import { accumulationOf } from '../contract/declaration.js';
 import { type Layout, layoutOf } from '../contract/layout.js';
 import { effectiveEps, emaWeights, runningVarFactor } from '../contract/profiles.js';
 import { channelStats, referenceBackward, referenceForwardInfer, referenceForwardTrain } from '../reference/reference.js';
-import { type ChannelFacts, errorRatio, tolerance } from './tolerance.js';
+import { referenceFamily } from '../reference/family.js';
+import { groupStats } from '../reference/grouped.js';
+import {
+  batchGroupingOf,
+  describeGroup,
+  describePosition,
+  FAMILY,
+  groupBase,
+  groupOf,
+  isFamilyOp,
+  paramOf,
+  paramOfGroup,
+  validateFamilyRequest,
+  type Grouping,
+} from '../contract/grouping.js';
+import { type ChannelFacts, errorRatio, parameterTolerance, tolerance } from './tolerance.js';
 import { GridAccumulator } from './exact-sums.js';
 import { countComparison } from './tally.js';
 
@@ -67,26 +84,29 @@ function build(n: number, fn: (i: number) => number): Float64Array {
 
 const channelOf = (L: Layout, i: number) => Math.floor(i / L.inner) % L.channels;
 
-function forChannel(L: Layout, c: number, fn: (i: number) => void): void {
-  for (let o = 0; o < L.outer; o++) {
-    const base = (o * L.channels + c) * L.inner;
-    for (let i = base; i < base + L.inner; i++) fn(i);
-  }
-}
-
-/** Exact per-channel facts for the tolerance, and x-hat per element. */
-function facts(
-  L: Layout,
+/**
+ * Exact per-group facts for the tolerance, and x-hat per element, over a grouping (BN: the batch
+ * grouping, one group per channel). `family` (the normalization family's ops): gamma is per
+ * element (ChannelFacts.gammaPerElement: the facts' gamma is the group's largest |gamma|, the
+ * backward facts are of dy' = gamma dy, and Q' = mean(dy'), P' = mean(dy' xhat) come back per
+ * group), and RMSNorm does not centre (its stats: mean 0, variance mean(x^2)).
+ */
+function groupFacts(
+  G: Grouping,
   x: Float64Array,
   eps: number,
-  gamma: Float64Array,
+  gamma: ArrayLike<number>,
   stats: { mean: Float64Array; variance: Float64Array },
   training: boolean,
   dy?: Float64Array,
-): { perChannel: ChannelFacts[]; xhat: Float64Array } {
-  const xhat = new Float64Array(L.numel);
+  family?: { centred: boolean },
+): { perChannel: ChannelFacts[]; xhat: Float64Array; Q: Float64Array; P: Float64Array } {
+  const xhat = new Float64Array(G.numel);
   const perChannel: ChannelFacts[] = [];
-  for (let c = 0; c < L.channels; c++) {
+  const Q = new Float64Array(family && dy ? G.groups : 0);
+  const P = new Float64Array(family && dy ? G.groups : 0);
+  const { runs, runStride, runLength } = G;
+  for (let c = 0; c < G.groups; c++) {
     const mu = stats.mean[c]!;
     const v = stats.variance[c]!;
     const s = Math.sqrt(v + eps);
@@ -95,38 +115,65 @@ function facts(
     let sDy = 0;
     let sDyXhat = 0;
     let sDyX = 0;
+    let maxGamma = 0;
+    let sumDyp = 0;
+    let sumDypXhat = 0;
     // grid facts decide which of the kernel's sums are exact (tolerance.ts exactness); only batch
-    // statistics (training) are sums the kernel computes
-    const grid = training ? new GridAccumulator() : undefined;
-    const dyGrid = dy ? new GridAccumulator() : undefined;
-    forChannel(L, c, (i) => {
-      grid?.add(x[i]!);
-      dyGrid?.add(dy![i]!);
-      const d = x[i]! - mu;
-      xhat[i] = d / s;
-      absSum += Math.abs(x[i]!);
-      maxDev = Math.max(maxDev, Math.abs(d));
-      if (dy) {
-        sDy += Math.abs(dy[i]!);
-        sDyXhat += Math.abs(dy[i]! * xhat[i]!);
-        sDyX += Math.abs(dy[i]! * x[i]!);
+    // statistics (training) are sums the kernel computes; RMSNorm's are sums of squares (none)
+    const grid = training && (!family || family.centred) ? new GridAccumulator() : undefined;
+    const dyGrid = dy && !family ? new GridAccumulator() : undefined;
+    const base = groupBase(G, c);
+    for (let r = 0; r < runs; r++) {
+      const start = base + r * runStride;
+      for (let i = start; i < start + runLength; i++) {
+        grid?.add(x[i]!);
+        dyGrid?.add(dy![i]!);
+        const d = x[i]! - mu;
+        xhat[i] = d / s;
+        absSum += Math.abs(x[i]!);
+        maxDev = Math.max(maxDev, Math.abs(d));
+        if (family) {
+          const gm = gamma[paramOf(G, i)]!;
+          maxGamma = Math.max(maxGamma, Math.abs(gm));
+          if (dy) {
+            const dyp = gm * dy[i]!;
+            sDy += Math.abs(dyp);
+            sDyXhat += Math.abs(dyp * xhat[i]!);
+            sDyX += Math.abs(dyp * x[i]!);
+            sumDyp += dyp;
+            sumDypXhat += dyp * xhat[i]!;
+          }
+        } else if (dy) {
+          sDy += Math.abs(dy[i]!);
+          sDyXhat += Math.abs(dy[i]! * xhat[i]!);
+          sDyX += Math.abs(dy[i]! * x[i]!);
+        }
       }
-    });
+    }
+    if (family && dy) {
+      Q[c] = family.centred ? sumDyp / G.m : 0;
+      P[c] = sumDypXhat / G.m;
+    }
     perChannel.push({
-      m: L.m,
+      m: G.m,
       mean: mu,
       variance: v,
       eps,
-      absMean: absSum / L.m,
+      absMean: absSum / G.m,
       maxDev,
-      gamma: gamma[c]!,
+      gamma: family ? maxGamma : gamma[paramOfGroup(G, c)]!,
       training,
-      ...(dy ? { meanAbsDy: sDy / L.m, meanAbsDyXhat: sDyXhat / L.m, meanAbsDyX: sDyX / L.m } : {}),
+      ...(dy ? { meanAbsDy: sDy / G.m, meanAbsDyXhat: sDyXhat / G.m, meanAbsDyX: sDyX / G.m } : {}),
       ...gridFields(grid, dyGrid),
+      ...(family ? { gammaPerElement: true, ...(family.centred ? {} : { centred: false }) } : {}),
     });
   }
-  return { perChannel, xhat };
+  return { perChannel, xhat, Q, P };
 }
+
+/** BN's facts: the batch grouping's. */
+const facts = (L: Layout, x: Float64Array, eps: number, gamma: Float64Array, stats: { mean: Float64Array; variance: Float64Array }, training: boolean, dy?: Float64Array) =>
+  groupFacts(batchGroupingOf(L), x, eps, gamma, stats, training, dy);
 
 /** The optional grid facts of a channel (absent when not computed or not on a grid). */
 export function gridFields(grid?: GridAccumulator, dyGrid?: GridAccumulator): Pick<ChannelFacts, 'grid' | 'dyGrid'> {
@@ -205,6 +252,10 @@ export interface Expectation {
   uninformative?: ReadonlySet<string>[];
   /** Per output, the magnitude at which its dtype overflows to ±Infinity (half outputs only). */
   overflowAt?: Record<string, number>;
+  /** Outputs checked only when the result has them (the family's mean and invStdDev). */
+  optional?: ReadonlySet<string>;
+  /** An element's position in words, for reports (the family: its indices, group and parameter). */
+  where?: (output: string, index: number) => string;
 }
 
 /** The request as float64 numbers (half decoded), for the float64 reference. */
@@ -213,11 +264,13 @@ const f64Request = <T extends ForwardTrainRequest | ForwardInferRequest | Backwa
 
 /** Expected outputs (reference, float64) and per-element bounds for an implementation of `dtype`. */
 export function expectationFor(
-  op: Op,
+  op: Op | FamilyOp,
   profile: Profile,
-  req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest,
+  request: ForwardTrainRequest | ForwardInferRequest | BackwardRequest | FamilyRequest,
   opts: CompareOptions,
 ): Expectation {
+  if (isFamilyOp(op)) return familyExpectation(op, profile, request as FamilyRequest, opts);
+  const req = request as ForwardTrainRequest | ForwardInferRequest | BackwardRequest;
   const precision = opts.precision ?? precisionOfRequest(req);
   const { dtype, paramDtype } = precision;
   const L = layoutOf(req.shape, req.axis);
@@ -300,12 +353,100 @@ export function expectationFor(
   };
 }
 
-/** Check an implementation's result against an expectation; outputs absent from `got` fail. */
+/**
+ * The normalization family's expectation (issue 23), over the op's grouping: the float64
+ * reference's outputs, and per element the bound of its group's tolerance (src/judge/tolerance.ts,
+ * section NORMALIZATION FAMILY): y and dx with gamma per element (the element's own gamma, dx on
+ * dy' = gamma dy); mean and invStdDev per group, checked when returned; dgamma and dbeta per
+ * parameter by parameterTolerance, summed over the elements reading it across groups. Reasons and
+ * the uninformative flags are per group, then per parameter (channelOf: groups + j for dgamma[j]).
+ */
+function familyExpectation(op: FamilyOp, profile: Profile, req: FamilyRequest, opts: CompareOptions): Expectation {
+  const precision = opts.precision ?? precisionOfRequest(req);
+  const { dtype, paramDtype } = precision;
+  const f = FAMILY[op];
+  type Numbers = { x: Float64Array; gamma: Float64Array; dy: Float64Array };
+  const r = { ...numericRequest({ ...req, dtype: req.dtype ?? dtype, paramDtype: req.paramDtype ?? paramDtype }), dtype: 'float64', paramDtype: 'float64' } as FamilyRequest & Numbers;
+  const { grouping: G } = validateFamilyRequest(op, r);
+  const eps = effectiveEps(profile, r.eps);
+  const exp = referenceFamily(profile, op, r) as unknown as Record<string, Float64Array>;
+  const st = groupStats(r.x, G, f.centred);
+  const mean = st.meanHi.map((h, g) => h + st.meanLo[g]!);
+  const fx = groupFacts(G, r.x, eps, r.gamma, { mean, variance: st.variance }, true, f.backward ? r.dy : undefined, { centred: f.centred });
+  const input = { dtype, paramDtype, accumulation: opts.accumulation };
+  const b = fx.perChannel.map((fa) => tolerance(input, fa));
+  const overflowAt: Record<string, number> = {};
+  for (const o of [...f.outputs, ...f.optionalOutputs]) {
+    const d = fieldDtype(o, precision);
+    if (isHalf(d)) overflowAt[o] = HALF_FORMATS[d].overflowThreshold;
+  }
+  const perElement = (o: string) => o === 'y' || o === 'dx';
+  const perGroup = (o: string) => o === 'mean' || o === 'invStdDev';
+  const where = (o: string, i: number) =>
+    perElement(o) ? `${o}${describePosition(G, i)}` : perGroup(o) ? `${o}[${i}] (${describeGroup(G, i)})` : `${o}[${i}] (every element reading gamma[${i}])`;
+  const common = { overflowAt, optional: new Set(f.optionalOutputs), where };
+  if (!f.backward) {
+    return {
+      expected: { y: exp.y!, ...(f.centred ? { mean: exp.mean! } : {}), invStdDev: exp.invStdDev! },
+      bounds: {
+        y: build(G.numel, (i) => b[groupOf(G, i)]!.y(fx.xhat[i]!, r.x[i]!, exp.y![i]!, r.gamma[paramOf(G, i)]!)),
+        ...(f.centred ? { mean: build(G.groups, (g) => b[g]!.mean) } : {}),
+        invStdDev: build(G.groups, (g) => b[g]!.invStdDev),
+      },
+      channelOf: (o, i) => (perElement(o) ? groupOf(G, i) : i),
+      reasons: b.map((x) => x.reason),
+      uninformative: b.map((x) => x.uninformative),
+      ...common,
+    };
+  }
+  // per parameter, over the elements reading it (across groups)
+  const n = new Float64Array(G.params);
+  const sumTerms = new Float64Array(G.params);
+  const sumAbsDyXhat = new Float64Array(G.params);
+  const sumAbsDy = new Float64Array(G.params);
+  const grids = Array.from({ length: G.params }, () => new GridAccumulator());
+  for (let g = 0; g < G.groups; g++) {
+    const base = groupBase(G, g);
+    for (let k = 0; k < G.runs; k++) {
+      const start = base + k * G.runStride;
+      for (let i = start; i < start + G.runLength; i++) {
+        const p = paramOf(G, i);
+        const dy = r.dy[i]!;
+        n[p]!++;
+        sumTerms[p]! += b[g]!.dgammaTerm(fx.xhat[i]!, r.x[i]!, dy);
+        sumAbsDyXhat[p]! += Math.abs(dy * fx.xhat[i]!);
+        sumAbsDy[p]! += Math.abs(dy);
+        grids[p]!.add(dy);
+      }
+    }
+  }
+  const pb = Array.from({ length: G.params }, (_, p) =>
+    parameterTolerance(input, { n: n[p]!, sumTerms: sumTerms[p]!, sumAbsDyXhat: sumAbsDyXhat[p]!, sumAbsDy: sumAbsDy[p]!, ...gridFields(undefined, grids[p]) }),
+  );
+  return {
+    expected: { dx: exp.dx!, dgamma: exp.dgamma!, ...(f.hasBeta ? { dbeta: exp.dbeta! } : {}) },
+    bounds: {
+      dx: build(G.numel, (i) => {
+        const g = groupOf(G, i);
+        return b[g]!.dx(fx.xhat[i]!, r.x[i]!, r.gamma[paramOf(G, i)]! * r.dy[i]!, fx.Q[g]!, fx.P[g]!, exp.dx![i]!);
+      }),
+      dgamma: build(G.params, (p) => pb[p]!.dgamma(exp.dgamma![p]!)),
+      ...(f.hasBeta ? { dbeta: build(G.params, (p) => pb[p]!.dbeta(exp.dbeta![p]!)) } : {}),
+    },
+    channelOf: (o, i) => (perElement(o) ? groupOf(G, i) : G.groups + i),
+    reasons: [...b.map((x) => x.reason), ...pb.map((x) => x.reason)],
+    uninformative: [...b.map((x) => x.uninformative), ...pb.map((x) => x.uninformative)],
+    ...common,
+  };
+}
+
+/** Check an implementation's result against an expectation; outputs absent from `got` fail (optional ones are skipped). */
 export function checkAgainst(e: Expectation, got: Record<string, ArrayLike<number> | undefined>): Comparison {
   const w = new Worst();
   for (const [output, expected] of Object.entries(e.expected)) {
     const bounds = e.bounds[output]!;
     const g = got[output];
+    if (g === undefined && e.optional?.has(output)) continue;
     const overflowAt = e.overflowAt?.[output];
     for (let i = 0; i < expected.length; i++) {
       const channel = e.channelOf(output, i);
@@ -319,9 +460,9 @@ export function checkAgainst(e: Expectation, got: Record<string, ArrayLike<numbe
 
 /** Compare an implementation's result for `req` with the reference under the tolerance. */
 export function compareWithReference(
-  op: Op,
+  op: Op | FamilyOp,
   profile: Profile,
-  req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest,
+  req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest | FamilyRequest,
   got: Record<string, ArrayLike<number> | undefined>,
   opts: CompareOptions,
 ): Comparison {

@@ -136,6 +136,16 @@ export interface ChannelFacts {
    */
   grid?: GridFacts;
   dyGrid?: GridFacts;
+  /**
+   * The normalization family (issue 23; derivation in the section NORMALIZATION FAMILY below).
+   * centred: false for RMSNorm: nothing is subtracted (mean = 0, dmu = 0), `variance` is mean(x^2)
+   * and `maxDev` max|x|. gammaPerElement: gamma varies within the group (the family's judge sets it
+   * for every op): `gamma` is then the group's largest |gamma| (the underflow allowance), y's bound
+   * takes each element's own gamma, and the backward facts (meanAbsDy, meanAbsDyXhat, meanAbsDyX)
+   * and dx's dy, Q, P are those of dy' = gamma dy.
+   */
+  centred?: boolean;
+  gammaPerElement?: boolean;
 }
 
 /**
@@ -203,8 +213,11 @@ export interface ChannelBounds {
   uninformative: ReadonlySet<string>;
   mean: number;
   variance: number;
+  /** The group's 1 / sqrt(variance + eps) (the family's optional output invStdDev). */
+  invStdDev: number;
   xhat(xhat: number, x: number): number;
-  y(xhat: number, x: number, y: number): number;
+  /** `gamma`: the element's own (gammaPerElement); default the group's. */
+  y(xhat: number, x: number, y: number, gamma?: number): number;
   /**
    * running' = keep * old + take * batchStat (batchStat = mean, or bessel * variance);
    * momentum is the value given (keep in the decay convention, take in update-fraction).
@@ -215,6 +228,12 @@ export interface ChannelBounds {
   dx(xhat: number, x: number, dy: number, Q: number, P: number, dx: number): number;
   dgamma(dgamma: number): number;
   dbeta(sumAbsDy: number, dbeta: number): number;
+  /**
+   * One element's share of a parameter gradient's first-order bound, |dy| dxhat + its underflow
+   * allowance (not doubled): parameterTolerance sums it over the elements reading a parameter,
+   * across groups (the family); BN's per-channel dgamma is m dP, the same sum over one group.
+   */
+  dgammaTerm(xhat: number, x: number, dy: number): number;
 }
 
 /**
@@ -283,7 +302,11 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
   const depth = merged?.depth ?? reductionDepth(f.m, acc);
   const g = merged?.g ?? sumErrorFactor(f.m, acc);
   // sums the data make exact (exactSums below): their summation term is 0, not g * sum|terms|
-  const exact = merged ? { sums: false, deviations: false, dy: false } : exactness(f, acc);
+  // the family (section NORMALIZATION FAMILY): RMSNorm does not centre; dy' = gamma dy is not dy's grid
+  const centred = f.centred !== false;
+  const perElement = f.gammaPerElement === true;
+  const exact = merged || !centred ? { sums: false, deviations: false, dy: false } : exactness(f, acc);
+  if (perElement) exact.dy = false;
   const gMean = exact.sums ? 0 : g;
   const gVar = exact.deviations ? 0 : g;
   const gDy = exact.dy ? 0 : g;
@@ -292,12 +315,14 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
   const flush = acc.subnormals === 'flush-to-zero';
   const unit = flush ? TINY_NORMAL[input.dtype] : TINY[input.dtype];
   const flushedInputs = flush ? unit : 0;
-  const dmu = merged ? merged.dmu : f.training ? times(gMean, f.absMean) + 2 * u * Math.abs(f.mean) + flushedInputs : 0;
+  const dmu = merged ? merged.dmu : f.training && centred ? times(gMean, f.absMean) + 2 * u * Math.abs(f.mean) + flushedInputs : 0;
   const dvar = merged
     ? merged.dvar
-    : f.training
-      ? times(dmu, dmu) + 2 * times(dmu, f.maxDev) + 2 * times(gVar + 3 * ua, f.variance + f.maxDev * f.maxDev) + u * f.variance + 2 * (f.maxDev + unit) * flushedInputs
-      : 0;
+    : !f.training
+      ? 0
+      : centred
+        ? times(dmu, dmu) + 2 * times(dmu, f.maxDev) + 2 * times(gVar + 3 * ua, f.variance + f.maxDev * f.maxDev) + u * f.variance + 2 * (f.maxDev + unit) * flushedInputs
+        : times(g + 2 * Math.max(u, ua), f.variance) + 2 * (f.maxDev + unit) * flushedInputs;
   // 1 / s^ exactly, not to first order, for any variance within its bound V (derivation above);
   // expm1/log1p keep c's digits at small r. Statistics given (inference): exact, r = 0.
   const V = f.training || merged ? SAFETY * (dvar + UNDERFLOW_STEPS * unit) : 0;
@@ -328,10 +353,15 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
 
   const meanAbsDy = f.meanAbsDy ?? 0;
   const meanAbsDyXhat = f.meanAbsDyXhat ?? 0;
-  const dQ = times(gDy, meanAbsDy);
+  // dy' = fl(gamma dy) per element (gammaPerElement): one more rounding u |dy'| in every term of
+  // Q', P' and dx's inner term (section NORMALIZATION FAMILY); RMSNorm has no Q term
+  const uDy = perElement ? u : 0;
+  const dQ = centred ? times(gDy, meanAbsDy) + uDy * meanAbsDy : 0;
   const meanAbsDyX = f.meanAbsDyX ?? 0;
   const dP =
-    times(alpha, meanAbsDy) + times(beta, meanAbsDyXhat) + (inv * u * (meanAbsDyX + Math.abs(f.mean) * meanAbsDy)) / s + times(g + u, meanAbsDyXhat);
+    times(alpha, meanAbsDy) + times(beta, meanAbsDyXhat) + (inv * u * (meanAbsDyX + Math.abs(f.mean) * meanAbsDy)) / s + times(g + u + uDy, meanAbsDyXhat);
+  // dx = gamma (dy - Q - xhat P) / s, or with gamma per element (dy' - Q' - xhat P') / s
+  const gs = perElement ? 1 / s : Math.abs(f.gamma / s);
 
   // Which outputs' bounds can fail nothing (src/judge/tally.ts counts them as inconclusive): a
   // bound no smaller than the quantity's own scale. mean: SAFETY dmu >= mean|x|; variance: its
@@ -342,7 +372,7 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
   if (f.training || merged) {
     if (!(SAFETY * dmu < f.absMean) && f.absMean > 0) uninformative.add('mean').add('runningMean');
     if (!(bound(dvar, f.variance) < f.variance) && f.variance > 0) uninformative.add('variance').add('runningVar');
-    if (singular || c >= 1 || alpha >= 1) uninformative.add('xhat').add('y').add('dx');
+    if (singular || c >= 1 || alpha >= 1) uninformative.add('xhat').add('y').add('dx').add('invStdDev');
   }
   if (singular || (!(dP < meanAbsDyXhat) && meanAbsDyXhat > 0)) uninformative.add('dgamma');
   if (!(SAFETY * gDy < 1)) uninformative.add('dbeta');
@@ -369,13 +399,16 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
     uninformative,
     mean: bound(dmu, Math.abs(f.mean)),
     variance: bound(dvar, f.variance),
+    // 1 / s^ within c / s of 1 / s (exact, so c / SAFETY inside the doubling), then var + eps, the
+    // root and the reciprocal (or rsqrt): 3u of the computed value
+    invStdDev: singular ? Infinity : bound((c / SAFETY + 3 * u * inv) / s, 1 / s),
     xhat: (xhat, x) => (singular ? Infinity : bound(dxhat(xhat, x), Math.abs(xhat))),
-    y: (xhat, x, y) =>
+    y: (xhat, x, y, gamma = f.gamma) =>
       singular
         ? Infinity
         : bound(
-            Math.abs(f.gamma) * dxhat(xhat, x) + u * (3 * Math.abs(f.gamma * xhat) + 2 * Math.abs(y) + Math.abs((f.gamma * f.mean) / s)),
-            Math.abs(y) + Math.abs(f.gamma * xhat),
+            Math.abs(gamma) * dxhat(xhat, x) + u * (3 * Math.abs(gamma * xhat) + 2 * Math.abs(y) + Math.abs((gamma * f.mean) / s)),
+            Math.abs(y) + Math.abs(gamma * xhat),
           ),
     runningMean: (keep, take, momentum, old, result) => {
       const scale = Math.abs(keep * old) + Math.abs(take * f.mean);
@@ -394,12 +427,14 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
       if (!f.training) return bound(4 * u * Math.abs(dx), Math.abs(dx));
       if (singular) return Infinity;
       const dXhat = dxhat(xhat, x);
-      const dInner = dQ + dXhat * Math.abs(P) + Math.abs(xhat) * dP + SAFETY * dXhat * dP + 3 * u * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat * P));
-      const scale = Math.abs(f.gamma / s) * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat) * meanAbsDyXhat);
-      return SAFETY * (Math.abs(f.gamma / s) * (inv * dInner + Math.abs(inner) * (c / SAFETY + 3 * u * inv)) + u * Math.abs(dx) + tiny) + REF_DX_U * U64 * scale;
+      const dInner =
+        dQ + dXhat * Math.abs(P) + Math.abs(xhat) * dP + SAFETY * dXhat * dP + 3 * u * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat * P)) + uDy * Math.abs(dy);
+      const scale = gs * (Math.abs(dy) + Math.abs(Q) + Math.abs(xhat) * meanAbsDyXhat);
+      return SAFETY * (gs * (inv * dInner + Math.abs(inner) * (c / SAFETY + 3 * u * inv)) + u * Math.abs(dx) + tiny) + REF_DX_U * U64 * scale;
     },
     dgamma: (dgamma) => (singular ? Infinity : bound(f.m * dP + u * Math.abs(dgamma), f.m * meanAbsDyXhat, f.m)),
     dbeta: (sumAbsDy, dbeta) => bound(times(gDy, sumAbsDy) + u * Math.abs(dbeta), sumAbsDy, f.m),
+    dgammaTerm: (xhat, x, dy) => (singular ? Infinity : times(Math.abs(dy), dxhat(xhat, x)) + tiny),
   };
 }
 
@@ -486,6 +521,100 @@ export function syncTolerance(input: ToleranceInput, f: ChannelFacts, s: SyncFac
 }
 
 // ---------------------------------------------------------------------------------------------
+// NORMALIZATION FAMILY (issue 23): LayerNorm, RMSNorm, GroupNorm, InstanceNorm.
+//
+// Every family op normalizes statistics groups (src/contract/grouping.ts): each group is one
+// "channel" of the derivation above, with its own m, mu, var, A, D, so `tolerance` is called per
+// group unchanged, half precision and the singular-group rule included (both follow from the
+// group's m and conditioning). What differs, derived here:
+//
+// gamma per element (gammaPerElement; LayerNorm / RMSNorm: one gamma per normalized position;
+// GroupNorm: per channel, C / G channels a group; the judge sets it for InstanceNorm too, whose
+// groups read one gamma, since it covers both ways a kernel may arrange the product):
+//   y:   the derivation of y above holds element by element with that element's gamma
+//        (|gamma| dxhat + u (3 |gamma xhat| + 2 |y| + |gamma mu| / s)); the underflow allowance
+//        uses the group's largest |gamma|.
+//   dx:  dx = (dy' - Q' - xhat P') / s with dy' = gamma dy, Q' = mean(dy'), P' = mean(dy' xhat)
+//        (gamma no longer factors out of the group's sums). The kernel forms dy' = fl(gamma dy):
+//        one more rounding u |dy'| per element, which enters
+//          Q':  its m terms each off by u |dy'|:        dQ' = (g + u) mean|dy'| + u |Q'| (as dQ);
+//          P':  each term dy' x^ off by u |dy' xhat| more: dP' = ... + (g + 2u) mean|dy' xhat|;
+//          the inner term dy' - Q' - xhat P':              d(inner) += u |dy'|;
+//        and the factor |gamma / s| becomes 1 / s. With gamma constant in a group every term is
+//        |gamma| times BN's plus these u's: the bound covers the factored form gamma (dy - Q -
+//        xhat P) / s as well. The reference's own dx error is 22u of (|dy'| + |Q'| + |xhat|
+//        mean|dy' xhat|) / s (spec/reference/family.spec.ts derives it, BN's 22u).
+// RMSNorm (centred: false): nothing is subtracted, so dmu = 0 and Q' = 0 (no dQ); the "variance"
+//   ms = mean(x^2): m squares, each rounded once (u, or ua when squared in the accumulation), an
+//   m-term sum (g) and the division:  dms = (g + 2 max(u, ua)) ms  (+ 2 (max|x| + unit) unit for
+//   flushed inputs). Everything after it is the derivation above with var := ms, mu := 0.
+// invStdDev = 1 / s, one per group: 1 / s^ is within c / s of 1 / s, c exact (1 / s^'s factor
+//   inv above, both sides), then var + eps, the root and the reciprocal (or an rsqrt): 3u inv / s.
+// Parameter gradients across groups (parameterTolerance): parameter j's dgamma = sum dy x-hat and
+//   dbeta = sum dy run over the n elements reading j, which lie in different groups for
+//   LayerNorm / RMSNorm (one per row: n = the number of rows) and GroupNorm / InstanceNorm (one
+//   per sample: n = N S). Each term dy_i x^_i carries its own group's x-hat error |dy_i| dxhat_i
+//   (dgammaTerm, with the group's underflow allowance) and the product's u |dy_i xhat_i|; the
+//   n-term sum adds g_n sum|dy xhat| (g_n = sumErrorFactor(n), the declared order), the cast
+//   u |dgamma|:
+//     ddgamma_j = sum_i |dy_i| dxhat_i + (g_n + u) sum|dy xhat| + u |dgamma_j|
+//     ddbeta_j  = g_n sum|dy| + u |dbeta_j|   (g_n = 0 where dy's grid makes the sum exact)
+//   For one group (BN) this is m dP + u |dgamma| above, term for term. Doubled (SAFETY) with the
+//   reference's 8 ulp of sum|dy xhat| (sum|dy|) added; half parameters: the sum in the compute
+//   precision, rounded once to paramDtype (HALF PRECISION below), Infinity when n's depth times
+//   ua reaches 1.
+// ---------------------------------------------------------------------------------------------
+
+/** What the bound of one parameter's gradients needs: sums over the elements reading it (across groups). */
+export interface ParameterFacts {
+  /** Elements reading the parameter: the terms of dgamma and dbeta. */
+  n: number;
+  /** Sum over those elements of their group's dgammaTerm(xhat, x, dy). */
+  sumTerms: number;
+  /** Sum |dy xhat| and sum |dy| over them. */
+  sumAbsDyXhat: number;
+  sumAbsDy: number;
+  /** dy's grid facts over them (exactness of dbeta's sum). */
+  dyGrid?: GridFacts;
+}
+
+export interface ParameterBounds {
+  reason: string;
+  /** 'dgamma' / 'dbeta' when that bound can fail nothing (src/judge/tally.ts). */
+  uninformative: ReadonlySet<string>;
+  dgamma(dgamma: number): number;
+  dbeta(dbeta: number): number;
+}
+
+/** Bounds on one parameter's dgamma and dbeta summed across groups (derivation above). */
+export function parameterTolerance(input: ToleranceInput, p: ParameterFacts): ParameterBounds {
+  const half = involvesHalf(input);
+  const acc = input.accumulation ?? { dtype: half ? 'float32' : input.dtype, order: 'sequential' };
+  const compute = half ? halfComputeDtype(acc) : input.dtype;
+  const u = unitRoundoff(compute);
+  const g = sumErrorFactor(p.n, acc);
+  const gDy = exactness({ m: p.n, ...(p.dyGrid ? { dyGrid: p.dyGrid } : {}) }, acc).dy ? 0 : g;
+  const unit = acc.subnormals === 'flush-to-zero' ? TINY_NORMAL[compute] : 0;
+  const ref = (scale: number) => REF_ULPS * 2 * U64 * scale;
+  const dgamma = (d: number) => SAFETY * (p.sumTerms + times(g + u, p.sumAbsDyXhat) + u * Math.abs(d)) + ref(p.sumAbsDyXhat);
+  // flushed dy (flush-to-zero): each term may lose up to the smallest normal
+  const dbeta = (d: number) => SAFETY * (times(gDy, p.sumAbsDy) + u * Math.abs(d) + p.n * unit) + ref(p.sumAbsDy);
+  const unbounded = !(g < Infinity) || !(p.sumTerms < Infinity);
+  const uninformative = new Set<string>();
+  if (unbounded || (!(p.sumTerms + times(g + u, p.sumAbsDyXhat) < p.sumAbsDyXhat) && p.sumAbsDyXhat > 0)) uninformative.add('dgamma');
+  if (!(SAFETY * gDy < 1)) uninformative.add('dbeta');
+  const reason = `parameter gradient summed over ${p.n} elements across groups (${acc.dtype} ${acc.order} sums, g=${g.toExponential(2)})`;
+  if (!half) return { reason, uninformative, dgamma, dbeta };
+  const once = roundedOnce(input.paramDtype ?? input.dtype, acc);
+  return {
+    reason: `${reason}, computed in ${compute}, rounded once to ${input.paramDtype ?? input.dtype}`,
+    uninformative,
+    dgamma: (d) => (unbounded ? Infinity : once(dgamma(d), d)),
+    dbeta: (d) => (g < Infinity ? once(dbeta(d), d) : Infinity),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // HALF PRECISION (issue 12; owner: half). Kept apart from the float32/float64 derivation above,
 // which it calls unchanged.
 //
@@ -530,14 +659,13 @@ function halfTolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
   const k = reductionDepth(f.m, acc);
   const unbounded = k * unitRoundoff(acc.dtype) >= 1;
   const round = (dtype: DType, reduces: boolean) => {
-    const uo = unitRoundoff(dtype);
-    const tinyO = acc.subnormals === 'flush-to-zero' ? TINY_NORMAL[dtype] : TINY[dtype];
-    return (bc: number, v: number) => (unbounded && reduces ? Infinity : bc + uo * (Math.abs(v) + bc) + tinyO);
+    const once = roundedOnce(dtype, acc);
+    return (bc: number, v: number) => (unbounded && reduces ? Infinity : once(bc, v));
   };
   const act = round(input.dtype, f.training);
   const par = round(paramDtype, true);
   const uninformative = new Set(inner.uninformative);
-  if (unbounded) for (const o of ['mean', 'variance', 'runningMean', 'runningVar', 'dgamma', 'dbeta', ...(f.training ? ['xhat', 'y', 'dx'] : [])]) uninformative.add(o);
+  if (unbounded) for (const o of ['mean', 'variance', 'runningMean', 'runningVar', 'dgamma', 'dbeta', ...(f.training ? ['xhat', 'y', 'dx', 'invStdDev'] : [])]) uninformative.add(o);
   return {
     reason: `${input.dtype} activations, ${paramDtype} parameters, computed in ${compute}, rounded once to each output's dtype; ${inner.reason}`,
     g: unbounded ? Infinity : inner.g,
@@ -545,14 +673,24 @@ function halfTolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
     uninformative,
     mean: par(inner.mean, f.mean),
     variance: par(inner.variance, f.variance),
+    invStdDev: par(inner.invStdDev, 1 / Math.sqrt(f.variance + f.eps)),
     xhat: (xhat, x) => act(inner.xhat(xhat, x), xhat),
-    y: (xhat, x, y) => act(inner.y(xhat, x, y), y),
+    y: (xhat, x, y, gamma) => act(inner.y(xhat, x, y, gamma), y),
     runningMean: (keep, take, momentum, old, result) => par(inner.runningMean(keep, take, momentum, old, result), result),
     runningVar: (keep, take, momentum, old, bessel, result) => par(inner.runningVar(keep, take, momentum, old, bessel, result), result),
     dx: (xhat, x, dy, Q, P, dx) => act(inner.dx(xhat, x, dy, Q, P, dx), dx),
     dgamma: (dgamma) => par(inner.dgamma(dgamma), dgamma),
     dbeta: (sumAbsDy, dbeta) => par(inner.dbeta(sumAbsDy, dbeta), dbeta),
+    // a share of a sum computed in the compute precision: parameterTolerance rounds the sum once
+    dgammaTerm: (xhat, x, dy) => (unbounded ? Infinity : inner.dgammaTerm(xhat, x, dy)),
   };
+}
+
+/** One final rounding to dtype of a value known within bc: |fl(v~) - v| <= bc + u_o (|v| + bc) + tiny_o (derivation above). */
+export function roundedOnce(dtype: DType, acc: AccumulationInfo): (bc: number, v: number) => number {
+  const uo = unitRoundoff(dtype);
+  const tinyO = acc.subnormals === 'flush-to-zero' ? TINY_NORMAL[dtype] : TINY[dtype];
+  return (bc, v) => bc + uo * (Math.abs(v) + bc) + tinyO;
 }
 // --------------------------------------------- END HALF PRECISION ----------------------------
 
