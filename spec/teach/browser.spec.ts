@@ -12,6 +12,7 @@ import { runConformance } from '../../src/harness/runner.js';
 import { createF32Kernel } from '../../src/teach/f32-kernel.js';
 import { sampleErrorRatios } from '../../src/teach/error-ratios.js';
 import { formatHtml } from '../../src/teach/html.js';
+import { entriesPerCause, findCauses, shownEntries } from '../../src/harness/causes.js';
 
 const executablePath = process.env.BN_CHROMIUM ?? '/usr/bin/chromium';
 type Playwright = typeof import('playwright-core');
@@ -61,7 +62,11 @@ describe('HTML report in a real browser', () => {
       for (const l of svg!.labels) expect(l.w).toBeGreaterThan(20);
       expect(svg!.bars.length).toBeGreaterThan(3);
       expect(svg!.bars.every((h) => h > 0)).toBe(true);
-      expect(await page.locator('section.failure').count()).toBe(report.summary.failed);
+      // failures grouped by cause (src/harness/causes.ts): a section per cause, one per counterexample shown (axis variants folded)
+      const causes = findCauses(report);
+      expect(await page.locator('section.cause').count()).toBe(causes.length);
+      expect(await page.locator('section.failure').count()).toBe(causes.reduce((n, c) => n + shownEntries(c, entriesPerCause(causes.length)).length, 0));
+      for (const r of report.results.filter((x) => x.status === 'fail')) expect(await page.locator('table.checks').textContent()).toContain(r.id);
       expect(errors).toEqual([]);
       const shot = process.env.BN_SCREENSHOT ?? join(tmpdir(), 'bn-conformance-report.png');
       await page.screenshot({ path: shot, fullPage: true });
