@@ -14,7 +14,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AccumulationInfo, FamilyOp, FamilyRequest } from '../../src/contract/contract.js';
+import type { AccumulationInfo, Arr, DType, FamilyOp, FamilyRequest, Precision } from '../../src/contract/contract.js';
+import { fieldDtype, roundTo, toContractRequest, toNumbers } from '../../src/contract/dtypes.js';
 import { FAMILY_OPS } from '../../src/contract/contract.js';
 import { FAMILY, groupingFor, groupOf, indicesOf, paramOf, type Grouping } from '../../src/contract/grouping.js';
 import { profiles } from '../../src/contract/profiles.js';
@@ -186,6 +187,23 @@ describe('the family judge', () => {
         }
       }),
       { numRuns: 100, seed: SEED },
+    );
+  });
+
+  it('half precision: the reference in float16 / float32 and bfloat16 / bfloat16 passes its own judge, each output rounded once', () => {
+    fc.assert(
+      fc.property(caseArb(FAMILY_OPS, -2, 2, -1), fc.constantFrom(['float16', 'float32'], ['bfloat16', 'bfloat16']), (c, [dtype, paramDtype]) => {
+        const p = { dtype, paramDtype } as Precision;
+        const round = (d: DType, a: ArrayLike<number>) => Float64Array.from(a, (v) => roundTo(d, v));
+        const r = c.req as FamilyRequest & { dy: Float32Array; beta: Float32Array };
+        const numeric = { ...r, x: round(dtype, r.x), dy: round(dtype, r.dy), gamma: round(paramDtype, r.gamma), beta: round(paramDtype, r.beta), dtype: undefined, paramDtype: undefined };
+        const req = toContractRequest(numeric as unknown as FamilyRequest, p);
+        const got = referenceFamily(profile, c.op, req) as unknown as Record<string, Arr>;
+        const decoded = Object.fromEntries(Object.entries(got).map(([k, v]) => [k, v instanceof Uint16Array ? toNumbers(v, fieldDtype(k, p)) : v]));
+        const cmp = compareWithReference(c.op, profile, req, decoded, { accumulation: F32_SEQ, precision: p });
+        expect(cmp.ok, `${c.op} ${dtype}/${paramDtype}: ${JSON.stringify(cmp.worst)}`).toBe(true);
+      }),
+      { numRuns: 60, seed: SEED },
     );
   });
 
