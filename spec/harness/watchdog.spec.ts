@@ -101,10 +101,13 @@ describe('in process: the same give-up rule as the worker and --exec', () => {
   it('after 5 timed-out calls, later calls fail at once (in-process-gave-up): a kernel that hangs on every call cannot stretch the run to calls x the limit', async () => {
     const busy: BatchNormImplementation = { ...ok, name: 'always-busy', dtypes: ['float32'], axes: 'first', forwardTrain: () => { for (;;); } };
     const t0 = Date.now();
-    const r = await runConformance(busy, { runs: 3, seed: 1, golden: false, timeoutMs: 100, only: ['bn:normalization', 'bn:invariance'] });
+    // (enough checks that call forwardTrain for three to find the budget spent: one timeout each ends the first six)
+    const r = await runConformance(busy, { runs: 3, seed: 1, golden: false, timeoutMs: 100, only: ['bn:normalization', 'bn:invariance', 'bn:consistency', 'bn:agreement:forward-train'] });
     const faults = r.results.map((x) => x.failure?.fault);
     expect(r.results.length).toBeGreaterThanOrEqual(8);
-    expect(faults.filter((f) => f === 'timeout').length).toBeLessThanOrEqual(5);
+    // a timeout ends its check's property (src/harness/check.ts): one timed-out call per check,
+    // the first and one after each of the 5 restarts, then the give-up
+    expect(faults.filter((f) => f === 'timeout').length).toBeLessThanOrEqual(6);
     expect(faults.filter((f) => f === 'in-process-gave-up').length).toBeGreaterThanOrEqual(3);
     const gaveUp = r.results.find((x) => x.failure?.fault === 'in-process-gave-up')!;
     expect(gaveUp.failure!.message).toMatch(/the in-process implementation was continued after a fault 5 times; no more restarts \(faults seen: timeout/);
@@ -141,9 +144,10 @@ describe('the synchronized ops get the same guarded call (watchdog, give-up, eve
     const t0 = Date.now();
     const r = await runConformance(busy, { runs: 2, seed: 1, golden: false, timeoutMs: 100, only: ['bn:sync'] });
     expect(r.results.length).toBe(24);
-    // (with seed 1 the first case's shrinking spends all five timeouts, so every case reports the give-up)
+    // (a timeout ends its case's property: the first six cases time out once each, the first and
+    // one after each of the five restarts; every later case reports the give-up)
     const faults = r.results.map((x) => x.failure?.fault);
-    expect(faults.filter((f) => f === 'timeout').length).toBeLessThanOrEqual(5);
+    expect(faults.filter((f) => f === 'timeout').length).toBeLessThanOrEqual(6);
     expect(faults.filter((f) => f === 'in-process-gave-up').length).toBe(24 - faults.filter((f) => f === 'timeout').length);
     for (const x of r.results) {
       const f = x.failure!;
@@ -158,11 +162,12 @@ describe('the synchronized ops get the same guarded call (watchdog, give-up, eve
 
   it('sync calls share the run\'s budget: after forwardTrain timed out 5 times, forwardTrainSync fails at once with in-process-gave-up', async () => {
     const hangs: BatchNormImplementation = { ...ref, name: 'forward-train-pending', dtypes: ['float32'], precisions: [{ dtype: 'float32', paramDtype: 'float32' }], forwardTrain: () => new Promise(() => undefined) };
-    // three forwardTrain cases (one per axis; each property call and shrink step times out) before the sync one
-    const r = await runConformance(hangs, { runs: 2, seed: 1, golden: false, timeoutMs: 60, only: ['bn:normalization:zero-mean:dtype=float32', 'bn:sync:uneven-shards'] });
-    expect(r.results.map((x) => x.id.split(':')[1])).toEqual(['normalization', 'normalization', 'normalization', 'sync']);
-    for (const x of r.results.slice(0, 3)) expect(['timeout', 'in-process-gave-up']).toContain(x.failure?.fault);
-    const sync = r.results[3]!.failure!;
+    // nine forwardTrain cases (three checks, one per axis; a timeout ends each one's property, so
+    // one timed-out call each: six spend the budget) before the sync one
+    const r = await runConformance(hangs, { runs: 2, seed: 1, golden: false, timeoutMs: 60, only: ['bn:normalization:zero-mean:dtype=float32', 'bn:normalization:variance:dtype=float32', 'bn:normalization:affine:dtype=float32', 'bn:sync:uneven-shards'] });
+    expect(r.results.map((x) => x.id.split(':')[1])).toEqual([...new Array(9).fill('normalization'), 'sync']);
+    for (const x of r.results.slice(0, 9)) expect(['timeout', 'in-process-gave-up']).toContain(x.failure?.fault);
+    const sync = r.results[9]!.failure!;
     expect(sync.fault).toBe('in-process-gave-up');
     expect(sync.message).toMatch(/last: timeout: forwardTrain did not settle within 60 ms/);
   }, 30_000);
