@@ -42,6 +42,15 @@ export interface OrtAdapterOptions {
   provider: string;
 }
 
+/** An output tensor's data as a contract array (also for the family's models: ./ort-family.ts). */
+export function ortOutput(r: Record<string, import('onnxruntime-common').Tensor>, name: string): Arr {
+  const d = r[name]!.data as unknown as ArrayBufferView & { length: number };
+  // onnxruntime-web hands float16 back as a Float16Array where the runtime has one (Chromium
+  // does, Node 20 does not); the contract's half arrays are Uint16Array bit patterns: the same bytes
+  if (d.constructor.name === 'Float16Array') return new Uint16Array(d.buffer, d.byteOffset, d.length);
+  return d as unknown as Arr;
+}
+
 export function ortBatchNormAdapter(ort: Ort, opts: OrtAdapterOptions): BatchNormImplementation & { close(): Promise<void> } {
   const sessions = new Map<string, Session>();
   const session = async (shape: number[], training: boolean, eps: number, momentum: number, p: { dtype: OrtDType; paramDtype: OrtDType }) => {
@@ -75,13 +84,7 @@ export function ortBatchNormAdapter(ort: Ort, opts: OrtAdapterOptions): BatchNor
   const requireAxis1 = (axis: number) => {
     if (axis !== 1) throw new Error(`ONNX BatchNormalization takes the channel on axis 1, got axis ${axis}`);
   };
-  const out = (r: Record<string, import('onnxruntime-common').Tensor>, name: string): Arr => {
-    const d = r[name]!.data as unknown as ArrayBufferView & { length: number };
-    // onnxruntime-web hands float16 back as a Float16Array where the runtime has one (Chromium
-    // does, Node 20 does not); the contract's half arrays are Uint16Array bit patterns: the same bytes
-    if (d.constructor.name === 'Float16Array') return new Uint16Array(d.buffer, d.byteOffset, d.length);
-    return d as unknown as Arr;
-  };
+  const out = ortOutput;
   return {
     name: opts.name,
     profile: opts.profile,

@@ -1,7 +1,8 @@
 /**
  * Built-in adapters `tfjs-cpu` and `tfjs-wasm`: TensorFlow.js's own Batch Normalization layer,
  * `tf.layers.batchNormalization`, on the CPU (pure JS) or WASM backend (the layer code is shared
- * with the browser built-ins: ./tfjs-layer.ts).
+ * with the browser built-ins: ./tfjs-layer.ts), and (0.3.0) the family's layerNorm and
+ * layerNormBackward through `tf.layers.layerNormalization` (./tfjs-layernorm.ts).
  *
  * Profile keras (TF.js layers: decay momentum, biased variance, m = 1 allowed), float32 only
  * (TF.js has no float64). Every channel axis, as the layer's API does (`axis` is any integer;
@@ -17,6 +18,7 @@ import { dirname, join } from 'node:path';
 import type { BatchNormImplementation, Profile, ProfileName } from '../contract/contract.js';
 import { UsageError } from '../contract/errors.js';
 import { tfjsLayerAdapter } from './tfjs-layer.js';
+import { tfjsLayerNormOps } from './tfjs-layernorm.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 export type TfjsBackend = 'cpu' | 'wasm';
@@ -57,11 +59,12 @@ async function loadWasm(tf: Tf): Promise<void> {
 export async function createTfjsAdapter(backend: TfjsBackend, profile: ProfileName | Profile = 'keras'): Promise<BatchNormImplementation> {
   const tf = await loadTf();
   if (backend === 'wasm') await loadWasm(tf);
-  return tfjsLayerAdapter(tf, {
-    name: `TF.js ${tf.version.tfjs} ${backend} backend, tf.layers.batchNormalization`,
-    profile,
-    before: async () => {
-      if (tf.getBackend() !== backend) await tf.setBackend(backend);
-    },
-  });
+  const before = async () => {
+    if (tf.getBackend() !== backend) await tf.setBackend(backend);
+  };
+  // and the family's layerNorm / layerNormBackward through tf.layers.layerNormalization (./tfjs-layernorm.ts)
+  return {
+    ...tfjsLayerAdapter(tf, { name: `TF.js ${tf.version.tfjs} ${backend} backend, tf.layers.batchNormalization and tf.layers.layerNormalization`, profile, before }),
+    ...tfjsLayerNormOps(tf, before),
+  };
 }

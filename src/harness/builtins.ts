@@ -5,6 +5,7 @@
 import type { BatchNormImplementation, Profile, ProfileName } from '../contract/contract.js';
 import { UsageError } from '../contract/errors.js';
 import { createCpuF32 } from '../kernels/cpu-f32/index.js';
+import type { OrtFamilyVariant } from '../adapters/ort-family.js';
 import { createReference } from '../reference/reference.js';
 import { BROWSER_DOOR_PEERS, installedPeer, requirePeers, type PeerNeeds, type PeerResolver } from './peers.js';
 
@@ -66,22 +67,22 @@ export const BUILTINS: Record<string, Builtin> = {
   },
   'tfjs-cpu': {
     needs: () => ({ peers: ['@tensorflow/tfjs'] }),
-    description: 'TensorFlow.js tf.layers.batchNormalization on the CPU backend (keras profile, float32, any axis as the layer accepts; needs @tensorflow/tfjs)',
+    description: 'TensorFlow.js tf.layers.batchNormalization and (family) tf.layers.layerNormalization with its gradients, on the CPU backend (keras profile, float32, any axis as the layers accept; needs @tensorflow/tfjs)',
     create: async (p) => (await import('../adapters/tfjs.js')).createTfjsAdapter('cpu', p),
   },
   'tfjs-wasm': {
     needs: () => ({ peers: ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'] }),
-    description: 'TensorFlow.js tf.layers.batchNormalization on the WASM backend (keras profile, float32, any axis as the layer accepts; needs @tensorflow/tfjs-backend-wasm)',
+    description: 'TensorFlow.js tf.layers.batchNormalization and tf.layers.layerNormalization on the WASM backend (keras profile, float32, any axis as the layers accept; needs @tensorflow/tfjs-backend-wasm)',
     create: async (p) => (await import('../adapters/tfjs.js')).createTfjsAdapter('wasm', p),
   },
   'tfjs-webgl': {
     needs: () => inBrowser('@tensorflow/tfjs'),
-    description: 'TF.js tf.layers.batchNormalization on the WebGL backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs, playwright-core, esbuild, Chromium)',
+    description: 'TF.js tf.layers.batchNormalization and tf.layers.layerNormalization on the WebGL backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs, playwright-core, esbuild, Chromium)',
     create: async (p) => (await import('../adapters/browser/index.js')).createTfjsWebBuiltin('webgl', p),
   },
   'tfjs-webgpu': {
     needs: () => inBrowser('@tensorflow/tfjs', '@tensorflow/tfjs-backend-webgpu'),
-    description: 'TF.js tf.layers.batchNormalization on the WebGPU backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs-backend-webgpu too)',
+    description: 'TF.js tf.layers.batchNormalization and tf.layers.layerNormalization on the WebGPU backend in headless Chromium (SwiftShader); keras, float32, any axis (needs @tensorflow/tfjs-backend-webgpu too)',
     create: async (p) => (await import('../adapters/browser/index.js')).createTfjsWebBuiltin('webgpu', p),
   },
   'ort-web': {
@@ -100,6 +101,35 @@ export const BUILTINS: Record<string, Builtin> = {
     create: async (p) => (await import('../adapters/onnxruntime.js')).createOnnxRuntimeAdapter(p),
   },
 };
+
+/**
+ * The normalization family through onnxruntime (0.3.0): one built-in per operator form
+ * (src/adapters/ort-family.ts), on onnxruntime-node (`ort-<variant>`) and onnxruntime-web in
+ * headless Chromium (`ort-web-<variant>` on wasm, `ort-webgpu-<variant>` on webgpu).
+ */
+const ORT_FAMILY_FORMS: Record<OrtFamilyVariant, string> = {
+  layernorm: 'LayerNormalization-17, stash_type 1 (float32 statistics)',
+  'layernorm-stash0': 'LayerNormalization-17, stash_type 0 (statistics in the input type)',
+  'layernorm-decomposed': 'the pre-opset-17 exporters\' decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add, opset 15)',
+  rmsnorm: 'RMSNormalization-23',
+  groupnorm: 'GroupNormalization-21 (per-channel scale), axis 1',
+  'groupnorm-18': 'GroupNormalization-18 (per-group scale; per-channel gamma applied after it unless constant within each group), axis 1',
+  instancenorm: 'InstanceNormalization-6, axis 1',
+};
+for (const [variant, form] of Object.entries(ORT_FAMILY_FORMS) as Array<[OrtFamilyVariant, string]>) {
+  BUILTINS[`ort-${variant}`] = {
+    needs: () => ({ peers: ['onnxruntime-node'] }),
+    description: `onnxruntime-node, one-node ${form}; onnx profile, forward only (needs onnxruntime-node)`,
+    create: async (p) => (await import('../adapters/onnxruntime-family.js')).createOnnxRuntimeFamilyAdapter(variant, p),
+  };
+  for (const provider of ['wasm', 'webgpu'] as const) {
+    BUILTINS[`${provider === 'wasm' ? 'ort-web' : 'ort-webgpu'}-${variant}`] = {
+      needs: () => inBrowser('onnxruntime-web'),
+      description: `onnxruntime-web, one-node ${form}, ${provider} execution provider${provider === 'webgpu' ? ' (no CPU fallback)' : ''}, in headless Chromium; forward only (needs onnxruntime-web)`,
+      create: async (p) => (await import('../adapters/browser/index.js')).createOrtWebFamilyBuiltin(provider, variant, p),
+    };
+  }
+}
 
 /** `resolvePeer` decides which optional peers are installed (a stub in the specs). */
 export async function createBuiltin(name: string, profile?: ProfileName | Profile, resolvePeer: PeerResolver = installedPeer): Promise<BatchNormImplementation> {

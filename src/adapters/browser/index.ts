@@ -7,6 +7,7 @@
  *   tfjs-webgpu   the same on the WebGPU backend (@tensorflow/tfjs-backend-webgpu)
  *   ort-web       onnxruntime-web 1.30, one-node BatchNormalization, wasm execution provider (./ort-web.ts)
  *   ort-webgpu    the same on its webgpu execution provider
+ *   ort-web-<variant>, ort-webgpu-<variant>: the normalization family's one-node models (./ort-web-family.ts)
  *   gpu --gpu-mode webgl2 | webgl | webgpu: our gpu.js kernel (src/kernels/gpu) in the page, with
  *                 gpu.js's browser build
  */
@@ -52,6 +53,14 @@ export async function createOrtWebBuiltin(provider: 'wasm' | 'webgpu', profile?:
   const root = requirePackage('onnxruntime-web', name);
   const src = `import { createOrtWebAdapter } from ${JSON.stringify(pageFile('ort-web'))};\nexport default await createOrtWebAdapter(${JSON.stringify(provider)}, new URL('assets/ort/', location.href).href);\n`;
   // ORT fetches its .wasm (and the .mjs glue) at run time: served from the package's dist/
+  return open(name, src, profile, { assets: { ort: join(root, 'dist') } });
+}
+
+/** onnxruntime-web running one of the family's one-node models (../ort-family.ts) on wasm or webgpu. */
+export async function createOrtWebFamilyBuiltin(provider: 'wasm' | 'webgpu', variant: import('../ort-family.js').OrtFamilyVariant, profile?: ProfileName | Profile): Promise<BrowserImplementation> {
+  const name = `${provider === 'wasm' ? 'ort-web' : 'ort-webgpu'}-${variant}`;
+  const root = requirePackage('onnxruntime-web', name);
+  const src = `import { createOrtWebFamilyAdapter } from ${JSON.stringify(pageFile('ort-web-family'))};\nexport default await createOrtWebFamilyAdapter(${JSON.stringify(provider)}, ${JSON.stringify(variant)}, new URL('assets/ort/', location.href).href);\n`;
   return open(name, src, profile, { assets: { ort: join(root, 'dist') } });
 }
 

@@ -2,7 +2,8 @@
  * Page side of the built-ins `tfjs-webgl` and `tfjs-webgpu` (bundled by the browser door with
  * the entry `export default await createTfjsWebAdapter('<backend>')`): TF.js 4.22's
  * tf.layers.batchNormalization (./tfjs-layer.ts, shared with tfjs-cpu/tfjs-wasm) on the WebGL or
- * WebGPU backend of headless Chromium (SwiftShader: docs/browser.md).
+ * WebGPU backend of headless Chromium (SwiftShader: docs/browser.md), and (0.3.0) the family's
+ * layerNorm / layerNormBackward through tf.layers.layerNormalization (../tfjs-layernorm.ts).
  *
  * Declared: everything the API accepts. float32 only (TF.js has no float64 or float16 tensors);
  * any channel axis (the layer takes `axis`), any rank the layer takes. The judge reports what
@@ -28,6 +29,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AccumulationInfo } from '../../contract/contract.js';
 import { tfjsLayerAdapter } from '../tfjs-layer.js';
+import { tfjsLayerNormOps } from '../tfjs-layernorm.js';
 
 export type TfjsWebBackend = 'webgl' | 'webgpu';
 
@@ -63,12 +65,12 @@ export async function createTfjsWebAdapter(backend: TfjsWebBackend, profile: 'ke
   const probe = await flushesSubnormals();
   facts.push(probe.flushes ? `flushes subnormals (${probe.detail})` : `gradual underflow (${probe.detail})`);
   const accumulation: AccumulationInfo = { dtype: 'float32', order: 'sequential', ...(probe.flushes ? { subnormals: 'flush-to-zero' as const } : {}) };
-  return tfjsLayerAdapter(tf, {
-    name: `TF.js ${tf.version.tfjs} ${backend} backend, tf.layers.batchNormalization [${facts.join(', ')}]`,
-    profile,
-    accumulation,
-    before: async () => {
-      if (tf.getBackend() !== backend) throw new Error(`TF.js left the ${backend} backend (now ${tf.getBackend()})`);
-    },
-  });
+  const before = async () => {
+    if (tf.getBackend() !== backend) throw new Error(`TF.js left the ${backend} backend (now ${tf.getBackend()})`);
+  };
+  // and the family's layerNorm / layerNormBackward through tf.layers.layerNormalization (../tfjs-layernorm.ts)
+  return {
+    ...tfjsLayerAdapter(tf, { name: `TF.js ${tf.version.tfjs} ${backend} backend, tf.layers.batchNormalization and tf.layers.layerNormalization [${facts.join(', ')}]`, profile, accumulation, before }),
+    ...tfjsLayerNormOps(tf, before),
+  };
 }
