@@ -1,6 +1,8 @@
 /**
  * Every property family, and their expansion into cases with stable IDs
- * bn:<family>:<check>:dtype=<dtype>;axis=<first|last|other>.
+ * bn:<family>:<check>:dtype=<dtype>;axis=<first|last|other>; the normalization family's
+ * (issue 23) <ln|rms|gn|in>:<family>:<check>:dtype=…;axis=…, planned for an implementation that
+ * has the op (src/checks/family-common.ts).
  */
 import type { BatchNormImplementation, DType } from '../contract/contract.js';
 import { precisionsOf } from '../contract/dtypes.js';
@@ -18,6 +20,13 @@ import { runningStatsChecks } from './running-stats.js';
 import { scaleChecks } from './scale.js';
 import type { CheckSpec } from './spec.js';
 import { syncChecks } from './sync.js';
+import { familyAgreementChecks } from './family-agreement.js';
+import { familyNormalizationChecks } from './family-normalization.js';
+import { familyInvarianceChecks } from './family-invariance.js';
+import { familyIdentityChecks } from './family-identities.js';
+import { familyGradientChecks } from './family-gradients.js';
+import { familyEdgeChecks } from './family-edge.js';
+import { familyScaleChecks } from './family-scale.js';
 
 export const ALL_CHECK_SPECS: CheckSpec[] = [
   ...normalizationChecks,
@@ -30,6 +39,14 @@ export const ALL_CHECK_SPECS: CheckSpec[] = [
   ...hygieneChecks,
   ...syncChecks,
   ...scaleChecks,
+  // the normalization family (0.3.0): LayerNorm, RMSNorm, GroupNorm, InstanceNorm
+  ...familyAgreementChecks,
+  ...familyNormalizationChecks,
+  ...familyInvarianceChecks,
+  ...familyIdentityChecks,
+  ...familyGradientChecks,
+  ...familyEdgeChecks,
+  ...familyScaleChecks,
 ];
 
 export const AXIS_VARIANTS: AxisVariant[] = ['first', 'last', 'other'];
@@ -50,17 +67,23 @@ export function planCases(impl: BatchNormImplementation, specs: CheckSpec[] = AL
   const variants = AXIS_VARIANTS.filter((v) => axisSupported(impl, v));
   const out: PlannedCase[] = [];
   for (const spec of [...specs, ...extra]) {
+    // the family's checks: only for an implementation with one of the target's ops
+    if (spec.plannedWith && !spec.plannedWith.some((op) => typeof impl[op] === 'function')) continue;
     const precisions = precisionsOf(impl).filter((p) => !spec.dtypes || spec.dtypes.includes(p.dtype));
-    const axes = spec.axes === 'one' ? variants.slice(0, 1) : variants;
+    const own = spec.variants ? variants.filter((v) => spec.variants!.includes(v)) : variants;
+    const axes = spec.axes === 'one' ? own.slice(0, 1) : own;
+    const prefix = spec.prefix ?? 'bn';
+    // a family target's results group as e.g. ln:agreement (reports, JUnit suites)
+    const family = spec.prefix ? `${spec.prefix}:${spec.family}` : spec.family;
     for (const { dtype, paramDtype } of precisions) {
       for (const axis of axes) {
-        const id = `bn:${spec.family}:${spec.name}:${caseSuffix(dtype, axis, paramDtype)}`;
+        const id = `${prefix}:${spec.family}:${spec.name}:${caseSuffix(dtype, axis, paramDtype)}`;
         out.push({
           spec,
           dtype,
           paramDtype,
           axis,
-          def: { id, family: spec.family, title: spec.title, needs: spec.needs, ...(spec.uses ? { uses: spec.uses } : {}), ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
+          def: { id, family, title: spec.title, needs: spec.needs, ...(spec.uses ? { uses: spec.uses } : {}), ...(spec.skip ? { skip: spec.skip } : {}), run: spec.run },
         });
       }
     }

@@ -75,7 +75,7 @@ function pow2Divisor(values: number[]): number {
  * channel's extremes; 0 is inside (|x| <= L: x = m g with m odd and below 2^p, or, when h = unit,
  * |x| <= top < 2 unit). Returned as [smin, smax].
  */
-function shiftRange(values: number[], unit: number, dtype: DType): [number, number] {
+export function shiftRange(values: number[], unit: number, dtype: DType): [number, number] {
   const { p, max } = formatOf(dtype);
   const h = Math.min(pow2Divisor(values), unit);
   const L = Math.min(2 ** p * h, max);
@@ -91,7 +91,7 @@ function shiftRange(values: number[], unit: number, dtype: DType): [number, numb
  * two dividing every x (then each a * x is a multiple of the subnormal spacing, exact in the
  * subnormal range too). Returned as [kmin, kmax], containing 0.
  */
-function scaleRange(values: number[], dtype: DType): [number, number] {
+export function scaleRange(values: number[], dtype: DType): [number, number] {
   const { max, tiny } = formatOf(dtype);
   const top = values.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
   const g = pow2Divisor(values);
@@ -102,7 +102,7 @@ function scaleRange(values: number[], dtype: DType): [number, number] {
   return [kmin, kmax];
 }
 
-const clamp = (v: number, [lo, hi]: [number, number]) => Math.min(hi, Math.max(lo, v));
+export const clamp = (v: number, [lo, hi]: [number, number]) => Math.min(hi, Math.max(lo, v));
 
 export const invarianceChecks: CheckSpec[] = [
   {

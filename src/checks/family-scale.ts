@@ -1,0 +1,3 @@
+import type { CheckSpec } from './spec.js';
+
+export const familyScaleChecks: CheckSpec[] = [];
