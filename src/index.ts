@@ -27,6 +27,42 @@ export type {
   BackwardSyncResult,
 } from './contract/contract.js';
 export { OPS, SYNC_OPS } from './contract/contract.js';
+// the normalization family (0.3.0): its ops, types, groupings, reference, oracle and bounds
+export { FAMILY_OPS } from './contract/contract.js';
+export type {
+  FamilyOp,
+  FamilyRequest,
+  FamilyResult,
+  LayerNormRequest,
+  LayerNormBackwardRequest,
+  RmsNormRequest,
+  RmsNormBackwardRequest,
+  GroupNormRequest,
+  GroupNormBackwardRequest,
+  InstanceNormRequest,
+  InstanceNormBackwardRequest,
+  NormForwardResult,
+  NormBackwardResult,
+  RmsNormResult,
+  RmsNormBackwardResult,
+  NormalizationImplementation,
+  NormalizationFamilyOps,
+} from './contract/contract.js';
+export {
+  FAMILY,
+  batchGrouping,
+  layerGrouping,
+  groupGrouping,
+  instanceGrouping,
+  syncGrouping,
+  groupingFor,
+  validateFamilyRequest,
+  type Grouping,
+} from './contract/grouping.js';
+export { referenceFamily } from './reference/family.js';
+export { oracleFamilyForward, oracleFamilyBackward } from './reference/oracle.js';
+export { parameterTolerance, type ParameterFacts, type ParameterBounds } from './judge/tolerance.js';
+export { supportedFamilyOps } from './harness/call.js';
 export { validateSyncRequest, type SyncLayout, type ShardLayout } from './contract/layout-sync.js';
 export { referenceForwardTrainSync, referenceBackwardSync, chanMerge, treeMerge, concatenatedStats, mergedStats } from './reference/sync.js';
 export { expectationForSync, checkSync } from './judge/compare-sync.js';
