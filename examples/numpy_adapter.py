@@ -14,6 +14,16 @@ It also answers the synchronized ops (forwardTrainSync, backwardSync; CONTRACT.m
 "Synchronized BatchNorm") the way a real multi-device implementation does: every replica reduces
 its own shard to (count, mean, M2) and the partials are merged one replica after another by
 Chan's update, in the request's dtype, never by summing squares (float32 / float64 only).
+
+And the normalization family (contract 0.3.0: layerNorm, rmsNorm, groupNorm, instanceNorm and
+their backward ops), the worked example for any language: every op is one grouping of x into
+statistics groups (src/contract/grouping.ts) seen here as a 4-D view [A, G, K, S], statistics
+over (K, S), gamma indexed by (G, K):
+    layerNorm / rmsNorm at axis a:  [prod(shape[:a]), 1, prod(shape[a:]), 1]
+    groupNorm, channel axis moved to 1, G groups:  [N, G, C / G, prod(spatial)]
+    instanceNorm:  groupNorm with G = C
+Two-pass moments, biased variance, eps inside the root; rmsNorm does not centre. The optional
+outputs mean / invStdDev are returned (one per group, row-major (A, G) order).
 """
 import base64
 import json
@@ -179,7 +189,102 @@ def backward_sync(r, dt):
     return {"replicas": replicas, "dgamma": enc(sum_dy_xhat, pdt), "dbeta": enc(sum_dy, pdt)}
 
 
-OPS = {"forwardTrain": forward_train, "forwardInfer": forward_infer, "backward": backward}
+# ---------------------------------------------------------------- the normalization family
+
+def family_view(r, op):
+    """(x4, to_flat, (A, G, K, S)): x as the [A, G, K, S] view of its grouping (module docstring)
+    and the function that lays a tensor of that view back out in x's own order."""
+    shape, axis = list(r["shape"]), r["axis"]
+    rank = len(shape)
+    if op in ("layerNorm", "rmsNorm"):
+        if not 1 <= axis < rank:
+            raise ValueError(f"axis must be in [1, {rank - 1}] for shape {shape}, got {axis}")
+        dims = (int(np.prod(shape[:axis])), 1, int(np.prod(shape[axis:])), 1)
+        return dims, lambda a: a.reshape(-1)
+    if axis not in (1, rank - 1):
+        raise ValueError(f"the channel axis must be 1 or {rank - 1} for shape {shape}, got {axis}")
+    if op == "instanceNorm" and rank < 3:
+        raise ValueError(f"instance normalization needs rank >= 3, got shape {shape}")
+    C = shape[axis]
+    G = C if op == "instanceNorm" else r["groups"]
+    if not (isinstance(G, int) and G >= 1 and C % G == 0):
+        raise ValueError(f"groups must be a positive integer dividing C = {C}, got {G}")
+    moved = [shape[0], C] + [d for i, d in enumerate(shape) if i not in (0, axis)]
+    S = int(np.prod(moved[2:]))
+    if op == "instanceNorm" and S == 1 and SINGLE_VALUE == "error":
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {shape}")
+    return (shape[0], G, C // G, S), lambda a: np.moveaxis(a.reshape(moved), 1, axis).reshape(-1)
+
+
+def family_inputs(r, op, dt, pdt):
+    dims, to_flat = family_view(r, op)
+    shape, axis = list(r["shape"]), r["axis"]
+
+    def view(flat):  # x or dy in the [A, G, K, S] view
+        t = flat.reshape(shape)
+        if op in ("groupNorm", "instanceNorm"):
+            t = np.moveaxis(t, axis, 1)
+        return t.reshape(dims)
+
+    A, G, K, S = dims
+    gamma = arr(r["gamma"], pdt).reshape(1, G, K, 1)
+    eps = np.asarray(r["eps"], dtype=COMPUTE[dt])
+    return view, to_flat, gamma, eps, (A, G)
+
+
+def family_stats(x4, centred, eps):
+    """Per group: mean (two-pass, or 0 for rmsNorm) and 1 / sqrt(biased variance + eps)."""
+    if centred:
+        mean = x4.mean(axis=(2, 3), keepdims=True)
+        d = x4 - mean
+    else:
+        mean, d = None, x4
+    inv = 1 / np.sqrt((d * d).mean(axis=(2, 3), keepdims=True) + eps)
+    return mean, d, inv
+
+
+def family_forward(op):
+    centred = op != "rmsNorm"
+
+    def run(r, dt, pdt):
+        view, to_flat, gamma, eps, groups = family_inputs(r, op, dt, pdt)
+        mean, d, inv = family_stats(view(arr(r["x"], dt)), centred, eps)
+        y = d * inv * gamma
+        out = {"invStdDev": inv.reshape(-1)}
+        if centred:
+            A, G = groups
+            y = y + arr(r["beta"], pdt).reshape(1, G, -1, 1)
+            out["mean"] = mean.reshape(-1)
+        out["y"] = to_flat(y)
+        return out
+    return run
+
+
+def family_backward(op):
+    centred = op != "rmsNorm"
+
+    def run(r, dt, pdt):
+        view, to_flat, gamma, eps, _ = family_inputs(r, op, dt, pdt)
+        mean, d, inv = family_stats(view(arr(r["x"], dt)), centred, eps)
+        dy = view(arr(r["dy"], dt))
+        xhat = d * inv
+        g = dy * gamma
+        mean_g = g.mean(axis=(2, 3), keepdims=True) if centred else 0
+        # dx = inv (g - mean(g) - x_hat mean(g x_hat)); rmsNorm: no mean(g) term (d/dx of x inv)
+        dx = inv * (g - mean_g - xhat * (g * xhat).mean(axis=(2, 3), keepdims=True))
+        out = {"dx": to_flat(dx), "dgamma": (dy * xhat).sum(axis=(0, 3)).reshape(-1)}
+        if centred:
+            out["dbeta"] = dy.sum(axis=(0, 3)).reshape(-1)
+        return out
+    return run
+
+
+FAMILY_OPS = {}
+for _op in ("layerNorm", "rmsNorm", "groupNorm", "instanceNorm"):
+    FAMILY_OPS[_op] = family_forward(_op)
+    FAMILY_OPS[_op + "Backward"] = family_backward(_op)
+
+OPS = {"forwardTrain": forward_train, "forwardInfer": forward_infer, "backward": backward, **FAMILY_OPS}
 # answers already encoded (nested: one entry per replica)
 SYNC_OPS = {"forwardTrainSync": forward_train_sync, "backwardSync": backward_sync}
 
