@@ -126,7 +126,7 @@ describe('grouping: every element in exactly one group, the group and parameter 
         }
         expect(describePosition(G, n - 1)).toContain(`[${shape.map((d) => d - 1).join(', ')}]`);
       }),
-      { numRuns: 300, seed: SEED },
+      { numRuns: 200, seed: SEED },
     );
   });
 
@@ -378,7 +378,7 @@ describe('identities between the ops (the reference, float64)', () => {
         const ib = ref.instanceNormBackward!(req) as unknown as Record<string, Arr>;
         for (const k of ['dx', 'dgamma', 'dbeta']) expect(sameBits(gb[k]!, ib[k]!), k).toBe(true);
       }),
-      { numRuns: 100, seed: SEED },
+      { numRuns: 60, seed: SEED },
     );
   });
 
@@ -420,7 +420,7 @@ describe('identities between the ops (the reference, float64)', () => {
           sums.forEach((v, c) => expect(Math.abs(v - gb[k]![c]!), `${k}[${c}]`).toBeLessThanOrEqual((32 + S) * 2 ** -53 * scale[c]! * 1.01));
         }
       }),
-      { numRuns: 100, seed: SEED },
+      { numRuns: 60, seed: SEED },
     );
   });
 
@@ -471,7 +471,7 @@ describe('identities between the ops (the reference, float64)', () => {
           }
         },
       ),
-      { numRuns: 100, seed: SEED },
+      { numRuns: 60, seed: SEED },
     );
   });
 
@@ -519,7 +519,7 @@ describe('identities between the ops (the reference, float64)', () => {
         lb.dgamma!.forEach((v, j) => expect(Math.abs(v - rb.dgamma![j]!), `dgamma[${j}]`).toBeLessThanOrEqual(16 * ulp(scale[j]!) * 1.01));
         expect(rb.dbeta).toBeUndefined();
       }),
-      { numRuns: 100, seed: SEED },
+      { numRuns: 60, seed: SEED },
     );
   });
 
