@@ -53,10 +53,13 @@ const notPassing = (r: ConformanceReport) =>
 // bn-conformance/half resolves to dist/ in an installed package; here to the source it is built from
 const halfSource = resolve('src/half.ts');
 const skeleton = () => writeBlock('my-bn.mjs');
+// bn:scale (m up to 2^21) costs ~4 s of CPU in the judge's own reference whatever the kernel: left to
+// the full check the README tells users to run (verified by hand at seeds 1-4, --runs 100)
+const SKIP_SCALE = ['bn:scale'];
 
 describe('README: the module skeleton', () => {
-  it('passes as printed: every BN check it supports, float32 (2 runs per property, golden fixtures and bn:scale included)', async () => {
-    const report = await runConformance(await load(skeleton()), { runs: 2, seed: 1 });
+  it('passes as printed: every BN check it supports, float32 (2 runs per property, golden fixtures included)', async () => {
+    const report = await runConformance(await load(skeleton()), { runs: 2, seed: 1, skip: SKIP_SCALE });
     expect(notPassing(report)).toEqual([]);
     expect(report.ok).toBe(true);
     // the three ops were judged, not skipped: agreement, gradients and the golden replays all ran
@@ -70,27 +73,37 @@ describe('README: the module skeleton', () => {
     skeleton(); // the variant imports ./my-bn.mjs
     const path = writeBlock('my-bn-f16.mjs', (s) => s.replace(`from 'bn-conformance/half'`, `from ${JSON.stringify(pathToFileURL(halfSource).href)}`));
     const impl = await load(path);
-    const report = await runConformance(impl, { runs: 2, seed: 1, only: ['*;params=float32;*'], golden: false });
+    const report = await runConformance(impl, { runs: 2, seed: 1, only: ['*;params=float32;*'], skip: SKIP_SCALE, golden: false });
     expect(notPassing(report)).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.summary.passed).toBeGreaterThan(40);
     expect(report.results.every((r) => r.id.includes('dtype=float16;params=float32'))).toBe(true);
   });
 
-  it('the bug its report section shows (variance over m - 1) fails bn:consistency:batch-statistics', async () => {
+  it('the bug its report section shows (variance over m - 1) fails the check it shows, with the numbers it shows', async () => {
+    // the report block: its first bare check ID, and that check's worst element
+    const report = blocks().find((b) => /^\d+ failures?, \d+ distinct causes?:/.test(b.body));
+    expect(report, 'README.md has a report block starting with the cause summary').toBeDefined();
+    const id = /^(bn:\S+)$/m.exec(report!.body)?.[1];
+    const worst = /^ {2}worst: .*expected (\S+), got (\S+),/m.exec(report!.body);
+    expect(id && worst, 'the report block shows a check ID and its worst element').toBeTruthy();
+    const seed = Number(/`check \.\/broken-bn\.mjs --seed (\d+)`/.exec(readme)?.[1]);
+    expect(seed).toBeGreaterThan(0);
     const biased = '** 2, 0) / I.length)';
-    const path = writeBlock('my-bn.mjs', (s) => {
-      expect(s, 'the skeleton still computes the variance as the README report section assumes').toContain(biased);
-      return s.replace(biased, '** 2, 0) / (I.length - 1))');
-    }, 'broken-bn.mjs');
-    const report = await runConformance(await load(path), {
-      runs: 5,
-      seed: 1,
-      only: ['bn:consistency:batch-statistics:dtype=float32;axis=first'],
-      golden: false,
-    });
-    expect(report.results.map((r) => r.status)).toEqual(['fail']);
-    expect(report.results[0]!.failure?.message).toMatch(/variance/);
+    const path = writeBlock(
+      'my-bn.mjs',
+      (s) => {
+        expect(s, 'the skeleton still computes the variance as the README report section assumes').toContain(biased);
+        return s.replace(biased, '** 2, 0) / (I.length - 1))');
+      },
+      'broken-bn.mjs',
+    );
+    // the README's command runs the default 25 runs per property: the same seed, the same shrunk case
+    const r = await runConformance(await load(path), { runs: 25, seed, only: [id!], golden: false });
+    expect(r.results.map((x) => x.status)).toEqual(['fail']);
+    const failure = JSON.stringify(r.results[0]!.failure);
+    expect(failure).toContain(worst![1]!);
+    expect(failure).toContain(worst![2]!);
   });
 });
 
