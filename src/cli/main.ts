@@ -106,9 +106,9 @@ interface CheckOptions {
   replay?: string;
   golden: boolean;
   verbose?: boolean;
+  allowInconclusive?: boolean;
   exec?: string;
   isolate: boolean;
-  allowInconclusive?: boolean;
   shard?: { index: number; count: number };
   gpuMode?: string;
   browser?: boolean;
@@ -188,12 +188,12 @@ async function check(module: string | undefined, opts: CheckOptions): Promise<nu
 async function checkImpl(impl: BatchNormImplementation, module: string | undefined, opts: CheckOptions, interrupt: ReturnType<typeof interruptOnSignals>): Promise<number> {
   const fromFile = opts.skipsFile ? readSkipsFile(opts.skipsFile) : [];
   const tty = process.stderr.isTTY === true;
-  const report = await runConformance(impl, {
-    ...(opts.profile ? { profile: opts.profile as never } : {}),
   let planned: number | undefined;
-    runs: opts.runs,
+  const report = await runConformance(impl, {
     signal: interrupt.signal,
     ...(opts.allowInconclusive ? { allowInconclusive: true } : {}),
+    ...(opts.profile ? { profile: opts.profile as never } : {}),
+    runs: opts.runs,
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
     only: opts.only,
     skip: opts.skip,
@@ -211,9 +211,9 @@ async function checkImpl(impl: BatchNormImplementation, module: string | undefin
       else if (e.index + 1 === e.total) process.stderr.write('\r\x1b[K');
     },
   });
+  if (tty) process.stderr.write('\r\x1b[K');
   const target = opts.builtin ? `--builtin ${opts.builtin}` : opts.exec ? `--exec ${JSON.stringify(opts.exec)}` : opts.browser ? `--browser ${module}` : module;
   const replayPrefix = `bn-conformance check ${target}${opts.profile ? ` --profile ${opts.profile}` : ''}`;
-  if (tty) process.stderr.write('\r\x1b[K');
   let text: string;
   if (opts.format === 'json') text = formatJson(report);
   else if (opts.format === 'junit') text = formatJunit(report, replayPrefix);
