@@ -12,6 +12,7 @@ import { profiles } from '../../src/contract/profiles.js';
 import { counterexampleHash, findCauses } from '../../src/harness/causes.js';
 import { formatJson, formatJunit, formatText } from '../../src/harness/format.js';
 import { runConformance } from '../../src/harness/runner.js';
+import { createBuiltin } from '../../src/harness/builtins.js';
 import type { CheckResult, ConformanceReport } from '../../src/harness/types.js';
 import { sampleErrorRatios } from '../../src/teach/error-ratios.js';
 import { formatHtml } from '../../src/teach/html.js';
@@ -19,6 +20,10 @@ import { mutant } from '../gallery/mutants.js';
 import { findAll, hasClass, parseXml } from '../teach/xml.js';
 
 const SEED = 20261207;
+const ort = await import('onnxruntime-node').then(
+  () => true,
+  () => false,
+);
 /**
  * bn:scale (m up to 2^21) costs ~8 s of CPU per broken kernel and adds at most 6 failing checks;
  * the gallery spec leaves it out for the same reason. The full default runs, bn:scale included,
@@ -195,7 +200,25 @@ describe('hints where the cure is a declaration', () => {
     const causes = findCauses(report);
     expect(causes.length).toBeGreaterThan(0);
     for (const c of causes) expect(c.hints?.map((h) => h.kind)).toEqual(['float32-arithmetic']);
-    expect(formatText(report)).toMatch(/hint: only float64 fails \(float32 passes\), and every float64 result here is a float32 number .*seems to compute in float32/);
+    expect(formatText(report)).toMatch(/hint: only float64 fails \(float32 passes\), and its float64 results are float32 numbers \(e\.g\. [-0-9.e]+\) or off by float32-sized errors .*seems to compute in float32/);
+  });
+
+  it.skipIf(!ort)('onnxruntime (float32 epsilon and momentum attributes): every float64 cause carries the float32 hint', async () => {
+    const report = await runConformance(await createBuiltin('onnxruntime'), { seed: 3, runs: 10, golden: false, only: ['bn:agreement:forward-train', 'bn:edge:m2', 'bn:edge:single-channel'] });
+    const causes = findCauses(report);
+    expect(report.results.filter((r) => r.status === 'fail').every((r) => r.id.includes('dtype=float64'))).toBe(true);
+    expect(causes.length).toBeGreaterThan(1);
+    for (const c of causes) expect(c.hints?.map((h) => h.kind), c.symptom).toEqual(['float32-arithmetic']);
+  });
+
+  it('no float32 hint when float64 results are neither float32 numbers nor float32-close (a float64 bug)', async () => {
+    // the swapped running-variance estimator in float64 only: float32 passes, float64 is 10% off
+    const bad = mutant(profiles.keras, 'running-var-estimator-swapped');
+    const plain = createPlainBatchNorm('keras') as BatchNormImplementation;
+    const mixed: BatchNormImplementation = { ...plain, name: 'float64-bug', forwardTrain: (req) => (req.x instanceof Float64Array ? bad : plain).forwardTrain!(req) };
+    const report = await runConformance(mixed, { seed: SEED, runs: 5, golden: false, only: ['bn:agreement:forward-train', 'bn:edge:m2'] });
+    expect(report.summary.failed).toBeGreaterThan(0);
+    expect(findCauses(report).flatMap((c) => c.hints ?? [])).toEqual([]);
   });
 });
 
