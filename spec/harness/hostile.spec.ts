@@ -188,9 +188,9 @@ describe('hostile implementations', () => {
   it('an accumulation with a typo is a named usage error (exit 2) from a module and from an --exec describe answer', async () => {
     const [mod, exec] = await Promise.all([runs.get('bad-accumulation')!, runs.get('exec-bad-accumulation')!]);
     expect(mod.code).toBe(2);
-    expect(mod.stderr).toContain('AccumulationError: invalid accumulation of "bad-accumulation": accumulation.order must be one of sequential, pairwise, tiled, got "sequental"');
+    expect(mod.stderr).toContain('AccumulationError: invalid accumulation of "bad-accumulation": accumulation.order must be one of sequential, pairwise, tiled, updates, got "sequental"');
     expect(exec.code).toBe(2);
-    expect(exec.stderr).toMatch(/AccumulationError: invalid accumulation of --exec ".*" \(describe answer\): accumulation\.order must be one of sequential, pairwise, tiled, got "sequental"/);
+    expect(exec.stderr).toMatch(/AccumulationError: invalid accumulation of --exec ".*" \(describe answer\): accumulation\.order must be one of sequential, pairwise, tiled, updates, got "sequental"/);
   }, 70_000);
   it('the baseline (a correct --exec child) passes the same checks', async () => {
     const o = await inProcess(['--exec', `"${process.execPath}" ${H}/exec-server.mjs ok`, '--only', 'bn:agreement:forward-train'], join(dir, 'exec-ok.json'));

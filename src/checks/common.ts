@@ -63,6 +63,14 @@ export function channelIndices(shape: number[], axis: number, c: number): number
  */
 export function expectClose(what: string, got: number, expected: number, bound: number, reason: string, informative = true): void {
   const err = Math.abs(got - expected);
+  // a bound (or an expected value) built from the implementation's own non-finite output is NaN:
+  // that is the implementation's failure, not the tolerance's (errorRatio's InternalError is for ours)
+  if (Number.isNaN(bound) && (!Number.isFinite(got) || !Number.isFinite(expected))) {
+    throw new Mismatch(`${what} = ${got} but expected ${expected}: a non-finite value from finite inputs`, {
+      boundReason: reason,
+      worst: { output: what, index: -1, channel: -1, expected, got, error: err, bound: 0, where: what },
+    });
+  }
   if (!withinBound(err, bound, informative)) {
     throw new Mismatch(`${what} = ${got} but expected ${expected} (error ${err.toExponential(3)} > allowed ${bound.toExponential(3)})`, {
       boundReason: reason,

@@ -95,6 +95,12 @@ function gradientProperty(training: boolean) {
         const analytic = got[out][index]!;
         const analyticBound = e.bounds[out]![index]!;
         const { dh, bound } = await centralDifference(c, p, training, param, index, h);
+        // the difference's bound comes from the implementation's own forward: NaN there is its failure
+        if (Number.isNaN(bound) || (!Number.isFinite(dh) && bound < Infinity)) {
+          throw new Mismatch(`the implementation's forward gives a non-finite loss around ${param}[${index}] (central difference ${dh}) for finite inputs`, {
+            boundReason: e.reasons[param === 'x' ? channelOf(index) : index]!,
+          });
+        }
         if (!withinBound(Math.abs(analytic - dh), bound + analyticBound)) {
           throw new Mismatch(
             `${out}[${index}] = ${analytic} but the central difference of the implementation's own forward gives ${dh} (step ${h.toExponential(2)}, allowed ${(bound + analyticBound).toExponential(3)})`,
