@@ -232,12 +232,22 @@ export function commandsReplay(ctx: Pick<CheckContext, 'path'>): { replayPath?: 
 
 /**
  * The commands' replayPath in a counterexample, as fast-check prints it (CommandsIterable's
- * toString: `/*replayPath="…"*\/`); undefined when the value holds no commands. One commands
- * arbitrary per property (more would need one replayPath each).
+ * toString: `/*replayPath="…"*\/`); undefined when the value holds no commands. Only the commands
+ * are printed (found by walking arrays and objects; lists of numbers, a problem's data, are not
+ * walked, nor printed). One commands arbitrary per property (more would need one replayPath each).
  */
-function commandsReplayPathOf(value: unknown): string | undefined {
-  const m = /replayPath="([^"]*)"/.exec(fc.stringify(value));
-  return m ? m[1] : undefined;
+function commandsReplayPathOf(value: unknown, depth = 0): string | undefined {
+  if (typeof value !== 'object' || value === null || depth > 4 || ArrayBuffer.isView(value)) return undefined;
+  if (typeof (value as { metadataForReplay?: unknown }).metadataForReplay === 'function') {
+    return /replayPath="([^"]*)"/.exec(String(value))?.[1];
+  }
+  const items = Array.isArray(value) ? value : Object.values(value);
+  if (items.length > 64 && typeof items[0] === 'number') return undefined;
+  for (const v of items) {
+    const found = commandsReplayPathOf(v, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /**
