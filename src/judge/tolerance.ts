@@ -178,8 +178,25 @@ const SIGNIFICAND_BITS: Record<DType, number> = { float64: 53, float32: 24, floa
  *   the divisions, the subtraction of a shifted form (6 ua (var + D^2) covers it) and the cast.
  * - Sums of dy: as for x (Q = mean(dy) and dbeta = Σ dy exact); Σ dy x-hat never is (x-hat is not
  *   on a grid).
+ * "Exact" leaves the merges of partial results: the factor is exactSumFactor, not g.
  * Order 'updates' (Welford-style running means) divides at every step: none of this applies.
  */
+/**
+ * What is left of a sum's error factor when the data make every partial sum exact (exactness):
+ * the merges of partial results. A kernel may combine per-lane, per-tile or per-block statistics
+ * (a block's mean and M2, Chan, Golub & LeVeque's update, as src/kernels/cpu-f32 does across its
+ * lanes) instead of adding raw sums; each merge level rounds at most MERGE_MEAN_ROUNDINGS times
+ * (the count derived for the synchronized merge, syncTolerance below), and a balanced tree of
+ * blocks has at most ceil(log2 m) levels: gamma(7 ceil(log2 m)) at the accumulation's unit
+ * roundoff, 8.8e-6 in float32 at m = 2^21, against the 1/16 of a sequential float32 sum. Small
+ * enough that a kernel dropping values (an error of the dropped fraction), dividing by m - 1 at
+ * m <= 2^17 or returning NaN still fails; wide enough that exact data never demand more than the
+ * last bit from an honest merge.
+ */
+export function exactSumFactor(m: number, acc: AccumulationInfo): number {
+  return depthErrorFactor(MERGE_MEAN_ROUNDINGS * Math.ceil(Math.log2(Math.max(m, 2))), acc);
+}
+
 export function exactness(f: Pick<ChannelFacts, 'm' | 'grid' | 'dyGrid'>, acc: AccumulationInfo): { sums: boolean; deviations: boolean; dy: boolean } {
   // m a power of two: x / m and x * (1 / m) are exact too, so the divide-first forms (TF.js's mean
   // sums fl(x / m)) are as exact as sum-then-divide; at other m they round every term
@@ -307,9 +324,10 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
   const perElement = f.gammaPerElement === true;
   const exact = merged || !centred ? { sums: false, deviations: false, dy: false } : exactness(f, acc);
   if (perElement) exact.dy = false;
-  const gMean = exact.sums ? 0 : g;
-  const gVar = exact.deviations ? 0 : g;
-  const gDy = exact.dy ? 0 : g;
+  const gExact = exactSumFactor(f.m, acc);
+  const gMean = exact.sums ? gExact : g;
+  const gVar = exact.deviations ? gExact : g;
+  const gDy = exact.dy ? gExact : g;
   const s2 = f.variance + f.eps;
   const s = Math.sqrt(s2);
   const flush = acc.subnormals === 'flush-to-zero';
@@ -393,7 +411,10 @@ function fullTolerance(input: ToleranceInput, f: ChannelFacts, merged?: MergedEr
       : `elementwise rounding only (statistics given)`);
 
   return {
-    reason: exact.sums ? `${reason}; the data make the sums exact (${exact.deviations ? 'sums of x and of squared deviations' : 'sums of x'}${exact.dy ? ' and of dy' : ''})` : reason,
+    reason: exact.sums
+      ? `${reason}; the data make the sums exact (${exact.deviations ? 'sums of x and of squared deviations' : 'sums of x'}${exact.dy ? ' and of dy' : ''}), ` +
+        `so only merges of partial results and the final roundings are allowed (a kernel that updates a running mean per value, Welford-style, is not exact here: it declares accumulation.order 'updates')`
+      : reason,
     g,
     depth,
     uninformative,
@@ -593,7 +614,7 @@ export function parameterTolerance(input: ToleranceInput, p: ParameterFacts): Pa
   const compute = half ? halfComputeDtype(acc) : input.dtype;
   const u = unitRoundoff(compute);
   const g = sumErrorFactor(p.n, acc);
-  const gDy = exactness({ m: p.n, ...(p.dyGrid ? { dyGrid: p.dyGrid } : {}) }, acc).dy ? 0 : g;
+  const gDy = exactness({ m: p.n, ...(p.dyGrid ? { dyGrid: p.dyGrid } : {}) }, acc).dy ? exactSumFactor(p.n, acc) : g;
   const unit = acc.subnormals === 'flush-to-zero' ? TINY_NORMAL[compute] : 0;
   const ref = (scale: number) => REF_ULPS * 2 * U64 * scale;
   const dgamma = (d: number) => SAFETY * (p.sumTerms + times(g + u, p.sumAbsDyXhat) + u * Math.abs(d)) + ref(p.sumAbsDyXhat);
