@@ -12,7 +12,21 @@
  * No Node imports: this file is bundled into the browser built-ins.
  */
 import { encodeHalf } from '../numerics/half.js';
-import { attrF, attrI, attrInts, ELEM, node, Pb, valueInfo } from './onnx-model.js';
+import { attrF, attrI, attrInts, ELEM, node, Pb } from './onnx-model.js';
+
+/**
+ * A ValueInfoProto whose dims are symbolic (TensorShapeProto.Dimension.dim_param, "d0", "d1", …,
+ * one name per axis of X, shared by every tensor that has that axis) or fixed (dim_value): one
+ * session then serves every shape of a rank (a session costs ~5-9 ms to create on
+ * onnxruntime-node, a run ~0.3 ms), with the same kernels as a model of static shape.
+ */
+function valueInfo(name: string, dims: Array<number | string>, elem: number): Pb {
+  const shape = new Pb();
+  for (const d of dims) shape.msg(1, typeof d === 'number' ? new Pb().int(1, d) : new Pb().str(2, d));
+  return new Pb().str(1, name).msg(2, new Pb().msg(1, new Pb().int(1, elem).msg(2, shape)));
+}
+/** X's dims as symbols. */
+const sym = (rank: number) => Array.from({ length: rank }, (_, k) => `d${k}`);
 
 export type OnnxDType = 'float32' | 'float64' | 'float16';
 
@@ -29,25 +43,12 @@ function modelOf(graph: Pb, opset: number): Uint8Array {
   return Uint8Array.from(new Pb().int(1, ir).str(2, 'bn-conformance').msg(7, graph).msg(8, new Pb().str(1, '').int(2, opset)).bytes);
 }
 
-/** A scalar TensorProto initializer (dims none, raw little-endian bytes): exporters' Constant values. */
-function scalarInitializer(name: string, v: number, dtype: OnnxDType): Pb {
-  const size = dtype === 'float64' ? 8 : dtype === 'float16' ? 2 : 4;
-  const b = new Uint8Array(size);
-  const dv = new DataView(b.buffer);
-  if (dtype === 'float64') dv.setFloat64(0, v, true);
-  else if (dtype === 'float32') dv.setFloat32(0, v, true);
-  else dv.setUint16(0, encodeHalf(v, 'float16'), true);
-  const p = new Pb().int(2, ELEM[dtype]).str(8, name);
-  p.tag(9, 2).varint(size);
-  p.bytes.push(...b);
-  return p;
-}
-
 /** TensorProto.DataType of a stash_type attribute: 1 = float32 (the default), 0 = the input's own type. */
 export type StashType = 0 | 1;
 
 export interface LayerNormModelSpec {
-  shape: number[];
+  /** X's rank; every dim symbolic. */
+  rank: number;
   /** The first normalized axis (contract and ONNX agree: normalized over [axis, rank)). */
   axis: number;
   epsilon: number;
@@ -56,112 +57,119 @@ export interface LayerNormModelSpec {
 }
 
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, k) => a + k);
+/** The statistics' shape: X's dims before axis, 1 from it on (keepdims). */
+const keptDims = (rank: number, axis: number) => sym(rank).map((d, k) => (k < axis ? d : 1));
 
 /**
  * LayerNormalization-17: inputs X, Scale, B (Scale and B of shape shape[axis:]); outputs Y, Mean,
  * InvStdDev (Mean / InvStdDev of shape [shape[:axis], 1, …], in the stash type U).
  */
 export function layerNormModel(spec: LayerNormModelSpec): Uint8Array {
-  const { shape, axis, dtype } = spec;
+  const { rank, axis, dtype } = spec;
   const elem = ELEM[dtype];
   const u = spec.stashType === 1 ? ELEM.float32 : elem;
   const g = new Pb();
   g.msg(1, node('LayerNormalization', ['X', 'S', 'B'], ['Y', 'MEAN', 'INVSTD'], [attrI('axis', axis), attrF('epsilon', spec.epsilon), attrI('stash_type', spec.stashType)]));
   g.str(2, 'layernorm');
-  const pshape = shape.slice(axis);
-  const sshape = shape.map((d, k) => (k < axis ? d : 1));
-  g.msg(11, valueInfo('X', shape, elem)).msg(11, valueInfo('S', pshape, elem)).msg(11, valueInfo('B', pshape, elem));
-  g.msg(12, valueInfo('Y', shape, elem)).msg(12, valueInfo('MEAN', sshape, u)).msg(12, valueInfo('INVSTD', sshape, u));
+  const pshape = sym(rank).slice(axis);
+  g.msg(11, valueInfo('X', sym(rank), elem)).msg(11, valueInfo('S', pshape, elem)).msg(11, valueInfo('B', pshape, elem));
+  g.msg(12, valueInfo('Y', sym(rank), elem)).msg(12, valueInfo('MEAN', keptDims(rank, axis), u)).msg(12, valueInfo('INVSTD', keptDims(rank, axis), u));
   return modelOf(g, 17);
 }
 
 /** RMSNormalization-23: inputs X, scale (shape[axis:]); output Y (the operator has no statistics output). */
 export function rmsNormModel(spec: LayerNormModelSpec): Uint8Array {
-  const { shape, axis, dtype } = spec;
+  const { rank, axis, dtype } = spec;
   const elem = ELEM[dtype];
   const g = new Pb();
   g.msg(1, node('RMSNormalization', ['X', 'S'], ['Y'], [attrI('axis', axis), attrF('epsilon', spec.epsilon), attrI('stash_type', spec.stashType)]));
   g.str(2, 'rmsnorm');
-  g.msg(11, valueInfo('X', shape, elem)).msg(11, valueInfo('S', shape.slice(axis), elem));
-  g.msg(12, valueInfo('Y', shape, elem));
+  g.msg(11, valueInfo('X', sym(rank), elem)).msg(11, valueInfo('S', sym(rank).slice(axis), elem));
+  g.msg(12, valueInfo('Y', sym(rank), elem));
   return modelOf(g, 23);
 }
 
 export interface GroupNormModelSpec {
-  /** Channels on axis 1 (the operators' only layout). */
-  shape: number[];
+  /** X's rank; channels on axis 1 (the operators' only layout). */
+  rank: number;
   groups: number;
   epsilon: number;
   dtype: OnnxDType;
   /**
    * 21: scale and bias per channel (length C), stash_type 1 (its default: float32 statistics).
    * 18: scale and bias per group (length G); with `affineAfter` the node gets unit scale and zero
-   * bias and per-channel gamma / beta are applied by Mul and Add nodes after it (C x 1 x … broadcast).
+   * bias and per-channel gamma / beta are applied by Mul and Add nodes after it ([C, 1, …] broadcast).
    */
   opset: 18 | 21;
   affineAfter?: boolean;
 }
 
+/** A TensorProto initializer of `dims` from raw little-endian bytes. */
+function initializer(name: string, elem: number, dims: number[], raw: Uint8Array): Pb {
+  const p = new Pb();
+  for (const d of dims) p.int(1, d);
+  p.int(2, elem).str(8, name);
+  p.tag(9, 2).varint(raw.length);
+  p.bytes.push(...raw);
+  return p;
+}
+
+/** `n` copies of v in dtype, little-endian. */
+function filled(v: number, n: number, dtype: OnnxDType): Uint8Array {
+  const size = dtype === 'float64' ? 8 : dtype === 'float16' ? 2 : 4;
+  const b = new Uint8Array(size * n);
+  const dv = new DataView(b.buffer);
+  for (let k = 0; k < n; k++) {
+    if (dtype === 'float64') dv.setFloat64(k * size, v, true);
+    else if (dtype === 'float32') dv.setFloat32(k * size, v, true);
+    else dv.setUint16(k * size, encodeHalf(v, 'float16'), true);
+  }
+  return b;
+}
+
 /** GroupNormalization-21 or -18 (ONNX functions: ORT expands them into their function bodies). */
 export function groupNormModel(spec: GroupNormModelSpec): Uint8Array {
-  const { shape, groups, dtype, opset } = spec;
+  const { rank, groups, dtype, opset } = spec;
   const elem = ELEM[dtype];
-  const C = shape[1]!;
+  const X = sym(rank);
   const g = new Pb();
   const attrs = [attrF('epsilon', spec.epsilon), attrI('num_groups', groups)];
   if (opset === 21) attrs.push(attrI('stash_type', 1));
-  const pLen = opset === 21 ? C : groups;
   if (spec.affineAfter) {
-    // unit per-group scale, zero bias (initializers of length G), then Y = YN * S + B per channel
-    const ones = new Pb().int(1, groups).int(2, elem).str(8, 'ONES');
-    const zeros = new Pb().int(1, groups).int(2, elem).str(8, 'ZEROS');
-    const size = dtype === 'float64' ? 8 : dtype === 'float16' ? 2 : 4;
-    const one = new Uint8Array(size);
-    const dv = new DataView(one.buffer);
-    if (dtype === 'float64') dv.setFloat64(0, 1, true);
-    else if (dtype === 'float32') dv.setFloat32(0, 1, true);
-    else dv.setUint16(0, encodeHalf(1, 'float16'), true);
-    const raw = (p: Pb, bytes: Uint8Array) => {
-      const all = new Uint8Array(bytes.length * groups);
-      for (let k = 0; k < groups; k++) all.set(bytes, k * bytes.length);
-      p.tag(9, 2).varint(all.length);
-      p.bytes.push(...all);
-      return p;
-    };
-    g.msg(1, node('GroupNormalization', ['X', 'ONES', 'ZEROS'], ['YN'], attrs));
-    g.msg(1, node('Mul', ['YN', 'SB'], ['YS']));
-    g.msg(1, node('Add', ['YS', 'BB'], ['Y']));
-    // S, B (length C) reshaped to [C, 1, …] so that they broadcast along axis 1
-    const bshape = [C, ...shape.slice(2).map(() => 1)];
-    const shapeInit = new Pb().int(1, bshape.length).int(2, 7).str(8, 'PSHAPE');
+    // unit per-group scale and zero bias, then Y = YN * S + B with S, B (length C) reshaped to [C, 1, …]
+    const bshape = [-1, ...range(2, rank).map(() => 1)];
     const i64 = new Uint8Array(8 * bshape.length);
     bshape.forEach((d, k) => new DataView(i64.buffer).setBigInt64(8 * k, BigInt(d), true));
-    shapeInit.tag(9, 2).varint(i64.length);
-    shapeInit.bytes.push(...i64);
+    g.msg(1, node('GroupNormalization', ['X', 'ONES', 'ZEROS'], ['YN'], attrs));
     g.msg(1, node('Reshape', ['S', 'PSHAPE'], ['SB']));
     g.msg(1, node('Reshape', ['B', 'PSHAPE'], ['BB']));
+    g.msg(1, node('Mul', ['YN', 'SB'], ['YS']));
+    g.msg(1, node('Add', ['YS', 'BB'], ['Y']));
     g.str(2, 'groupnorm');
-    g.msg(5, raw(ones, one)).msg(5, raw(zeros, new Uint8Array(size))).msg(5, shapeInit);
-    g.msg(11, valueInfo('X', shape, elem)).msg(11, valueInfo('S', [C], elem)).msg(11, valueInfo('B', [C], elem));
+    g.msg(5, initializer('ONES', elem, [groups], filled(1, groups, dtype)));
+    g.msg(5, initializer('ZEROS', elem, [groups], filled(0, groups, dtype)));
+    g.msg(5, initializer('PSHAPE', 7, [bshape.length], i64));
+    g.msg(11, valueInfo('X', X, elem)).msg(11, valueInfo('S', [X[1]!], elem)).msg(11, valueInfo('B', [X[1]!], elem));
   } else {
+    const pLen = opset === 21 ? X[1]! : groups;
     g.msg(1, node('GroupNormalization', ['X', 'S', 'B'], ['Y'], attrs));
     g.str(2, 'groupnorm');
-    g.msg(11, valueInfo('X', shape, elem)).msg(11, valueInfo('S', [pLen], elem)).msg(11, valueInfo('B', [pLen], elem));
+    g.msg(11, valueInfo('X', X, elem)).msg(11, valueInfo('S', [pLen], elem)).msg(11, valueInfo('B', [pLen], elem));
   }
-  g.msg(12, valueInfo('Y', shape, elem));
+  g.msg(12, valueInfo('Y', X, elem));
   return modelOf(g, opset);
 }
 
 /** InstanceNormalization-6 (model opset 15): inputs X (N, C, D1, …), scale, B (length C); output Y. */
-export function instanceNormModel(spec: { shape: number[]; epsilon: number; dtype: OnnxDType }): Uint8Array {
-  const { shape, dtype } = spec;
+export function instanceNormModel(spec: { rank: number; epsilon: number; dtype: OnnxDType }): Uint8Array {
+  const { rank, dtype } = spec;
   const elem = ELEM[dtype];
-  const C = shape[1]!;
+  const X = sym(rank);
   const g = new Pb();
   g.msg(1, node('InstanceNormalization', ['X', 'S', 'B'], ['Y'], [attrF('epsilon', spec.epsilon)]));
   g.str(2, 'instancenorm');
-  g.msg(11, valueInfo('X', shape, elem)).msg(11, valueInfo('S', [C], elem)).msg(11, valueInfo('B', [C], elem));
-  g.msg(12, valueInfo('Y', shape, elem));
+  g.msg(11, valueInfo('X', X, elem)).msg(11, valueInfo('S', [X[1]!], elem)).msg(11, valueInfo('B', [X[1]!], elem));
+  g.msg(12, valueInfo('Y', X, elem));
   return modelOf(g, 15);
 }
 
@@ -169,12 +177,11 @@ export function instanceNormModel(spec: { shape: number[]; epsilon: number; dtyp
  * LayerNorm as exporters wrote it before LayerNormalization existed (torch.onnx at opset < 17,
  * tf2onnx, keras2onnx): over the trailing axes [axis, rank) given as negative axes,
  *   MEAN = ReduceMean(X, keepdims 1); D = X - MEAN; VAR = ReduceMean(Pow(D, 2)); Y = D / Sqrt(VAR + eps) * S + B
- * with 2 and eps as scalar constants of X's dtype (initializers). Opset 15 (ReduceMean's axes an
- * attribute, as in every exporter of that era). MEAN is also a graph output.
+ * with 2 and eps as scalar constants of X's dtype (initializers, as torch.onnx writes them). Opset 15
+ * (ReduceMean's axes an attribute, as in every exporter of that era). MEAN is also a graph output.
  */
-export function decomposedLayerNormModel(spec: { shape: number[]; axis: number; epsilon: number; dtype: OnnxDType }): Uint8Array {
-  const { shape, axis, dtype } = spec;
-  const rank = shape.length;
+export function decomposedLayerNormModel(spec: { rank: number; axis: number; epsilon: number; dtype: OnnxDType }): Uint8Array {
+  const { rank, axis, dtype } = spec;
   const elem = ELEM[dtype];
   const axes = range(axis, rank).map((k) => k - rank);
   const g = new Pb();
@@ -188,9 +195,9 @@ export function decomposedLayerNormModel(spec: { shape: number[]; axis: number; 
   g.msg(1, node('Mul', ['XH', 'S'], ['XS']));
   g.msg(1, node('Add', ['XS', 'B'], ['Y']));
   g.str(2, 'layernorm_decomposed');
-  g.msg(5, scalarInitializer('TWO', 2, dtype)).msg(5, scalarInitializer('EPS', spec.epsilon, dtype));
-  const pshape = shape.slice(axis);
-  g.msg(11, valueInfo('X', shape, elem)).msg(11, valueInfo('S', pshape, elem)).msg(11, valueInfo('B', pshape, elem));
-  g.msg(12, valueInfo('Y', shape, elem)).msg(12, valueInfo('MEAN', shape.map((d, k) => (k < axis ? d : 1)), elem));
+  g.msg(5, initializer('TWO', elem, [], filled(2, 1, dtype))).msg(5, initializer('EPS', elem, [], filled(spec.epsilon, 1, dtype)));
+  const pshape = sym(rank).slice(axis);
+  g.msg(11, valueInfo('X', sym(rank), elem)).msg(11, valueInfo('S', pshape, elem)).msg(11, valueInfo('B', pshape, elem));
+  g.msg(12, valueInfo('Y', sym(rank), elem)).msg(12, valueInfo('MEAN', keptDims(rank, axis), elem));
   return modelOf(g, 15);
 }

@@ -25,6 +25,7 @@ export async function createOnnxRuntimeFamilyAdapter(variant: OrtFamilyVariant, 
     name: `onnxruntime-node ${ort.env.versions?.common ?? ''} ${v.form}`.replace('  ', ' '),
     profile,
     precisions: v.cpuPrecisions,
+    ...(v.cpuAccumulation ? { accumulation: v.cpuAccumulation } : {}),
     provider: `onnxruntime-node's CPU ${v.form}`,
     sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
   });

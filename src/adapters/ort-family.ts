@@ -39,7 +39,7 @@
  *
  * No Node imports: this file is bundled into the browser built-ins.
  */
-import type { Arr, BatchNormImplementation, DType, FamilyOp, GroupNormRequest, LayerNormRequest, Precision, Profile, ProfileName, RmsNormRequest } from '../contract/contract.js';
+import type { AccumulationInfo, Arr, BatchNormImplementation, DType, FamilyOp, GroupNormRequest, LayerNormRequest, Precision, Profile, ProfileName, RmsNormRequest } from '../contract/contract.js';
 import { precisionOfRequest } from '../contract/dtypes.js';
 import { encodeHalfArray } from '../numerics/half.js';
 import { decomposedLayerNormModel, groupNormModel, instanceNormModel, layerNormModel, rmsNormModel, type OnnxDType } from './onnx-family.js';
@@ -61,10 +61,23 @@ export interface OrtFamilyVariantInfo {
   cpuPrecisions: Precision[];
   /** Channel axis 1 only (GroupNormalization, InstanceNormalization). */
   channelsFirst: boolean;
+  /** How the CPU kernel sums, where measured to differ from the judge's assumption (sequential sums; float32 for half). */
+  cpuAccumulation?: Partial<Record<DType, AccumulationInfo>>;
 }
 
 export const ORT_FAMILY_VARIANTS: Readonly<Record<OrtFamilyVariant, OrtFamilyVariantInfo>> = {
-  layernorm: { op: 'layerNorm', form: 'LayerNormalization-17, stash_type 1', cpuPrecisions: [P('float32'), P('float64'), P('float16')], channelsFirst: false },
+  layernorm: {
+    op: 'layerNorm',
+    form: 'LayerNormalization-17, stash_type 1',
+    cpuPrecisions: [P('float32'), P('float64'), P('float16')],
+    channelsFirst: false,
+    // Measured: onnxruntime 1.30's float16 LayerNormalization kernel forms the row mean by running
+    // updates in float32, m += (x - m) / k (Welford), not by a sum: on rows whose float32 sums are
+    // exact (-0.25, 0, -0.125, -0.125 repeated, N = 1024) its Mean output is -0.1249999850988388,
+    // the Welford recurrence's value bit for bit, where any summation order gives -0.125 exactly.
+    // The judge's declaration for that is order 'updates' (docs/CONTRACT.md, exact sums).
+    cpuAccumulation: { float16: { dtype: 'float32', order: 'updates' } },
+  },
   'layernorm-stash0': { op: 'layerNorm', form: 'LayerNormalization-17, stash_type 0', cpuPrecisions: [P('float32'), P('float16')], channelsFirst: false },
   'layernorm-decomposed': {
     op: 'layerNorm',
@@ -92,6 +105,7 @@ export interface OrtFamilyOptions {
   sessionOptions: SessionOptions;
   /** Words for a refusal, e.g. "onnxruntime-node's CPU LayerNormalization". */
   provider: string;
+  accumulation?: Partial<Record<DType, AccumulationInfo>>;
 }
 
 /** gamma / beta constant within each of G groups of C / G channels, bit for bit. */
@@ -112,6 +126,7 @@ const perGroup = (a: Arr, groups: number): Arr => {
 export function ortFamilyAdapter(ort: Ort, variant: OrtFamilyVariant, opts: OrtFamilyOptions): BatchNormImplementation & { close(): Promise<void> } {
   const v = ORT_FAMILY_VARIANTS[variant];
   const sessions = new Map<string, Session>();
+  // one session per (rank, axis or groups, eps, dtype): the models' dims are symbolic (./onnx-family.ts)
   const session = async (key: unknown[], model: () => Uint8Array) => {
     const k = JSON.stringify(key);
     let s = sessions.get(k);
@@ -152,6 +167,7 @@ export function ortFamilyAdapter(ort: Ort, variant: OrtFamilyVariant, opts: OrtF
     dtypes: [...new Set(opts.precisions.map((p) => p.dtype))],
     precisions: opts.precisions,
     axes: v.channelsFirst ? 'first' : 'any',
+    ...(opts.accumulation ? { accumulation: opts.accumulation } : {}),
     async close() {
       for (const s of sessions.values()) await s.release();
       sessions.clear();
@@ -162,21 +178,21 @@ export function ortFamilyAdapter(ort: Ort, variant: OrtFamilyVariant, opts: OrtF
     const stashType = variant === 'layernorm' ? 1 : 0;
     impl.layerNorm = async (req) => {
       const dtype = precisionOf(req);
-      const s = await session([req.shape, req.axis, req.eps, dtype], () => layerNormModel({ shape: req.shape, axis: req.axis, epsilon: req.eps, dtype, stashType }));
+      const s = await session([req.shape.length, req.axis, req.eps, dtype], () => layerNormModel({ rank: req.shape.length, axis: req.axis, epsilon: req.eps, dtype, stashType }));
       const r = await s.run({ X: t(dtype, req.x, req.shape), S: t(dtype, req.gamma, P(req)), B: t(dtype, req.beta, P(req)) });
       return { y: ortOutput(r, 'Y'), ...stats(r, dtype, stashType) };
     };
   } else if (variant === 'layernorm-decomposed') {
     impl.layerNorm = async (req) => {
       const dtype = precisionOf(req);
-      const s = await session([req.shape, req.axis, req.eps, dtype], () => decomposedLayerNormModel({ shape: req.shape, axis: req.axis, epsilon: req.eps, dtype }));
+      const s = await session([req.shape.length, req.axis, req.eps, dtype], () => decomposedLayerNormModel({ rank: req.shape.length, axis: req.axis, epsilon: req.eps, dtype }));
       const r = await s.run({ X: t(dtype, req.x, req.shape), S: t(dtype, req.gamma, P(req)), B: t(dtype, req.beta, P(req)) });
       return { y: ortOutput(r, 'Y'), mean: ortOutput(r, 'MEAN') };
     };
   } else if (variant === 'rmsnorm') {
     impl.rmsNorm = async (req) => {
       const dtype = precisionOf(req);
-      const s = await session([req.shape, req.axis, req.eps, dtype], () => rmsNormModel({ shape: req.shape, axis: req.axis, epsilon: req.eps, dtype, stashType: 1 }));
+      const s = await session([req.shape.length, req.axis, req.eps, dtype], () => rmsNormModel({ rank: req.shape.length, axis: req.axis, epsilon: req.eps, dtype, stashType: 1 }));
       const r = await s.run({ X: t(dtype, req.x, req.shape), S: t(dtype, req.gamma, req.shape.slice(req.axis)) });
       return { y: ortOutput(r, 'Y') };
     };
@@ -187,11 +203,11 @@ export function ortFamilyAdapter(ort: Ort, variant: OrtFamilyVariant, opts: OrtF
       const C = req.shape[1]!;
       const G = req.groups;
       if (variant === 'groupnorm') {
-        const s = await session([req.shape, G, req.eps, dtype], () => groupNormModel({ shape: req.shape, groups: G, epsilon: req.eps, dtype, opset: 21 }));
+        const s = await session([req.shape.length, G, req.eps, dtype], () => groupNormModel({ rank: req.shape.length, groups: G, epsilon: req.eps, dtype, opset: 21 }));
         return { y: ortOutput(await s.run({ X: t(dtype, req.x, req.shape), S: t(dtype, req.gamma, [C]), B: t(dtype, req.beta, [C]) }), 'Y') };
       }
       const native = constantInGroups(req.gamma, G) && constantInGroups(req.beta, G);
-      const s = await session([req.shape, G, req.eps, dtype, native], () => groupNormModel({ shape: req.shape, groups: G, epsilon: req.eps, dtype, opset: 18, affineAfter: !native }));
+      const s = await session([req.shape.length, G, req.eps, dtype, native], () => groupNormModel({ rank: req.shape.length, groups: G, epsilon: req.eps, dtype, opset: 18, affineAfter: !native }));
       const feeds = native
         ? { X: t(dtype, req.x, req.shape), S: t(dtype, perGroup(req.gamma, G), [G]), B: t(dtype, perGroup(req.beta, G), [G]) }
         : { X: t(dtype, req.x, req.shape), S: t(dtype, req.gamma, [C]), B: t(dtype, req.beta, [C]) };
@@ -202,7 +218,7 @@ export function ortFamilyAdapter(ort: Ort, variant: OrtFamilyVariant, opts: OrtF
       const dtype = precisionOf(req);
       requireChannelsFirst(req.axis, req.shape.length);
       const C = req.shape[1]!;
-      const s = await session([req.shape, req.eps, dtype], () => instanceNormModel({ shape: req.shape, epsilon: req.eps, dtype }));
+      const s = await session([req.shape.length, req.eps, dtype], () => instanceNormModel({ rank: req.shape.length, epsilon: req.eps, dtype }));
       return { y: ortOutput(await s.run({ X: t(dtype, req.x, req.shape), S: t(dtype, req.gamma, [C]), B: t(dtype, req.beta, [C]) }), 'Y') };
     };
   }

@@ -77,6 +77,8 @@ export async function createOrtWebFamilyAdapter(provider: 'wasm' | 'webgpu', var
     name: `onnxruntime-web ${ort.env.versions?.web ?? ort.env.versions?.common ?? ''} ${v.form}, ${provider} execution provider${f16 ? ' (shader-f16)' : ''}`,
     profile: 'onnx',
     precisions,
+    // wasm: the same CPU kernels as onnxruntime-node, so the same measured accumulation
+    ...(provider === 'wasm' && v.cpuAccumulation ? { accumulation: v.cpuAccumulation } : {}),
     provider: `onnxruntime-web's ${provider} ${v.form}`,
     sessionOptions: { executionProviders: [provider], graphOptimizationLevel: 'disabled' },
   };
