@@ -385,6 +385,11 @@ export async function main(argv: string[]): Promise<number> {
 // Run when executed directly (not when imported by tests).
 const invoked = process.argv[1] ? pathToFileURL(resolve(process.argv[1])).href : '';
 if (import.meta.url === invoked || process.argv[1]?.endsWith('/bn-conformance')) {
+  // a reader that stops early (`list … | head`) closes the pipe: that is not an error of ours
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+    throw e;
+  });
   main(process.argv).then((code) => {
     process.exitCode = code;
   });
