@@ -14,7 +14,7 @@
  * Run: npx tsx scripts/bench.ts [--quick | --shape 32,64,56,56] [--without-tfjs] [--out docs/bench.md]
  * (--without-tfjs: TF.js not loaded at all. Loaded, it leaves a large JavaScript heap whose
  * garbage collections run on V8's helper threads, which on 2 cores take the worker's core from
- * any threaded contender: see the README's section on the float32 CPU kernel.)
+ * any threaded contender: see docs/kernels.md, the float32 CPU kernel.)
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -541,7 +541,7 @@ async function main(): Promise<void> {
   console.log(`\nwrote ${OUT} (${wall.toFixed(0)} s, peak 1-min load average ${load.toFixed(1)})`);
 }
 
-/** The compact table the README carries: each engine, the fastest peer, the issue's targets. */
+/** The compact table docs/bench.md carries: each engine, the fastest peer, the issue's targets. */
 function summary(rows: Row[], main: string, others: string[], peers: string[]): string[] {
   const out = [`| cell | ${main} | ${others.join(' | ')} | fastest peer | default vs fastest (>1: ours faster) | the same, fastest samples | copy | targets (medians) |`, `| --- | --- | ${others.map(() => '---').join(' | ')} | --- | --- | --- | --- | --- |`];
   for (const cell of CELLS) {

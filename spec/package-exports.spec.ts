@@ -1,6 +1,6 @@
 /**
  * The package's entry points (package.json "exports") lead to modules that exist and export what
- * the README's API section promises from them: a user's import fails at install time otherwise,
+ * docs/api.md (the API the README links) promises from them: a user's import fails at install time otherwise,
  * where no other test looks. dist/ is built from src/ one to one (tsconfig.build.json), so each
  * entry is checked on its source.
  */
@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { exports: Record<string, string | { types: string; import: string }> };
 const sourceOf = (dist: string) => dist.replace(/^\.\/dist\//, '../src/').replace(/\.js$/, '.ts');
 
-/** Names each entry must export (the README's API section). */
+/** Names each entry must export (docs/api.md). */
 const PROMISED: Record<string, string[]> = {
   '.': ['createCpuF32', 'prewarmCpuF32Threads', 'runConformance', 'createReference', 'oracleForwardTrain', 'toFloat16Bits', 'fromFloat16Bits', 'toBfloat16Bits', 'fromBfloat16Bits'],
   './cpu-f32': ['createCpuF32', 'prewarmCpuF32Threads'],
