@@ -2,9 +2,9 @@
  * One-node ONNX models for the normalization family, written with the same hand-rolled protobuf
  * writer as the BatchNormalization door (./onnx-model.ts): LayerNormalization (opset 17),
  * RMSNormalization (opset 23), GroupNormalization (opset 21 per-channel scale, opset 18 per-group
- * scale), InstanceNormalization (opset 6, imported at 15), and the decomposed LayerNorm that
- * exporters emitted before opset 17 (ReduceMean / Sub / Pow / ReduceMean / Add / Sqrt / Div / Mul /
- * Add, opset 15). Field numbers: onnx/onnx.proto (ModelProto, GraphProto, NodeProto,
+ * scale), InstanceNormalization (opset 6, imported at 15), and the decomposed LayerNorm and
+ * RMSNorm that exporters emitted before opsets 17 and 23 (ReduceMean / Sub / Pow / ReduceMean / Add /
+ * Sqrt / Div / Mul / Add; Pow / ReduceMean / Add / Sqrt / Div / Mul; opset 15). Field numbers: onnx/onnx.proto (ModelProto, GraphProto, NodeProto,
  * AttributeProto, TensorProto, ValueInfoProto). Every model has X and Y in one dtype T; the
  * parameters are in T too (the ONNX operators' Scale / B are T), so the precisions these models
  * can express are pure ones.
@@ -178,7 +178,7 @@ export function instanceNormModel(spec: { rank: number; epsilon: number; dtype: 
  * tf2onnx, keras2onnx): over the trailing axes [axis, rank) given as negative axes,
  *   MEAN = ReduceMean(X, keepdims 1); D = X - MEAN; VAR = ReduceMean(Pow(D, 2)); Y = D / Sqrt(VAR + eps) * S + B
  * with 2 and eps as scalar constants of X's dtype (initializers, as torch.onnx writes them). Opset 15
- * (ReduceMean's axes an attribute, as in every exporter of that era). MEAN is also a graph output.
+ * (ReduceMean's axes an attribute, as in every exporter of that era).
  */
 export function decomposedLayerNormModel(spec: { rank: number; axis: number; epsilon: number; dtype: OnnxDType }): Uint8Array {
   const { rank, axis, dtype } = spec;
@@ -198,6 +198,32 @@ export function decomposedLayerNormModel(spec: { rank: number; axis: number; eps
   g.msg(5, initializer('TWO', elem, [], filled(2, 1, dtype))).msg(5, initializer('EPS', elem, [], filled(spec.epsilon, 1, dtype)));
   const pshape = sym(rank).slice(axis);
   g.msg(11, valueInfo('X', sym(rank), elem)).msg(11, valueInfo('S', pshape, elem)).msg(11, valueInfo('B', pshape, elem));
-  g.msg(12, valueInfo('Y', sym(rank), elem)).msg(12, valueInfo('MEAN', keptDims(rank, axis), elem));
+  // Y only, as exported: making MEAN a graph output too would change which of onnxruntime's fusions
+  // applies (SimplifiedLayerNormFusion on D instead of LayerNormFusion; docs/adapters.md)
+  g.msg(12, valueInfo('Y', sym(rank), elem));
+  return modelOf(g, 15);
+}
+
+/**
+ * RMSNorm as exporters wrote it before RMSNormalization existed (opset 15): over the trailing axes
+ * [axis, rank), Y = X / Sqrt(ReduceMean(Pow(X, 2)) + eps) * S, with 2 and eps as scalar constants
+ * of X's dtype; the pattern onnxruntime's SimplifiedLayerNormFusion rewrites into one
+ * SimplifiedLayerNormalization node.
+ */
+export function decomposedRmsNormModel(spec: { rank: number; axis: number; epsilon: number; dtype: OnnxDType }): Uint8Array {
+  const { rank, axis, dtype } = spec;
+  const elem = ELEM[dtype];
+  const axes = range(axis, rank).map((k) => k - rank);
+  const g = new Pb();
+  g.msg(1, node('Pow', ['X', 'TWO'], ['X2']));
+  g.msg(1, node('ReduceMean', ['X2'], ['MS'], [attrInts('axes', axes), attrI('keepdims', 1)]));
+  g.msg(1, node('Add', ['MS', 'EPS'], ['ME']));
+  g.msg(1, node('Sqrt', ['ME'], ['RMS']));
+  g.msg(1, node('Div', ['X', 'RMS'], ['XN']));
+  g.msg(1, node('Mul', ['XN', 'S'], ['Y']));
+  g.str(2, 'rmsnorm_decomposed');
+  g.msg(5, initializer('TWO', elem, [], filled(2, 1, dtype))).msg(5, initializer('EPS', elem, [], filled(spec.epsilon, 1, dtype)));
+  g.msg(11, valueInfo('X', sym(rank), elem)).msg(11, valueInfo('S', sym(rank).slice(axis), elem));
+  g.msg(12, valueInfo('Y', sym(rank), elem));
   return modelOf(g, 15);
 }

@@ -1,5 +1,5 @@
 /**
- * Built-ins `ort-layernorm`, `ort-layernorm-stash0`, `ort-layernorm-decomposed`, `ort-rmsnorm`,
+ * Built-ins `ort-layernorm`, `ort-layernorm-stash0`, `ort-layernorm-decomposed`, `ort-rmsnorm`, `ort-rmsnorm-decomposed`,
  * `ort-groupnorm`, `ort-groupnorm-18`, `ort-instancenorm`: onnxruntime-node running one-node ONNX
  * models of the normalization family (./ort-family.ts, shared with the browser built-ins
  * ort-web-<variant> and ort-webgpu-<variant>). Profile onnx; one thread (results do not depend

@@ -10,6 +10,7 @@
  *   layernorm-decomposed  ReduceMean / Sub / Pow / ReduceMean / Add / Sqrt / Div / Mul / Add, opset 15,
  *                         the graph exporters emitted before opset 17
  *   rmsnorm               RMSNormalization-23, stash_type 1
+ *   rmsnorm-decomposed    Pow / ReduceMean / Add / Sqrt / Div / Mul, opset 15 (RMSNorm before opset 23)
  *   groupnorm             GroupNormalization-21 (scale and bias per channel), stash_type 1
  *   groupnorm-18          GroupNormalization-18 (scale and bias per group): see below
  *   instancenorm          InstanceNormalization-6
@@ -28,8 +29,8 @@
  * returned when their type U (the stash type) is at least as wide as the contract's paramDtype
  * (U float32 with float16 data: rounded once to float16 by the suite's conversion); they are left
  * out when U is narrower (float64 data with stash_type 1: float32 statistics by the operator's
- * definition, not an error to report). The decomposed graph returns its first ReduceMean (mean).
- * The other operators have no statistics outputs.
+ * definition, not an error to report). The other forms return y only (the operators have no
+ * statistics outputs; the decomposed graphs have Y as their only output, as exported).
  *
  * GroupNormalization-18 takes scale and bias per *group*; the contract's gamma and beta are per
  * channel. Decision: when gamma and beta are each constant within every group (compared bit for
@@ -42,14 +43,14 @@
 import type { AccumulationInfo, Arr, BatchNormImplementation, DType, FamilyOp, GroupNormRequest, LayerNormRequest, Precision, Profile, ProfileName, RmsNormRequest } from '../contract/contract.js';
 import { precisionOfRequest } from '../contract/dtypes.js';
 import { encodeHalfArray } from '../numerics/half.js';
-import { decomposedLayerNormModel, groupNormModel, instanceNormModel, layerNormModel, rmsNormModel, type OnnxDType } from './onnx-family.js';
+import { decomposedLayerNormModel, decomposedRmsNormModel, groupNormModel, instanceNormModel, layerNormModel, rmsNormModel, type OnnxDType } from './onnx-family.js';
 import { ortOutput } from './ort-core.js';
 
 type Ort = typeof import('onnxruntime-common');
 type Session = import('onnxruntime-common').InferenceSession;
 type SessionOptions = import('onnxruntime-common').InferenceSession.SessionOptions;
 
-export type OrtFamilyVariant = 'layernorm' | 'layernorm-stash0' | 'layernorm-decomposed' | 'rmsnorm' | 'groupnorm' | 'groupnorm-18' | 'instancenorm';
+export type OrtFamilyVariant = 'layernorm' | 'layernorm-stash0' | 'layernorm-decomposed' | 'rmsnorm' | 'rmsnorm-decomposed' | 'groupnorm' | 'groupnorm-18' | 'instancenorm';
 
 const P = (dtype: DType): Precision => ({ dtype, paramDtype: dtype });
 
@@ -86,6 +87,12 @@ export const ORT_FAMILY_VARIANTS: Readonly<Record<OrtFamilyVariant, OrtFamilyVar
     channelsFirst: false,
   },
   rmsnorm: { op: 'rmsNorm', form: 'RMSNormalization-23, stash_type 1', cpuPrecisions: [P('float32'), P('float64'), P('float16')], channelsFirst: false },
+  'rmsnorm-decomposed': {
+    op: 'rmsNorm',
+    form: 'decomposed RMSNorm (Pow/ReduceMean/Add/Sqrt/Div/Mul, opset 15)',
+    cpuPrecisions: [P('float32'), P('float64'), P('float16')],
+    channelsFirst: false,
+  },
   groupnorm: { op: 'groupNorm', form: 'GroupNormalization-21 (per-channel scale), stash_type 1', cpuPrecisions: [P('float32'), P('float64'), P('float16')], channelsFirst: true },
   'groupnorm-18': {
     op: 'groupNorm',
@@ -187,7 +194,14 @@ export function ortFamilyAdapter(ort: Ort, variant: OrtFamilyVariant, opts: OrtF
       const dtype = precisionOf(req);
       const s = await session([req.shape.length, req.axis, req.eps, dtype], () => decomposedLayerNormModel({ rank: req.shape.length, axis: req.axis, epsilon: req.eps, dtype }));
       const r = await s.run({ X: t(dtype, req.x, req.shape), S: t(dtype, req.gamma, P(req)), B: t(dtype, req.beta, P(req)) });
-      return { y: ortOutput(r, 'Y'), mean: ortOutput(r, 'MEAN') };
+      return { y: ortOutput(r, 'Y') };
+    };
+  } else if (variant === 'rmsnorm-decomposed') {
+    impl.rmsNorm = async (req) => {
+      const dtype = precisionOf(req);
+      const s = await session([req.shape.length, req.axis, req.eps, dtype], () => decomposedRmsNormModel({ rank: req.shape.length, axis: req.axis, epsilon: req.eps, dtype }));
+      const r = await s.run({ X: t(dtype, req.x, req.shape), S: t(dtype, req.gamma, req.shape.slice(req.axis)) });
+      return { y: ortOutput(r, 'Y') };
     };
   } else if (variant === 'rmsnorm') {
     impl.rmsNorm = async (req) => {

@@ -112,6 +112,7 @@ const ORT_FAMILY_FORMS: Record<OrtFamilyVariant, string> = {
   'layernorm-stash0': 'LayerNormalization-17, stash_type 0 (statistics in the input type)',
   'layernorm-decomposed': 'the pre-opset-17 exporters\' decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add, opset 15)',
   rmsnorm: 'RMSNormalization-23',
+  'rmsnorm-decomposed': 'the pre-opset-23 exporters\' decomposed RMSNorm (Pow/ReduceMean/Add/Sqrt/Div/Mul, opset 15)',
   groupnorm: 'GroupNormalization-21 (per-channel scale), axis 1',
   'groupnorm-18': 'GroupNormalization-18 (per-group scale; per-channel gamma applied after it unless constant within each group), axis 1',
   instancenorm: 'InstanceNormalization-6, axis 1',
