@@ -168,7 +168,7 @@ export function scaleProblem(r: ScaleRecipe, dims: number[], dtype: DType, varia
 }
 
 /** m values in {-1, 0, 1}, as many -1 as +1, in random order (their sum is exactly 0). */
-function balancedSigns(m: number, rnd: () => number): Int8Array {
+export function balancedSigns(m: number, rnd: () => number): Int8Array {
   const out = new Int8Array(m);
   const pairs = Math.floor((m * rnd()) / 2); // how many (+1, -1) pairs: 0 to m / 2
   for (let i = 0; i < pairs; i++) {

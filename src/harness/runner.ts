@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { AnyOp, AnyRequest, BatchNormImplementation, Op, Profile, ProfileName } from '../contract/contract.js';
 import { goldenCases } from '../checks/golden.js';
 import { syncGoldenCases, type SyncGoldenCase } from '../checks/golden-sync.js';
+import { familyGoldenCases, type FamilyGoldenCase } from '../checks/golden-family.js';
 import { loadFixtures, type Fixture } from '../fixtures/load.js';
 import { accumulationFor } from '../judge/compare.js';
 import { planCases, type PlannedCase } from '../checks/index.js';
@@ -140,7 +141,12 @@ function goldenPlan(impl: BatchNormImplementation, profile: Profile, timeoutMs: 
     callImplementation(impl, op, req, { dtype: f.dtype, paramDtype: f.paramDtype }, { timeoutMs, ...(budget ? { budget } : {}) });
   const loaded = loadFixtures();
   // synchronized fixtures (fixtures/keras-sync) join the same scheme, for implementations with the sync ops
-  const cases: Array<ReturnType<typeof goldenCases>[number] | SyncGoldenCase> = [...goldenCases(impl, { profile, call, fixtures: loaded }), ...syncGoldenCases(impl, { profile, timeoutMs, ...(budget ? { budget } : {}) })];
+  // the normalization family's fixtures (fixtures/keras-family, tfjs-family): <ln|rms|gn|in>:golden:<case>
+  const cases: Array<ReturnType<typeof goldenCases>[number] | SyncGoldenCase | FamilyGoldenCase> = [
+    ...goldenCases(impl, { profile, call, fixtures: loaded }),
+    ...syncGoldenCases(impl, { profile, timeoutMs, ...(budget ? { budget } : {}) }),
+    ...familyGoldenCases(impl, { profile, timeoutMs, ...(budget ? { budget } : {}) }),
+  ];
   const sources: Record<string, number> = {};
   for (const g of cases) sources[g.fixture.source] = (sources[g.fixture.source] ?? 0) + 1;
   const coverage: GoldenCoverage = { fixtures: cases.length, sources };
