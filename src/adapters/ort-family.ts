@@ -38,6 +38,10 @@
  * and zero bias and per-channel gamma and beta are applied by Mul and Add nodes after it (what a
  * user of opset 18 writes, and what opset 21's function body does). The adapter's name says so.
  *
+ * Sessions keep onnxruntime's default graph optimizations (the bindings' callers pass the session
+ * options): a deployed model gets them, and they matter here: LayerNormFusion and
+ * SimplifiedLayerNormFusion rewrite the decomposed graphs into single nodes (docs/adapters.md).
+ *
  * No Node imports: this file is bundled into the browser built-ins.
  */
 import type { AccumulationInfo, Arr, BatchNormImplementation, DType, FamilyOp, GroupNormRequest, LayerNormRequest, Precision, Profile, ProfileName, RmsNormRequest } from '../contract/contract.js';

@@ -5,7 +5,7 @@
  *
  * Declared: wasm is ORT's CPU kernels compiled to wasm, so the same precisions as onnxruntime-node;
  * webgpu: float32, and float16 only where the adapter has the `shader-f16` feature (SwiftShader's
- * has not). `graphOptimizationLevel: 'disabled'`: the model runs as written.
+ * has not). Sessions keep ORT's default graph optimizations, as on onnxruntime-node.
  *
  * Where the webgpu provider really runs the op: ORT places a node the provider has no kernel for
  * on its wasm CPU kernels without a word, and it places shape arithmetic (the Div and Concat of an
@@ -80,7 +80,9 @@ export async function createOrtWebFamilyAdapter(provider: 'wasm' | 'webgpu', var
     // wasm: the same CPU kernels as onnxruntime-node, so the same measured accumulation
     ...(provider === 'wasm' && v.cpuAccumulation ? { accumulation: v.cpuAccumulation } : {}),
     provider: `onnxruntime-web's ${provider} ${v.form}`,
-    sessionOptions: { executionProviders: [provider], graphOptimizationLevel: 'disabled' },
+    // ORT's default graph optimizations, as a deployed model gets them (its fusions rewrite the
+    // decomposed graphs, as on onnxruntime-node)
+    sessionOptions: { executionProviders: [provider] },
   };
   if (provider === 'webgpu') {
     const placed = await placementsOf(variant, opts);
