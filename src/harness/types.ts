@@ -16,16 +16,9 @@ export const REPORT_SCHEMA_VERSION = 1;
  */
 export type CheckStatus = 'pass' | 'fail' | 'inconclusive' | 'not-supported' | 'skipped';
 
-/**
- * What a check's comparisons could bound (added in 0.3.0): every value compared with the
- * reference, and those among them whose bound was uninformative (Infinity, or no smaller than
- * the value's own scale: src/judge/tolerance.ts `informative`). `inconclusive / values` is the
- * check's inconclusive fraction, shown in every report.
- */
-export interface ComparisonCounts {
-  values: number;
-  inconclusive: number;
-}
+/** Values compared and how many could not be bounded (src/judge/tally.ts); added in 0.3.0. */
+export type { ComparisonCounts } from '../judge/tally.js';
+import type { ComparisonCounts } from '../judge/tally.js';
 
 /** Which channel axis a case exercises: 1, rank - 1, or any axis (including 0 and middle ones). */
 export type AxisVariant = 'first' | 'last' | 'other';

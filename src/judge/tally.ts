@@ -1,13 +1,11 @@
 /**
  * What a check's comparisons could bound (issue 21: no vacuous verdicts). Every value the judge
  * compares with the exact answer is counted, and counted as inconclusive when its bound makes no
- * claim that could fail:
- *   - the bound is Infinity (no finite bound exists: a singular group at eps = 0, a sum whose
- *     depth times the accumulation's unit roundoff reaches 1), or
- *   - the bound is at least the largest exact magnitude of that output over the value's group
- *     (`scale` > 0): then returning 0 for the whole group would pass too, so the comparison cannot
- *     tell the answer from nothing. (scale 0, an all-zero exact output, keeps a finite bound
- *     informative: it still rejects anything larger than the bound.)
+ * claim that could fail: its bound is Infinity (no finite bound exists: a singular group at
+ * eps = 0, a sum whose depth times the accumulation's unit roundoff reaches 1), or the tolerance
+ * marks that output's bound for the group as no smaller than the quantity's own scale
+ * (src/judge/tolerance.ts `uninformative`: the mean's bound reaching mean|x|, the variance's
+ * reaching var, 1/s^ or the centring known only within 100% for x-hat, y and dx, ...).
  * A check whose every compared value was inconclusive proves nothing and is reported
  * 'inconclusive', never 'pass' (src/harness/runner.ts); every report shows the fraction.
  *
@@ -24,12 +22,6 @@ export interface ComparisonCounts {
 }
 
 const active = new AsyncLocalStorage<ComparisonCounts>();
-
-/** Whether a bound can fail anything: finite, and below the output's scale over the group when that is > 0. */
-export function informative(bound: number, scale = 0): boolean {
-  if (!(bound < Infinity)) return false;
-  return !(scale > 0 && bound >= scale);
-}
 
 /** Count one compared value (or `n` with the same verdict) in the running check, if any. */
 export function countComparison(isInformative: boolean, n = 1): void {
