@@ -82,7 +82,7 @@ describe.concurrent('bn-conformance check (CLI)', () => {
     ]);
     expect(listed.status, listed.stderr).toBe(0);
     expect(checked.status, checked.stderr).toBe(0);
-    const ids = listed.stdout.trim().split('\n').map((l) => l.split('\t')[0]);
+    const ids = listed.stdout.trim().split('\n').map((l) => l.split('\t')[0]!);
     const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { results: Array<{ id: string }> };
     expect(ids.length).toBeGreaterThan(5);
     expect(ids.some((id) => id.startsWith('bn:golden:'))).toBe(true);
