@@ -65,7 +65,8 @@ describe('no false alarms', () => {
   for (const profile of Object.values(profiles)) {
     it(`the reference passes every check under ${profile.name}`, async () => {
       // float32 / float64 here; the half precisions below (one profile in CI time; every profile: scripts/half-sweep.ts)
-      const report = await runConformance(createReference(profile, { precisions: [{ dtype: 'float32', paramDtype: 'float32' }, { dtype: 'float64', paramDtype: 'float64' }] }), { seed: SEED, skip: SKIP_SCALE });
+      // BatchNorm's checks: the reference's normalization-family checks (ln, rms, gn, in) have their own run, spec/gallery/family-gallery.spec.ts
+      const report = await runConformance(createReference(profile, { precisions: [{ dtype: 'float32', paramDtype: 'float32' }, { dtype: 'float64', paramDtype: 'float64' }] }), { seed: SEED, skip: [...SKIP_SCALE, 'ln', 'rms', 'gn', 'in'] });
       const failed = report.results.filter((r) => r.status === 'fail');
       expect(failed.map((r) => `${r.id}: ${r.failure?.message}`)).toEqual([]);
       expect(report.summary.passed).toBeGreaterThan(150);

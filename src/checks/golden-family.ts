@@ -3,10 +3,14 @@
  * fixtures/tfjs-family/ from TF.js; issue 23): the scheme of ./golden.ts, ID
  * `<prefix>:golden:<case>` (ln, rms, gn, in), for implementations with the fixture's op.
  *
- * Which fixtures apply: the implementation declares the fixture's precision and supports its axis
- * variant (layer ops: axis 1 'first', rank - 1 'last'; group ops: the channel axis), and its
- * profile leaves the fixture's eps as it is (a profile's eps floor above it would change the exact
- * answer; the frameworks apply none) and, for an InstanceNorm group of one value, allows it.
+ * Which fixtures apply (./golden.ts's rule): the implementation has an op of the fixture, declares
+ * its precision and supports its axis variant (layer ops: axis 1 'first', rank - 1 'last'; group
+ * ops: the channel axis), and its profile has the recording frameworks' semantics: Keras 3 and
+ * TF.js record under the keras profile (tfjs is keras), so a run under keras (or an equivalent
+ * profile) replays them, as it replays the TensorFlow and TF.js BatchNorm fixtures. Of a profile
+ * only its eps floor and its rule for a group of one value (InstanceNorm) change a family answer;
+ * both are checked too, so a custom profile equivalent to keras never replays a case whose exact
+ * answer it changes.
  * What passes (./golden.ts's argument): every recorded output within the implementation's bound
  * plus the framework's (a program of unknown summation order: sequential sums, float32 for half
  * data). Where the framework's own output is off the exact answer beyond its bound (the known
@@ -24,8 +28,11 @@ import type { AxisVariant } from '../harness/types.js';
 import { accumulationFor, expectationFor, type Expectation } from '../judge/compare.js';
 import { errorRatio } from '../judge/tolerance.js';
 import { countComparison } from '../judge/tally.js';
-import { frameworkAccumulation, type GoldenOutcome, type GoldenWorst } from './golden.js';
+import { frameworkAccumulation, profilesEquivalent, type GoldenOutcome, type GoldenWorst } from './golden.js';
 import { TARGET, type FamilyPrefix } from './family-common.js';
+
+/** The profile of the frameworks that recorded the family fixtures (Keras 3, TF.js). */
+const KERAS = resolveProfile('keras');
 
 const PREFIX: Record<FamilyFixture['op'], FamilyPrefix> = { layerNorm: 'ln', rmsNorm: 'rms', groupNorm: 'gn', instanceNorm: 'in' };
 
@@ -53,6 +60,7 @@ export function familyFixtureApplies(impl: BatchNormImplementation, f: FamilyFix
   const axes = impl.axes ?? 'any';
   const v = familyFixtureVariant(f);
   if (axes !== 'any' && axes !== v) return false;
+  if (!profilesEquivalent(profile, KERAS)) return false;
   if (effectiveEps(profile, f.eps) !== f.eps) return false;
   const G = groupingFor(f.op, f);
   if (FAMILY[f.op].singleValueRule && G.m === 1 && profile.singleValue === 'error') return false;

@@ -6,7 +6,8 @@
  * boundary: `bn:edge:m1` matches every dtype and axis of that check, and
  * `bn:edge:m1:dtype=float32` matches every axis of it (the ID joins dtype and axis with `;`), as
  * it does `dtype=float32;params=…;axis=…` IDs of mixed precision. It never matches in the middle
- * of a name (`bn:edge:m` does not match `bn:edge:m1`).
+ * of a name (`bn:edge:m` does not match `bn:edge:m1`). A pattern that ends at a boundary itself
+ * (`ln:`, `bn:edge:m1:`) matches the IDs continuing it: `ln:` is every LayerNorm check.
  *
  * A pattern typed for this run (--only, --skip) that matches no planned check is a usage error
  * (NoMatchError, exit 2) naming the pattern and the closest IDs: otherwise a typo runs nothing
@@ -20,7 +21,8 @@ export function idMatcher(pattern: string): (id: string) => boolean {
     const re = new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
     return (id) => re.test(id);
   }
-  return (id) => id === p || (id.startsWith(p) && (id[p.length] === ':' || id[p.length] === ';'));
+  const boundary = p.endsWith(':') || p.endsWith(';');
+  return (id) => id === p || (id.startsWith(p) && (boundary || id[p.length] === ':' || id[p.length] === ';'));
 }
 
 /** Levenshtein distance (insertions, deletions, substitutions), two rows; IDs are short. */
