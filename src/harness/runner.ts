@@ -313,9 +313,14 @@ export async function runConformance(impl: BatchNormImplementation | string, opt
     const base = { id: def.id, family: def.family, title: def.title };
     let result: CheckResult;
     const missing = def.needs.filter((op) => !ops.includes(op));
-    const skipReason = missing.length ? undefined : def.skip?.(ctx);
+    // a check that needs no op but runs each of its `uses` the implementation has (bn:edge, bn:hygiene)
+    // checks nothing without any of them (a family-only kernel): not supported, never a vacuous pass
+    const noneUsed = !missing.length && def.needs.length === 0 && (def.uses?.length ?? 0) > 0 && !def.uses!.some((op) => ops.includes(op));
+    const skipReason = missing.length || noneUsed ? undefined : def.skip?.(ctx);
     if (missing.length) {
       result = { ...base, status: 'not-supported', reason: `needs ${missing.join(' and ')}, which ${impl.name} does not implement`, durationMs: 0 };
+    } else if (noneUsed) {
+      result = { ...base, status: 'not-supported', reason: `needs one of ${def.uses!.join(', ')}, none of which ${impl.name} implements`, durationMs: 0 };
     } else if (skipReason) {
       result = { ...base, status: 'skipped', reason: skipReason, durationMs: 0 };
     } else {
