@@ -15,7 +15,7 @@
  *
  * Part 2, verdicts: each built-in's family checks at --seed 3, 10 runs per property, float32 and
  * float16 (float64's failures, ONNX's float32 attributes and the two mechanisms above, are held by
- * part 1 and the full run), the scale checks left out (2^20-value groups: most of the time); every failing check must be
+ * part 1 and the full run), the scale checks and golden replays left out (2^20-value groups: most of the time); every failing check must be
  * listed in the adapter's skips file (spec/adapters/family-skips/ort-<variant>.skips, the known
  * framework failures of the full run, docs/adapters.md) and every listed check of this selection
  * must fail (entries marked `# full run` are found only by the full run: --runs 25 or the scale
@@ -182,7 +182,7 @@ describe.skipIf(!ort)(`the onnxruntime-node family built-ins: verdicts at --seed
         const report = await runConformance(impl, { seed: 3, runs: 10, golden: false, only: [prefix], skip: [`${prefix}:scale`, ...(impl.dtypes.includes('float64') ? ['*dtype=float64*'] : [])] });
         const failed = report.results.filter((r) => r.status === 'fail' || r.status === 'inconclusive').map((r) => r.id);
         const { ids, fullRunOnly } = readSkips(v);
-        const inSelection = ids.filter((id) => !id.startsWith(`${prefix}:scale:`) && !id.includes('dtype=float64'));
+        const inSelection = ids.filter((id) => !id.startsWith(`${prefix}:scale:`) && !id.includes(':golden:') && !id.includes('dtype=float64'));
         expect(failed.filter((id) => !ids.includes(id)), 'failures not in the skips file').toEqual([]);
         expect(inSelection.filter((id) => !fullRunOnly.has(id) && !failed.includes(id)), 'skips-file entries that no longer fail').toEqual([]);
         // something was checked and passed; the backward checks are not supported (forward only), never passed
