@@ -57,6 +57,8 @@ export interface FamilyProblemOptions {
   minSamples?: number;
   /** Smallest number of statistics groups; default 1. */
   minGroups?: number;
+  /** Smallest rank (default 2; instanceNorm 3, layerNorm's 'other' variant 4). */
+  minRank?: number;
   maxRank?: number;
   maxDim?: number;
   /** Largest log2 of a group's offset / spread. */
@@ -96,7 +98,7 @@ export function familyShape(opts: FamilyProblemOptions, d: ShapeDraw): { shape: 
   const minSamples = opts.minSamples ?? 1;
   const minGroups = opts.minGroups ?? 1;
   if (kind === 'layer') {
-    const rank = Math.max(d.rank, opts.axis === 'other' ? 4 : 2);
+    const rank = Math.max(d.rank, opts.axis === 'other' ? 4 : 2, opts.minRank ?? 2);
     const dims = Array.from({ length: rank }, (_, k) => d.dims[k] ?? 1);
     const axis = opts.axis === 'first' ? 1 : opts.axis === 'last' ? rank - 1 : 2 + (d.axisSeed % (rank - 3));
     const m = prod(dims.slice(axis));
@@ -108,7 +110,7 @@ export function familyShape(opts: FamilyProblemOptions, d: ShapeDraw): { shape: 
   }
   // groupNorm / instanceNorm: a channel axis; instanceNorm (and G = C with m > 1) needs a spatial axis
   const needsSpatial = kind === 'instance' || (opts.groups === 'all' && minM > 1);
-  const rank = Math.max(d.rank, needsSpatial ? 3 : 2);
+  const rank = Math.max(d.rank, needsSpatial ? 3 : 2, opts.minRank ?? 2);
   const dims = Array.from({ length: rank }, (_, k) => d.dims[k] ?? 1);
   const axis = opts.axis === 'last' ? rank - 1 : 1;
   let G = 0;
@@ -177,7 +179,7 @@ function build(opts: FamilyProblemOptions, s: { shape: number[]; axis: number; g
 
 /** Random problems for a family op (see the file comment). */
 export function familyProblemArb(opts: FamilyProblemOptions): fc.Arbitrary<FamilyProblem> {
-  const maxRank = Math.max(opts.maxRank ?? 4, FAMILY[opts.op].kind === 'instance' ? 3 : 2, opts.axis === 'other' ? 4 : 2);
+  const maxRank = Math.max(opts.maxRank ?? 4, FAMILY[opts.op].kind === 'instance' || opts.groups === 'all' ? 3 : 2, opts.axis === 'other' ? 4 : 2, opts.minRank ?? 2);
   const maxDim = opts.maxDim ?? 4;
   const half = HALF_GRID[opts.dtype] ?? HALF_GRID[opts.paramDtype ?? opts.dtype];
   const maxLogRatio = Math.min(opts.maxLogRatio ?? 20, 22, half?.maxLogRatio ?? 22);
