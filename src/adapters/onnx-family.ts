@@ -227,3 +227,13 @@ export function decomposedRmsNormModel(spec: { rank: number; axis: number; epsil
   g.msg(12, valueInfo('Y', sym(rank), elem));
   return modelOf(g, 15);
 }
+
+/** A one-node Mul of two float32 vectors of length n (opset 15): to measure whether a provider flushes subnormals. */
+export function mulModel(n: number): Uint8Array {
+  const g = new Pb();
+  g.msg(1, node('Mul', ['X', 'S'], ['Y']));
+  g.str(2, 'mul');
+  g.msg(11, valueInfo('X', [n], ELEM.float32)).msg(11, valueInfo('S', [n], ELEM.float32));
+  g.msg(12, valueInfo('Y', [n], ELEM.float32));
+  return modelOf(g, 15);
+}

@@ -13,10 +13,12 @@
  * the op once with ORT's verbose log and reads ORT's own "Node placements": when every node is on
  * the CPU provider (RMSNormalization-23: no webgpu kernel), the built-in refuses to load and
  * quotes ORT, because a pass would be the wasm CPU kernel's; otherwise the name lists the nodes
- * ORT left on the CPU.
+ * ORT left on the CPU. Subnormal flushing is measured on webgpu too (flushesSubnormals) and, where
+ * found, declared.
  */
 import * as ort from 'onnxruntime-web';
 import type { Precision } from '../../contract/contract.js';
+import { mulModel } from '../onnx-family.js';
 import { ORT_FAMILY_VARIANTS, ortFamilyAdapter, type OrtFamilyOptions, type OrtFamilyVariant } from '../ort-family.js';
 
 async function hasShaderF16(): Promise<boolean> {
@@ -65,6 +67,22 @@ async function placementsOf(variant: OrtFamilyVariant, opts: OrtFamilyOptions): 
   return parsePlacements(lines);
 }
 
+/**
+ * Does the provider's arithmetic flush subnormals? One Mul through it: 1e-40 · 1 and 2^-126 · 0.25
+ * (subnormal results in float32). SwiftShader's WGSL flushes (allowed by WGSL); declared, so the
+ * tolerance's underflow unit is the smallest normal (as the TF.js browser built-ins do).
+ */
+async function flushesSubnormals(provider: 'wasm' | 'webgpu'): Promise<{ flushes: boolean; detail: string }> {
+  const s = await ort.InferenceSession.create(mulModel(4), { executionProviders: [provider] });
+  try {
+    const r = await s.run({ X: new ort.Tensor('float32', Float32Array.of(1e-40, 2 ** -126, 1e-40, 2 ** -126), [4]), S: new ort.Tensor('float32', Float32Array.of(1, 0.25, 1, 0.25), [4]) });
+    const y = r.Y!.data as Float32Array;
+    return { flushes: y[0] === 0 || y[1] === 0, detail: `1e-40*1 = ${y[0]}, 2^-126*0.25 = ${y[1]}` };
+  } finally {
+    await s.release();
+  }
+}
+
 export async function createOrtWebFamilyAdapter(provider: 'wasm' | 'webgpu', variant: OrtFamilyVariant, wasmPaths: string) {
   ort.env.wasm.wasmPaths = wasmPaths;
   ort.env.wasm.numThreads = 1;
@@ -93,6 +111,9 @@ export async function createOrtWebFamilyAdapter(provider: 'wasm' | 'webgpu', var
       throw new Error(`onnxruntime-web's webgpu provider does not run ${v.form}: ORT placed ${cpu?.join(', ') ?? 'every node'} on the CPU execution provider (its wasm kernels), so this would not check WebGPU`);
     }
     opts.name += cpu ? ` [ORT placed ${cpu.join(', ')} on the CPU provider, the rest on ${gpu.join(', ')}]` : ` [every node on ${gpu.join(', ')}]`;
+    const probe = await flushesSubnormals(provider);
+    opts.name += probe.flushes ? ` [flushes subnormals: ${probe.detail}]` : ` [gradual underflow: ${probe.detail}]`;
+    if (probe.flushes) opts.accumulation = { float32: { dtype: 'float32', order: 'sequential', subnormals: 'flush-to-zero' }, float16: { dtype: 'float32', order: 'sequential', subnormals: 'flush-to-zero' } };
   }
   return ortFamilyAdapter(ort as unknown as Parameters<typeof ortFamilyAdapter>[0], variant, opts);
 }
