@@ -21,6 +21,9 @@ Precisions are Keras dtype policies: float32, float64, mixed_float16 (float16 x 
 variables), mixed_bfloat16, and the pure float16 / bfloat16 policies (variables in half too).
 Every policy the backend runs is declared (DECLARED below; docs/adapters.md says how they were
 found); the judge, not the adapter, says which are right. Profile: keras (m = 1 allowed).
+Subnormals: measured at describe time; where the backend flushes them to zero (TensorFlow's CPU
+kernels do, float32 and float64), the declaration says so (accumulation.subnormals
+'flush-to-zero', as the contract allows for FTZ/DAZ code).
 
 LayerNormalization(rms_scaling=True) is not offered: it computes x / sqrt(var(x) + eps) * gamma
 (centred variance, uncentred numerator), which no op of the contract is (rmsNorm divides by
@@ -95,7 +98,19 @@ def to_numpy(v):
     return keras.ops.convert_to_numpy(v)
 
 
+LAYERS = {}  # built layers by configuration: building one costs ~20 ms, a call ~5 ms (weights are assigned per request)
+
+
 def make_layer(op, r, policy):
+    key = (op, tuple(r["shape"]), r["axis"], r.get("groups"), r["eps"], policy)
+    if key not in LAYERS:
+        if len(LAYERS) >= 256:
+            LAYERS.pop(next(iter(LAYERS)))
+        LAYERS[key] = build_layer(op, r, policy)
+    return LAYERS[key]
+
+
+def build_layer(op, r, policy):
     rank = len(r["shape"])
     axis, eps = r["axis"], r["eps"]
     if op == "layerNorm":
@@ -155,6 +170,7 @@ def backward(op):
         else:  # torch
             for var, v in zip(layer.trainable_variables, w):
                 var.assign(v)
+                var.value.grad = None  # a cached layer: no gradient left from an earlier request
             tt = (lambda a: torch.from_numpy(a.astype(np.float32)).to(torch.bfloat16)) if dt == "bfloat16" else (lambda a: torch.from_numpy(a.copy()))
             xt = tt(x).requires_grad_(True)
             y = layer(xt)
@@ -165,6 +181,31 @@ def backward(op):
             out["dbeta"] = to_numpy(grads[2])
         return out
     return run
+
+
+def flushes_subnormals(dtype):
+    """Measured, not assumed: does the backend's arithmetic flush subnormal results to zero? (TensorFlow's
+    CPU kernels run with flush-to-zero / denormals-are-zero set, for float32 and float64 alike.)"""
+    tiny = np.finfo(NP[dtype]).tiny  # the smallest normal number
+    t = keras.ops.convert_to_tensor(np.asarray([tiny], NP[dtype]), dtype=dtype)
+    if keras.backend.standardize_dtype(t.dtype) != dtype or float(np.asarray(to_numpy(t), np.float64)[0]) != tiny:
+        return False  # the backend does not hold this dtype (jax without x64): nothing to measure
+    half = keras.ops.multiply(t, keras.ops.convert_to_tensor(np.asarray([0.5], NP[dtype]), dtype=dtype))
+    if keras.backend.standardize_dtype(half.dtype) != dtype:
+        return False  # computed in another dtype (Keras's float64 -> float32 promotion off tensorflow): not a flush
+    return float(np.asarray(to_numpy(half), np.float64)[0]) == 0.0
+
+
+def accumulation(dtypes):
+    """Declared only where the arithmetic flushes subnormals (the contract's 'flush-to-zero': the judge's
+    underflow unit becomes the smallest normal number); sums stay the default the judge assumes
+    (sequential, float32 for half data: Keras computes half in float32)."""
+    out = {}
+    for d in dtypes:
+        compute = "float64" if d == "float64" else "float32"
+        if flushes_subnormals(compute):
+            out[d] = {"dtype": compute, "order": "sequential", "subnormals": "flush-to-zero"}
+    return out
 
 
 def selection():
@@ -200,6 +241,9 @@ def main():
                        "dtypes": list(dict.fromkeys(d for d, _ in pairs)),
                        "precisions": [{"dtype": d, "paramDtype": p} for d, p in pairs],
                        "ops": list(ops), "axes": "any"}
+                acc = accumulation(out["dtypes"])
+                if acc:
+                    out["accumulation"] = acc
             else:
                 dt = req["dtype"]
                 pdt = req.get("paramDtype", dt)
