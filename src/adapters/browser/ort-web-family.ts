@@ -113,7 +113,7 @@ export async function createOrtWebFamilyAdapter(provider: 'wasm' | 'webgpu', var
     opts.name += cpu ? ` [ORT placed ${cpu.join(', ')} on the CPU provider, the rest on ${gpu.join(', ')}]` : ` [every node on ${gpu.join(', ')}]`;
     const probe = await flushesSubnormals(provider);
     opts.name += probe.flushes ? ` [flushes subnormals: ${probe.detail}]` : ` [gradual underflow: ${probe.detail}]`;
-    if (probe.flushes) opts.accumulation = { float32: { dtype: 'float32', order: 'sequential', subnormals: 'flush-to-zero' }, float16: { dtype: 'float32', order: 'sequential', subnormals: 'flush-to-zero' } };
+    if (probe.flushes) opts.accumulation = Object.fromEntries(precisions.map((p) => [p.dtype, { dtype: 'float32', order: 'sequential', subnormals: 'flush-to-zero' }]));
   }
   return ortFamilyAdapter(ort as unknown as Parameters<typeof ortFamilyAdapter>[0], variant, opts);
 }
