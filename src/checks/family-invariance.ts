@@ -78,7 +78,8 @@ function shift(t: FamilyTarget): CheckSpec {
           const b = familyRequest(p, { x: shifted(p, (i) => tg[group(i)]!) });
           const { ga, gb, ea, eb } = await both(c, t.forward, a, b);
           for (let i = 0; i < G.numel; i++) {
-            expectClose(`${eb.where?.('y', i) ?? `y[${i}]`} after shifting its group by ${tg[group(i)]}`, gb.y![i]!, ga.y![i]!, ea.bounds.y![i]! + eb.bounds.y![i]!, eb.reasons[group(i)]!);
+            // (every group shifted by its own constant, 0 included: "expected" is the output before)
+            expectClose(`${eb.where?.('y', i) ?? `y[${i}]`} with every group shifted (this one by ${tg[group(i)]}), against the output before`, gb.y![i]!, ga.y![i]!, ea.bounds.y![i]! + eb.bounds.y![i]!, eb.reasons[group(i)]!);
           }
           for (let g = 0; g < G.groups; g++) {
             if (bothHave(ga, gb, 'invStdDev')) {
