@@ -12,7 +12,8 @@
  *   exec-stdout-closed  the child closed its stdout but kept running
  *   exec-bad-json       a line that is not a JSON object
  *   exec-wrong-id       an answer whose id is not the pending request's
- *   exec-line-too-long  a line longer than maxLineBytes (default 64 MiB); nothing past it is kept
+ *   exec-line-too-long  a line longer than maxLineBytes (default 64 MiB), or 4 x the request's line
+ *                       plus 1 MiB when that is more; nothing past it is kept
  *   exec-bad-array      a {"b64"} value that is not a whole number of elements
  *   exec-timeout        no answer within the time limit (the child is killed)
  *   exec-gave-up        the child was restarted maxRestarts times; later calls fail at once
@@ -148,6 +149,15 @@ class Child {
   poison?: ExecFault;
   private chunks: Buffer[] = [];
   private lineBytes = 0;
+  /**
+   * The longest answer line accepted now: maxLineBytes, or for a large request 4 x its line plus
+   * 1 MiB. An honest answer carries outputs no larger than the request's inputs in the same
+   * encoding (y or dx the size of x; per-group and per-parameter arrays at most one per element,
+   * mean and invStdDev together at most twice x's count), so this bounds it whatever the check's
+   * size (a float64 LayerNorm backward at m = 2^21 answers dx and dgamma of 2^21 values each), while
+   * a child that streams without a newline is still cut off.
+   */
+  private lineLimit: number;
   private discarding = false;
   /** The first and last 2000 characters of its stderr: where Node prints file:line, and where a traceback ends. */
   private stderrHead = '';
@@ -161,6 +171,7 @@ class Child {
     private readonly opts: Required<Pick<ExecOptions, 'maxLineBytes'>> & ExecOptions,
     private readonly onFault: (f: ExecFault) => void,
   ) {
+    this.lineLimit = opts.maxLineBytes;
     this.proc = spawn(command, {
       shell: true,
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -225,10 +236,10 @@ class Child {
       const piece = nl < 0 ? b.subarray(start) : b.subarray(start, nl);
       if (!this.discarding) {
         this.lineBytes += piece.length;
-        if (this.lineBytes > this.opts.maxLineBytes) {
+        if (this.lineBytes > this.lineLimit) {
           this.discarding = true;
           this.chunks = [];
-          this.fail(new ExecFault('exec-line-too-long', `the child sent a line longer than ${this.opts.maxLineBytes} bytes (the limit); the rest was discarded`));
+          this.fail(new ExecFault('exec-line-too-long', `the child sent a line longer than ${this.lineLimit} bytes (the limit); the rest was discarded`));
         } else this.chunks.push(Buffer.from(piece));
       }
       if (nl < 0) return;
@@ -322,6 +333,7 @@ class Child {
         return;
       }
       const p: Pending = { id, resolve, reject };
+      this.lineLimit = Math.max(this.opts.maxLineBytes, 4 * line.length + (1 << 20));
       p.timer = setTimeout(() => this.fail(new ExecFault('exec-timeout', `no answer to request ${id} within ${timeoutMs} ms; the child was killed`)), timeoutMs);
       this.pending = p;
       this.proc.stdin!.write(line);
