@@ -309,6 +309,9 @@ export function tolerance(input: ToleranceInput, f: ChannelFacts, merged?: Merge
     if (merged) throw new Error(`synchronized statistics have no half-precision bound (${input.dtype} / ${input.paramDtype ?? input.dtype})`);
     return halfTolerance(input, f);
   }
+  // float32 and float64 mixed (x float64, parameters float32 or the reverse): computed in either,
+  // each output rounded once to its own dtype, as half precision is (section HALF PRECISION)
+  if (!merged && isMixed(input)) return halfTolerance(input, f);
   return fullTolerance(input, f, merged);
 }
 
@@ -609,9 +612,10 @@ export interface ParameterBounds {
 
 /** Bounds on one parameter's dgamma and dbeta summed across groups (derivation above). */
 export function parameterTolerance(input: ToleranceInput, p: ParameterFacts): ParameterBounds {
-  const half = involvesHalf(input);
-  const acc = input.accumulation ?? { dtype: half ? 'float32' : input.dtype, order: 'sequential' };
-  const compute = half ? halfComputeDtype(acc) : input.dtype;
+  // half or mixed precision: computed in halfComputeDtype, the sum rounded once to paramDtype
+  const half = involvesHalf(input) || isMixed(input);
+  const acc = input.accumulation ?? { dtype: involvesHalf(input) ? 'float32' : input.dtype, order: 'sequential' };
+  const compute = half ? halfComputeDtype(acc, input) : input.dtype;
   const u = unitRoundoff(compute);
   const g = sumErrorFactor(p.n, acc);
   const gDy = exactness({ m: p.n, ...(p.dyGrid ? { dyGrid: p.dyGrid } : {}) }, acc).dy ? exactSumFactor(p.n, acc) : g;
@@ -661,15 +665,24 @@ export function parameterTolerance(input: ToleranceInput, p: ParameterFacts): Pa
 
 const HALF_DTYPES: readonly DType[] = ['float16', 'bfloat16'];
 const involvesHalf = (input: ToleranceInput) => HALF_DTYPES.includes(input.dtype) || HALF_DTYPES.includes(input.paramDtype ?? input.dtype);
+/** Activations and parameters in different dtypes (float32 with float64 included). */
+const isMixed = (input: ToleranceInput) => (input.paramDtype ?? input.dtype) !== input.dtype;
 
-/** The precision a half implementation computes in: float32, or its declared half accumulation. */
-export function halfComputeDtype(acc: AccumulationInfo): DType {
-  return HALF_DTYPES.includes(acc.dtype) ? acc.dtype : 'float32';
+/**
+ * The precision an implementation computes in: its declared half accumulation; float32 when a
+ * half dtype is involved; for float32 mixed with float64, the narrower, float32 (the kernel may
+ * compute in either: torch's rms_norm with x float64 and weight float32 computes in float64 and
+ * rounds dgamma to float32, another kernel may compute in float32; the bound must admit both).
+ */
+export function halfComputeDtype(acc: AccumulationInfo, input?: ToleranceInput): DType {
+  if (HALF_DTYPES.includes(acc.dtype)) return acc.dtype;
+  if (input && !involvesHalf(input) && input.dtype === 'float64' && (input.paramDtype ?? input.dtype) === 'float64') return 'float64';
+  return 'float32';
 }
 
 function halfTolerance(input: ToleranceInput, f: ChannelFacts): ChannelBounds {
   const acc = input.accumulation ?? { dtype: 'float32', order: 'sequential' };
-  const compute = halfComputeDtype(acc);
+  const compute = halfComputeDtype(acc, input);
   const inner = fullTolerance({ dtype: compute, accumulation: acc }, f);
   const paramDtype = input.paramDtype ?? input.dtype;
   // A sum whose factor k u_a reaches 1 has no relative bound at all (m-term sums in half): no
