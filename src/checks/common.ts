@@ -9,7 +9,7 @@ import { effectiveEps } from '../contract/profiles.js';
 import { channelStats } from '../reference/reference.js';
 import { expectAgreement, Mismatch, type CheckContext } from '../harness/check.js';
 import { ContractFault } from '../harness/call.js';
-import { withinBound } from '../judge/tolerance.js';
+import { scaleBound, withinBound } from '../judge/tolerance.js';
 
 export function expectation(ctx: CheckContext, op: Op, req: AnyRequest): Expectation {
   return expectationFor(op, ctx.profile, req, { accumulation: ctx.accumulation, precision: { dtype: ctx.dtype, paramDtype: ctx.paramDtype } });
@@ -77,4 +77,22 @@ export function expectClose(what: string, got: number, expected: number, bound: 
       worst: { output: what, index: -1, channel: -1, expected, got, error: err, bound, where: what },
     });
   }
+}
+
+/**
+ * L = sum w_i y_i over an implementation's forward output, and its error bound: each y_i within
+ * its tolerance bound, plus our own float64 evaluation (n products and an n-term sequential sum:
+ * gamma(n) sum|w y|, Higham). The loss central differences are taken of (gradients, family-gradients).
+ */
+export function weightedLoss(y: ArrayLike<number>, w: ArrayLike<number>, bounds: ArrayLike<number>): { L: number; err: number } {
+  let L = 0;
+  let err = 0;
+  let abs = 0;
+  for (let i = 0; i < y.length; i++) {
+    L += w[i]! * y[i]!;
+    err += scaleBound(bounds[i]!, w[i]!);
+    abs += Math.abs(w[i]! * y[i]!);
+  }
+  const n = y.length;
+  return { L, err: err + ((n * 2 ** -53) / (1 - n * 2 ** -53)) * abs };
 }

@@ -21,7 +21,7 @@ import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { CompensatedSum } from '../numerics/eft.js';
 import { exactStencil, finiteDifferenceBound, finiteDifferenceStep, scaleBound, withinBound } from '../judge/tolerance.js';
 import type { DType } from '../contract/contract.js';
-import { expectClose } from './common.js';
+import { expectClose, weightedLoss } from './common.js';
 import { agreeFamily, callFamily, exactGroupStats, FAMILY_TARGETS, familyExpectation, familySpec, type FamilyTarget } from './family-common.js';
 import type { CheckSpec } from './spec.js';
 
@@ -35,16 +35,7 @@ async function loss(c: CheckContext, t: FamilyTarget, p: FamilyProblem, over: Pa
   const req = familyRequest(p, over);
   const y = (await callFamily(c, t.forward, req)).y!;
   const e = familyExpectation(c, t.forward, req);
-  let L = 0;
-  let err = 0;
-  let abs = 0;
-  for (let i = 0; i < y.length; i++) {
-    L += p.dy[i]! * y[i]!;
-    err += scaleBound(e.bounds.y![i]!, p.dy[i]!);
-    abs += Math.abs(p.dy[i]! * y[i]!);
-  }
-  const n = y.length;
-  return { L, err: err + ((n * U64) / (1 - n * U64)) * abs };
+  return weightedLoss(y, p.dy, e.bounds.y!);
 }
 
 type Param = 'x' | 'gamma' | 'beta';

@@ -14,7 +14,7 @@ import type { AnyRequest, DType } from '../contract/contract.js';
 import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { CompensatedSum } from '../numerics/eft.js';
 import { exactStencil, finiteDifferenceBound, finiteDifferenceStep, scaleBound, withinBound } from '../judge/tolerance.js';
-import { callAndAgree, channelIndices, expectation, expectClose, exactStats } from './common.js';
+import { callAndAgree, channelIndices, expectation, expectClose, exactStats, weightedLoss } from './common.js';
 import type { CheckSpec } from './spec.js';
 
 /**
@@ -25,18 +25,7 @@ async function loss(c: CheckContext, p: Problem, training: boolean, over: Partia
   const req: AnyRequest = training ? trainRequest(p, over) : inferRequest(p, over);
   const y = (await c.call(training ? 'forwardTrain' : 'forwardInfer', req)).y;
   const e = expectation(c, training ? 'forwardTrain' : 'forwardInfer', req);
-  let L = 0;
-  let err = 0;
-  let absTerms = 0;
-  for (let i = 0; i < y.length; i++) {
-    L += p.dy[i]! * y[i]!;
-    err += scaleBound(e.bounds.y![i]!, p.dy[i]!);
-    absTerms += Math.abs(p.dy[i]! * y[i]!);
-  }
-  // our own float64 evaluation: n products and an n-term sequential sum, gamma(n) sum|dy y| (Higham)
-  const n = y.length;
-  err += ((n * 2 ** -53) / (1 - n * 2 ** -53)) * absTerms;
-  return { L, err };
+  return weightedLoss(y, p.dy, e.bounds.y!);
 }
 
 type Param = 'x' | 'gamma' | 'beta';
