@@ -13,6 +13,7 @@ import { toContractRequest } from '../../src/contract/dtypes.js';
 import { planCases } from '../../src/checks/index.js';
 import { assessFamilyFixture, familyGoldenCases } from '../../src/checks/golden-family.js';
 import { loadFamilyFixtures } from '../../src/fixtures/family-fixtures.js';
+import { idMatcher } from '../../src/harness/filters.js';
 import { planRun, runConformance } from '../../src/harness/runner.js';
 import type { AxisVariant } from '../../src/harness/types.js';
 import { createReference } from '../../src/reference/reference.js';
@@ -55,6 +56,13 @@ describe('planning: stable IDs per op, planned for the ops an implementation has
       'bn:hygiene:settles': 'not-supported',
     });
     expect(report.results.find((r) => r.id.startsWith('ln:agreement:backward'))!.reason).toContain('layerNormBackward');
+  });
+
+  it('--only ln: (a pattern ending at a boundary) selects every LayerNorm check and nothing else', () => {
+    const m = idMatcher('ln:');
+    expect(family.filter(m).length).toBe(family.filter((id) => id.startsWith('ln:')).length);
+    expect(m('lnx:agreement:forward')).toBe(false);
+    expect(idMatcher('ln')('ln:agreement:forward:dtype=float32;axis=last')).toBe(true);
   });
 
   it('a BatchNorm-only implementation plans no family check', () => {

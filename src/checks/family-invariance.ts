@@ -186,6 +186,14 @@ function notShiftInvariant(t: FamilyTarget): CheckSpec {
 /** Per group, its sample (axis 0): groups are row-major with the batch outermost, groups / N per sample. */
 const sampleOfGroup = (groups: number, N: number) => (g: number) => Math.floor(g / (groups / N));
 
+/**
+ * Sample independence. The other samples' data are bit for bit the same in both requests, so a
+ * deterministic kernel returns the same bits for them; a kernel whose reduction order may vary
+ * between calls (atomics, a split that depends on the whole tensor's size or content) may differ by
+ * its rounding, so each output is allowed both calls' bounds, as everywhere else. A kernel that
+ * couples the batch moves them by far more: the changed sample is scaled by 16 and moved by
+ * 16,384 (half dtypes: doubled, moved by 512).
+ */
 function sampleIndependence(t: FamilyTarget): CheckSpec {
   return familySpec(t, {
     family: 'invariance',
