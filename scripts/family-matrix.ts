@@ -48,7 +48,8 @@ type Cell = { kind: 'pass' | 'fail' | 'inconclusive' | 'not-supported' | 'none';
 const SHORT: Record<string, string> = { float32: 'f32', float64: 'f64', float16: 'f16', bfloat16: 'bf16' };
 const dtypeOf = (id: string) => {
   const m = /dtype=(\w+)(?:;params=(\w+))?/.exec(id);
-  return m ? (m[2] ? `${SHORT[m[1]!] ?? m[1]}/${SHORT[m[2]] ?? m[2]}` : (SHORT[m[1]!] ?? m[1]!)) : '?';
+  // golden replays (<prefix>:golden:<case>) carry no dtype in their ID
+  return m ? (m[2] ? `${SHORT[m[1]!] ?? m[1]}/${SHORT[m[2]] ?? m[2]}` : (SHORT[m[1]!] ?? m[1]!)) : /:golden:/.test(id) ? 'golden' : '?';
 };
 
 function isBackward(r: Result, backwardOp: string): boolean {
