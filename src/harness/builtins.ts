@@ -108,25 +108,25 @@ export const BUILTINS: Record<string, Builtin> = {
  * headless Chromium (`ort-web-<variant>` on wasm, `ort-webgpu-<variant>` on webgpu).
  */
 const ORT_FAMILY_FORMS: Record<OrtFamilyVariant, string> = {
-  layernorm: 'LayerNormalization-17, stash_type 1 (float32 statistics)',
-  'layernorm-stash0': 'LayerNormalization-17, stash_type 0 (statistics in the input type)',
+  layernorm: 'a one-node LayerNormalization-17, stash_type 1 (float32 statistics)',
+  'layernorm-stash0': 'a one-node LayerNormalization-17, stash_type 0 (statistics in the input type)',
   'layernorm-decomposed': 'the pre-opset-17 exporters\' decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add, opset 15)',
-  rmsnorm: 'RMSNormalization-23',
+  rmsnorm: 'a one-node RMSNormalization-23',
   'rmsnorm-decomposed': 'the pre-opset-23 exporters\' decomposed RMSNorm (Pow/ReduceMean/Add/Sqrt/Div/Mul, opset 15)',
-  groupnorm: 'GroupNormalization-21 (per-channel scale), axis 1',
-  'groupnorm-18': 'GroupNormalization-18 (per-group scale; per-channel gamma applied after it unless constant within each group), axis 1',
-  instancenorm: 'InstanceNormalization-6, axis 1',
+  groupnorm: 'a one-node GroupNormalization-21 (per-channel scale), axis 1',
+  'groupnorm-18': 'a one-node GroupNormalization-18 (per-group scale; per-channel gamma applied after it unless constant within each group), axis 1',
+  instancenorm: 'a one-node InstanceNormalization-6, axis 1',
 };
 for (const [variant, form] of Object.entries(ORT_FAMILY_FORMS) as Array<[OrtFamilyVariant, string]>) {
   BUILTINS[`ort-${variant}`] = {
     needs: () => ({ peers: ['onnxruntime-node'] }),
-    description: `onnxruntime-node, one-node ${form}; onnx profile, forward only (needs onnxruntime-node)`,
+    description: `onnxruntime-node running ${form}; onnx profile, forward only (needs onnxruntime-node)`,
     create: async (p) => (await import('../adapters/onnxruntime-family.js')).createOnnxRuntimeFamilyAdapter(variant, p),
   };
   for (const provider of ['wasm', 'webgpu'] as const) {
     BUILTINS[`${provider === 'wasm' ? 'ort-web' : 'ort-webgpu'}-${variant}`] = {
       needs: () => inBrowser('onnxruntime-web'),
-      description: `onnxruntime-web, one-node ${form}, ${provider} execution provider${provider === 'webgpu' ? ' (no CPU fallback)' : ''}, in headless Chromium; forward only (needs onnxruntime-web)`,
+      description: `onnxruntime-web running ${form}, ${provider} execution provider${provider === 'webgpu' ? ' (refuses to load where ORT would run the op on its CPU provider)' : ''}, in headless Chromium; forward only (needs onnxruntime-web)`,
       create: async (p) => (await import('../adapters/browser/index.js')).createOrtWebFamilyBuiltin(provider, variant, p),
     };
   }
