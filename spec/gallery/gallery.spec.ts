@@ -123,7 +123,11 @@ describe('half precision: the broken gallery is rejected by name, honest kernels
   for (const [make, profile] of [[createReference, profiles.keras], [createCpuF32, profiles.pytorch]] as const) {
     it(`${make.name} passes every half check under ${profile.name}`, async () => {
       const impl = make(profile);
-      const report = await runConformance(impl, { seed: SEED, runs: 3, golden: false, only: ['*float16*', '*bfloat16*'] });
+      // BatchNorm's half checks (the family's run in spec/checks and spec/gallery/family-gallery.spec.ts);
+      // the reference skips bn:scale's half cases (it is the judge's own reference there: the
+      // kernel's copy of the same arithmetic, ~100 s on a loaded machine), cpu-f32 runs them
+      const only = ['bn:*float16*', 'bn:*bfloat16*'];
+      const report = await runConformance(impl, { seed: SEED, runs: 3, golden: false, only, ...(make === createReference ? { skip: ['bn:scale'] } : {}) });
       expect(report.summary.passed).toBeGreaterThan(impl.precisions!.length > 3 ? 300 : 150);
       expect(report.results.filter((r) => r.status === 'fail').map((r) => `${impl.name} ${r.id}: ${r.failure?.message}`)).toEqual([]);
     });

@@ -13,7 +13,12 @@ import { runConformance } from '../../src/harness/runner.js';
 import { createCpuF32 } from '../../src/kernels/cpu-f32/index.js';
 import { tolerance } from '../../src/judge/tolerance.js';
 
-const SEEDS = [1, 2, 3, 4];
+// two seeds in CI (each probe at m = 2^21 costs seconds); BN_VACUITY_SEEDS=1-20 sweeps more
+// (seeds 1-4 were run when the probes were written: every probe rejected at each)
+const SEEDS = (() => {
+  const m = /^(\d+)-(\d+)$/.exec(process.env.BN_VACUITY_SEEDS ?? '');
+  return m ? Array.from({ length: Number(m[2]) - Number(m[1]) + 1 }, (_, i) => Number(m[1]) + i) : [1, 2];
+})();
 const LIMIT = 2 ** 20;
 const SCALE_F32 = ['bn:scale:forward-train:dtype=float32;axis=first', 'bn:scale:backward:dtype=float32;axis=first'];
 
@@ -120,12 +125,14 @@ describe('vacuity probes: each broken kernel is rejected at every seed', () => {
       },
       { precisions: [{ dtype: 'float16', paramDtype: 'float32' }], dtypes: ['float16'], accumulation: { dtype: 'float16', order: 'sequential' }, profile: base.profile },
     );
-    for (const seed of SEEDS.slice(0, 2)) {
+    for (const seed of SEEDS) {
       const r = await runConformance(impl, { only: ['bn:scale:forward-train', 'bn:edge'], seed, golden: false });
       expect(r.ok, `seed ${seed}`).toBe(false);
-      // where a bound exists it catches the NaN; where half sums make none, the check is inconclusive, not passed
+      // where a bound exists it catches the NaN (inference y and dx keep theirs at any m); where
+      // half sums make none, the values are counted inconclusive, never as checked
+      expect(r.results.some((c) => c.status === 'fail'), `seed ${seed}`).toBe(true);
       const scale = r.results.filter((c) => c.id.startsWith('bn:scale'));
-      for (const c of scale) expect(['fail', 'inconclusive'], c.id).toContain(c.status);
+      for (const c of scale) expect(c.status === 'fail' || c.comparisons!.inconclusive > 0, c.id).toBe(true);
     }
   }, 120_000);
 });
