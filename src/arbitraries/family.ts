@@ -21,7 +21,7 @@ import { FAMILY, groupingFor, groupOf, indicesOf, type Grouping } from '../contr
 import type { AxisVariant } from '../harness/types.js';
 import { isHalf } from '../numerics/half.js';
 import { mulberry32 } from '../numerics/random.js';
-import { fullFraction, HALF_GRID, typed } from './problem.js';
+import { exactTyped, fullFraction, halfGridOf } from './problem.js';
 
 /** The forward ops of the family; each check builds its backward request from the same problem. */
 export type FamilyForwardOp = 'layerNorm' | 'rmsNorm' | 'groupNorm' | 'instanceNorm';
@@ -159,9 +159,11 @@ function build(opts: FamilyProblemOptions, s: { shape: number[]; axis: number; g
   const dy = new Array<number>(G.numel);
   for (let i = 0; i < G.numel; i++) dy[i] = f((v.dy[i]! + v.fdy[i]!) / 4);
   // |gamma| >= 1/8: a nonzero integer and a fraction of at most 1/2; parameters rounded to the
-  // activations' dtype, so representable in paramDtype too (the same dtype or float32)
-  const gamma = Array.from({ length: G.params }, (_, j) => f((v.gamma[j]! + v.fgamma[j]!) / 4));
-  const beta = Array.from({ length: G.params }, (_, j) => f((v.beta[j]! + v.fbeta[j]!) / 4));
+  // activations' dtype, then to paramDtype: the numbers the request carries (checks read them from
+  // the problem), representable in both (|v| <= 2.25 and >= 1/128 in magnitude where nonzero)
+  const fp = (x: number) => roundTo(opts.paramDtype ?? opts.dtype, f(x));
+  const gamma = Array.from({ length: G.params }, (_, j) => fp((v.gamma[j]! + v.fgamma[j]!) / 4));
+  const beta = Array.from({ length: G.params }, (_, j) => fp((v.beta[j]! + v.fbeta[j]!) / 4));
   return {
     op: opts.op,
     dtype: opts.dtype,
@@ -181,7 +183,7 @@ function build(opts: FamilyProblemOptions, s: { shape: number[]; axis: number; g
 export function familyProblemArb(opts: FamilyProblemOptions): fc.Arbitrary<FamilyProblem> {
   const maxRank = Math.max(opts.maxRank ?? 4, FAMILY[opts.op].kind === 'instance' || opts.groups === 'all' ? 3 : 2, opts.axis === 'other' ? 4 : 2, opts.minRank ?? 2);
   const maxDim = opts.maxDim ?? 4;
-  const half = HALF_GRID[opts.dtype] ?? HALF_GRID[opts.paramDtype ?? opts.dtype];
+  const half = halfGridOf(opts.dtype, opts.paramDtype);
   const maxLogRatio = Math.min(opts.maxLogRatio ?? 20, 22, half?.maxLogRatio ?? 22);
   const full = opts.values === 'full';
   const small = fc.integer({ min: -8, max: 8 });
@@ -291,12 +293,12 @@ export function familyRequest(p: FamilyProblem, over: Partial<FamilyProblem> = {
   return {
     dtype: q.dtype,
     paramDtype: pd,
-    x: typed(q.dtype, q.x),
+    x: exactTyped(q.dtype, q.x, 'x'),
     shape: q.shape.slice(),
     axis: q.axis,
     ...(q.groups !== undefined && q.op === 'groupNorm' ? { groups: q.groups } : {}),
-    gamma: typed(pd, q.gamma),
-    ...(FAMILY[q.op].hasBeta ? { beta: typed(pd, q.beta) } : {}),
+    gamma: exactTyped(pd, q.gamma, 'gamma'),
+    ...(FAMILY[q.op].hasBeta ? { beta: exactTyped(pd, q.beta, 'beta') } : {}),
     eps: q.eps,
   } as FamilyRequest;
 }
@@ -308,12 +310,12 @@ export function familyBackwardRequest(p: FamilyProblem, over: Partial<FamilyProb
   return {
     dtype: q.dtype,
     paramDtype: pd,
-    x: typed(q.dtype, q.x),
-    dy: typed(q.dtype, q.dy),
+    x: exactTyped(q.dtype, q.x, 'x'),
+    dy: exactTyped(q.dtype, q.dy, 'dy'),
     shape: q.shape.slice(),
     axis: q.axis,
     ...(q.groups !== undefined && q.op === 'groupNorm' ? { groups: q.groups } : {}),
-    gamma: typed(pd, q.gamma),
+    gamma: exactTyped(pd, q.gamma, 'gamma'),
     eps: q.eps,
   } as FamilyRequest;
 }

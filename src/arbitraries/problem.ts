@@ -12,7 +12,7 @@
  */
 import fc from 'fast-check';
 import type { AnyRequest, AnySyncRequest, BackwardRequest, DType, ForwardInferRequest, ForwardTrainRequest } from '../contract/contract.js';
-import { roundTo } from '../contract/dtypes.js';
+import { roundTo, UnrepresentableInputError } from '../contract/dtypes.js';
 import { isHalf } from '../numerics/half.js';
 import { layoutOf } from '../contract/layout.js';
 import type { AxisVariant } from '../harness/types.js';
@@ -92,6 +92,17 @@ export const HALF_GRID: Record<string, { maxLogRatio: number; maxScale: number }
 };
 
 /**
+ * The grid limits for a precision: the activations' and the parameters' (whose dtype holds the
+ * statistics), the tighter of each where both are half (bfloat16 data with float16 statistics:
+ * bfloat16's ratio, float16's scale, so a variance stays below 65504); undefined for neither.
+ */
+export function halfGridOf(dtype: DType, paramDtype: DType = dtype): { maxLogRatio: number; maxScale: number } | undefined {
+  const grids = [HALF_GRID[dtype], HALF_GRID[paramDtype]].filter((g) => g !== undefined);
+  if (grids.length === 0) return undefined;
+  return { maxLogRatio: Math.min(...grids.map((g) => g.maxLogRatio)), maxScale: Math.min(...grids.map((g) => g.maxScale)) };
+}
+
+/**
  * The large-m share of a half problem arbitrary: one run in LARGE_M.weight + 1 has m (values per
  * channel) in an octave (2^(o-1), 2^o]: o in 7..12 (m = 65..4096, the sizes no other half check
  * reaches) three times as often as o in 13..17 (up to m = 131072 >= 2^16), uniform within each
@@ -135,6 +146,7 @@ function buildProblem(
   const C = L.channels;
   const n = L.numel;
   const f = toDtype(opts.dtype);
+  const fp = (x: number) => roundTo(opts.paramDtype ?? opts.dtype, f(x));
   // eps is a number, not an array: rounded to float32 at most (the compute precision of a half implementation)
   const fEps = toDtype(isHalf(opts.dtype) ? 'float32' : opts.dtype);
   const grid = 2 ** r.scale;
@@ -154,11 +166,11 @@ function buildProblem(
     axis: r.axis,
     x,
     // |gamma| >= 1/8: g is a nonzero integer and its fraction is at most 1/2
-    // (per-channel values rounded to the activations' dtype: representable in paramDtype too,
-    // which is the same dtype or float32)
+    // (per-channel values rounded to the activations' dtype, then to paramDtype: the numbers the
+    // request carries, which checks read from the problem; representable in both)
     dy: e.dy.map((d, i) => f((d + e.fdy[i]!) / 4)),
-    gamma: v.gamma.map((g, i) => f((g + v.fgamma[i]!) / 4)),
-    beta: v.beta.map((b, i) => f((b + v.fbeta[i]!) / 4)),
+    gamma: v.gamma.map((g, i) => fp((g + v.fgamma[i]!) / 4)),
+    beta: v.beta.map((b, i) => fp((b + v.fbeta[i]!) / 4)),
     eps: fEps(r.eps),
     momentum: r.momentum,
     runningMean: v.runningMean.map((m) => m / 2),
@@ -173,7 +185,7 @@ export function problemArb(opts: ProblemOptions): fc.Arbitrary<Problem> {
   const minM = opts.minM ?? 2;
   const minBatch = opts.minBatch ?? 1;
   const minChannels = opts.minChannels ?? 1;
-  const half = HALF_GRID[opts.dtype] ?? HALF_GRID[opts.paramDtype ?? opts.dtype];
+  const half = halfGridOf(opts.dtype, opts.paramDtype);
   const maxLogRatio = Math.min(opts.maxLogRatio ?? 20, 22, half?.maxLogRatio ?? 22);
   const full = opts.values === 'full';
   const small = fc.integer({ min: -8, max: 8 });
@@ -298,6 +310,20 @@ export function typed(dtype: DType, v: ArrayLike<number>): Float32Array | Float6
   return isHalf(dtype) ? Float64Array.from(v, toDtype(dtype)) : Float64Array.from(v);
 }
 
+/**
+ * A request field's array, its numbers exactly representable in dtype: a check reads the problem's
+ * numbers (gamma_j, x_i) in its derivation, so one rounded on the way to the implementation would
+ * make the check judge a request it did not send. Such a value is a bug in the check, thrown as
+ * UnrepresentableInputError, never rounded silently.
+ */
+export function exactTyped(dtype: DType, v: ArrayLike<number>, field: string): Float32Array | Float64Array {
+  const out = typed(dtype, v);
+  for (let i = 0; i < out.length; i++) {
+    if (!Object.is(out[i], v[i]) && !(Number.isNaN(out[i]) && Number.isNaN(v[i]))) throw new UnrepresentableInputError(field, i, v[i]!, dtype);
+  }
+  return out;
+}
+
 const paramsOf = (q: Problem) => q.paramDtype ?? q.dtype;
 
 export function trainRequest(p: Problem, over: Partial<Problem> = {}): ForwardTrainRequest {
@@ -306,15 +332,15 @@ export function trainRequest(p: Problem, over: Partial<Problem> = {}): ForwardTr
   return {
     dtype: q.dtype,
     paramDtype: pd,
-    x: typed(q.dtype, q.x),
+    x: exactTyped(q.dtype, q.x, 'x'),
     shape: q.shape.slice(),
     axis: q.axis,
-    gamma: typed(pd, q.gamma),
-    beta: typed(pd, q.beta),
+    gamma: exactTyped(pd, q.gamma, 'gamma'),
+    beta: exactTyped(pd, q.beta, 'beta'),
     eps: q.eps,
     momentum: q.momentum,
-    runningMean: typed(pd, q.runningMean),
-    runningVar: typed(pd, q.runningVar),
+    runningMean: exactTyped(pd, q.runningMean, 'runningMean'),
+    runningVar: exactTyped(pd, q.runningVar, 'runningVar'),
   };
 }
 
@@ -329,14 +355,14 @@ export function backwardRequest(p: Problem, training: boolean, over: Partial<Pro
   return {
     dtype: q.dtype,
     paramDtype: pd,
-    x: typed(q.dtype, q.x),
-    dy: typed(q.dtype, q.dy),
+    x: exactTyped(q.dtype, q.x, 'x'),
+    dy: exactTyped(q.dtype, q.dy, 'dy'),
     shape: q.shape.slice(),
     axis: q.axis,
-    gamma: typed(pd, q.gamma),
+    gamma: exactTyped(pd, q.gamma, 'gamma'),
     eps: q.eps,
     training,
-    ...(training ? {} : { runningMean: typed(pd, q.runningMean), runningVar: typed(pd, q.runningVar) }),
+    ...(training ? {} : { runningMean: exactTyped(pd, q.runningMean, 'runningMean'), runningVar: exactTyped(pd, q.runningVar, 'runningVar') }),
   };
 }
 

@@ -2,7 +2,7 @@
  * Helpers shared by the property families: compare with the reference through the tolerance,
  * expect an error where a profile demands one, and read the exact statistics of a batch.
  */
-import { checkAgainst, expectationFor, type Expectation } from '../judge/compare.js';
+import { admitsNonFinite, checkAgainst, expectationFor, type Expectation } from '../judge/compare.js';
 import type { AnyRequest, Op } from '../contract/contract.js';
 import { layoutOf } from '../contract/layout.js';
 import { effectiveEps } from '../contract/profiles.js';
@@ -61,8 +61,11 @@ export function channelIndices(shape: number[], axis: number, c: number): number
  * element). An Infinity bound makes no claim (src/judge/tolerance.ts errorRatio) and is counted as
  * inconclusive, as is one the caller knows to be uninformative (`informative` false).
  */
-export function expectClose(what: string, got: number, expected: number, bound: number, reason: string, informative = true): void {
-  const err = Math.abs(got - expected);
+export function expectClose(what: string, got: number, expected: number, bound: number, reason: string, informative = true, overflowAt = Infinity): void {
+  // the same value is no error, ±Infinity included (two honest results past paramDtype's range);
+  // so is an honest overflow of a finite exact value within its bound of overflowAt (admitsNonFinite)
+  const admitted = got === expected || (Number.isFinite(expected) && bound < Infinity && admitsNonFinite(expected, got, bound, overflowAt));
+  const err = admitted ? 0 : Math.abs(got - expected);
   // a bound (or an expected value) built from the implementation's own non-finite output is NaN:
   // that is the implementation's failure, not the tolerance's (errorRatio's InternalError is for ours)
   if (Number.isNaN(bound) && (!Number.isFinite(got) || !Number.isFinite(expected))) {

@@ -5,7 +5,7 @@
  * implementation receives (half dtypes travel as Uint16Array bit patterns).
  */
 import type { AnyRequest, Arr, BatchNormImplementation, DType, FamilyRequest, Precision } from './contract.js';
-import { decodeHalfArray, encodeHalfArray, isHalf, roundToHalf } from '../numerics/half.js';
+import { decodeHalfArray, encodeHalfArray, HALF_FORMATS, isHalf, roundToHalf } from '../numerics/half.js';
 
 /** Activations: x, dy in a request; y, dx in a result. Every other array is per-channel. */
 const ACTIVATIONS = new Set(['x', 'dy', 'y', 'dx']);
@@ -20,6 +20,17 @@ export function roundTo(dtype: DType, v: number): number {
 }
 
 export const rounder = (dtype: DType) => (v: number) => roundTo(dtype, v);
+
+/**
+ * The magnitude from which a value rounds to ±Infinity in dtype (round to nearest: halfway between
+ * the largest finite value and the next power of two): float32 (2 - 2^-24) 2^127, the half
+ * formats' from HALF_FORMATS; float64: Infinity (the reference's own numbers are float64).
+ */
+export function overflowThresholdOf(dtype: DType): number {
+  if (dtype === 'float64') return Infinity;
+  if (dtype === 'float32') return (2 - 2 ** -24) * 2 ** 127;
+  return HALF_FORMATS[dtype].overflowThreshold;
+}
 
 type Storage = Float32ArrayConstructor | Float64ArrayConstructor | Uint16ArrayConstructor;
 export function storageOf(dtype: DType): Storage {

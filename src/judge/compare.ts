@@ -16,8 +16,7 @@ import type {
   Precision,
   Profile,
 } from '../contract/contract.js';
-import { fieldDtype, numericRequest, precisionOfRequest } from '../contract/dtypes.js';
-import { HALF_FORMATS, isHalf } from '../numerics/half.js';
+import { fieldDtype, numericRequest, overflowThresholdOf, precisionOfRequest } from '../contract/dtypes.js';
 import { accumulationOf } from '../contract/declaration.js';
 import { type Layout, layoutOf } from '../contract/layout.js';
 import { effectiveEps, emaWeights, runningVarFactor } from '../contract/profiles.js';
@@ -186,8 +185,9 @@ export function gridFields(grid?: GridAccumulator, dyGrid?: GridAccumulator): Pi
  * Whether the tolerance admits `got` without measuring its error, for an element whose exact value
  * is `expected` (finite) with this bound: a singular channel (bound Infinity: no claim on any
  * value, finite or not, src/judge/tolerance.ts), or a
- * half output whose exact value is within its bound of the overflow threshold, rounded to
- * ±Infinity of the right sign (an honest rounding: 65,597 is +Infinity in float16).
+ * half or float32 output whose exact value is within its bound of the overflow threshold, rounded
+ * to ±Infinity of the right sign (an honest rounding: 65,597 is +Infinity in float16, a mean of
+ * 1e150 +Infinity in float32).
  */
 export function admitsNonFinite(expected: number, got: number, bound: number, overflowAt = Infinity): boolean {
   if (bound === Infinity) return true;
@@ -250,7 +250,10 @@ export interface Expectation {
   reasons: string[];
   /** Per channel, the outputs whose bound can fail nothing there (tolerance.ts `uninformative`): counted as inconclusive. */
   uninformative?: ReadonlySet<string>[];
-  /** Per output, the magnitude at which its dtype overflows to ±Infinity (half outputs only). */
+  /**
+   * Per output, the magnitude at which its dtype overflows to ±Infinity (outputs narrower than
+   * float64: half ones, and float32 statistics of float64 data, whose 1e150 mean is +Infinity).
+   */
   overflowAt?: Record<string, number>;
   /** Outputs checked only when the result has them (the family's mean and invStdDev). */
   optional?: ReadonlySet<string>;
@@ -281,8 +284,8 @@ export function expectationFor(
   const overflowAt = (outputs: string[]) => {
     const out: Record<string, number> = {};
     for (const o of outputs) {
-      const d = fieldDtype(o, precision);
-      if (isHalf(d)) out[o] = HALF_FORMATS[d].overflowThreshold;
+      const t = overflowThresholdOf(fieldDtype(o, precision));
+      if (t < Infinity) out[o] = t;
     }
     return { overflowAt: out };
   };
@@ -377,8 +380,8 @@ function familyExpectation(op: FamilyOp, profile: Profile, req: FamilyRequest, o
   const b = fx.perChannel.map((fa) => tolerance(input, fa));
   const overflowAt: Record<string, number> = {};
   for (const o of [...f.outputs, ...f.optionalOutputs]) {
-    const d = fieldDtype(o, precision);
-    if (isHalf(d)) overflowAt[o] = HALF_FORMATS[d].overflowThreshold;
+    const t = overflowThresholdOf(fieldDtype(o, precision));
+    if (t < Infinity) overflowAt[o] = t;
   }
   const perElement = (o: string) => o === 'y' || o === 'dx';
   const perGroup = (o: string) => o === 'mean' || o === 'invStdDev';
