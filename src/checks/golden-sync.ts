@@ -11,7 +11,7 @@
 import { accumulationFor } from '../judge/compare.js';
 import { errorRatio } from '../judge/tolerance.js';
 import { countComparison } from '../judge/tally.js';
-import { expectationForSync, flattenSyncResult, type SyncExpectation } from '../judge/compare-sync.js';
+import { expectationForSync, flattenSyncResult, type SyncExpectation } from '../judge/compare.js';
 import type { AccumulationInfo, BatchNormImplementation, DType, Profile, SyncOp } from '../contract/contract.js';
 import { loadSyncFixtures, type SyncFixture, type SyncFixtureStep } from '../fixtures/sync-fixtures.js';
 import { callSyncImplementation } from '../harness/call-sync.js';

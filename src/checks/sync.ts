@@ -30,7 +30,7 @@ import {
   syncTrainRequest,
   type SyncProblem,
 } from '../arbitraries/shards.js';
-import { checkSync, expectationForSync } from '../judge/compare-sync.js';
+import { checkSync, expectationForSync } from '../judge/compare.js';
 import type { AnySyncRequest, SyncOp } from '../contract/contract.js';
 import { ContractFault } from '../harness/call.js';
 import type { SyncResultArrays } from '../harness/call-sync.js';

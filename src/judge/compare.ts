@@ -15,7 +15,11 @@ import type {
   Op,
   Precision,
   Profile,
+  BackwardSyncRequest,
+  ForwardTrainSyncRequest,
+  SyncOp,
 } from '../contract/contract.js';
+import { concatenatedRows, shardFromRows, shardRows, validateSyncRequest, type SyncLayout } from '../contract/layout-sync.js';
 import { fieldDtype, numericRequest, overflowThresholdOf, precisionOfRequest } from '../contract/dtypes.js';
 import { accumulationOf } from '../contract/declaration.js';
 import { type Layout, layoutOf } from '../contract/layout.js';
@@ -36,7 +40,7 @@ import {
   validateFamilyRequest,
   type Grouping,
 } from '../contract/grouping.js';
-import { type ChannelFacts, errorRatio, parameterTolerance, tolerance } from './tolerance.js';
+import { type ChannelBounds, type ChannelFacts, errorRatio, parameterTolerance, syncTolerance, tolerance } from './tolerance.js';
 import { GridAccumulator } from './exact-sums.js';
 import { countComparison } from './tally.js';
 
@@ -273,14 +277,28 @@ export function expectationFor(
   opts: CompareOptions,
 ): Expectation {
   if (isFamilyOp(op)) return familyExpectation(op, profile, request as FamilyRequest, opts);
-  const req = request as ForwardTrainRequest | ForwardInferRequest | BackwardRequest;
+  return batchNormExpectation(op, profile, request as ForwardTrainRequest | ForwardInferRequest | BackwardRequest, opts);
+}
+
+/**
+ * BatchNorm's expectation over the batch grouping. `channelTolerance` replaces the per-channel
+ * `tolerance` where the kernel's statistics are merged from partial results (synchronized BN:
+ * syncTolerance, expectationForSync below); everything else is the same derivation.
+ */
+function batchNormExpectation(
+  op: Op,
+  profile: Profile,
+  req: ForwardTrainRequest | ForwardInferRequest | BackwardRequest,
+  opts: CompareOptions,
+  channelTolerance?: (f: ChannelFacts, c: number) => ChannelBounds,
+): Expectation {
   const precision = opts.precision ?? precisionOfRequest(req);
   const { dtype, paramDtype } = precision;
   const L = layoutOf(req.shape, req.axis);
   const eps = effectiveEps(profile, req.eps);
   const perElement = (o: string) => o === 'y' || o === 'dx';
   const channelOfOutput = (o: string, i: number) => (perElement(o) ? channelOf(L, i) : i);
-  const tol = (fs: ChannelFacts[]) => fs.map((f) => tolerance({ dtype, paramDtype, accumulation: opts.accumulation }, f));
+  const tol = (fs: ChannelFacts[]) => fs.map((f, c) => (channelTolerance ? channelTolerance(f, c) : tolerance({ dtype, paramDtype, accumulation: opts.accumulation }, f)));
   const overflowAt = (outputs: string[]) => {
     const out: Record<string, number> = {};
     for (const o of outputs) {
@@ -441,6 +459,101 @@ function familyExpectation(op: FamilyOp, profile: Profile, req: FamilyRequest, o
     uninformative: [...b.map((x) => x.uninformative), ...pb.map((x) => x.uninformative)],
     ...common,
   };
+}
+
+/** A synchronized op's expectation: outputs named as a report shows them (replicas[2].y, mean, dgamma, …). */
+export interface SyncExpectation extends Expectation {
+  layout: SyncLayout;
+}
+
+/**
+ * The synchronized ops (forwardTrainSync, backwardSync): single-device BatchNorm's expectation
+ * (batchNormExpectation) of the concatenated global batch, as rows [m, C], with the merged
+ * statistics' bounds of syncTolerance per channel (replicas, the largest replica's m and the
+ * largest |local mean|: the merge's rounding, src/judge/tolerance.ts), split back replica by
+ * replica. The reference answer is the concatenation's (channelStats), not the merge a kernel does,
+ * so a kernel is never compared with its own algorithm.
+ */
+export function expectationForSync(
+  op: SyncOp,
+  profile: Profile,
+  req: ForwardTrainSyncRequest | BackwardSyncRequest,
+  opts: { accumulation: AccumulationInfo },
+): SyncExpectation {
+  const layout = validateSyncRequest(op, req);
+  const C = layout.channels;
+  const m = layout.m;
+  const x = concatenatedRows(req.shards.map((s) => s.x), layout);
+  const maxReplicaAbsMean = new Float64Array(C);
+  layout.shards.forEach((L, r) => {
+    if (L.m === 0) return;
+    const local = channelStats(shardRows(req.shards[r]!.x, L), { outer: L.m, channels: C, inner: 1, m: L.m, numel: L.m * C });
+    for (let c = 0; c < C; c++) maxReplicaAbsMean[c] = Math.max(maxReplicaAbsMean[c]!, Math.abs(local.meanHi[c]! + local.meanLo[c]!));
+  });
+  const precision = { dtype: req.dtype, paramDtype: req.paramDtype };
+  const merged = (f: ChannelFacts, c: number) =>
+    syncTolerance({ ...precision, accumulation: opts.accumulation }, f, { replicas: layout.shards.length, maxLocalM: layout.maxLocalM, maxReplicaAbsMean: maxReplicaAbsMean[c]! });
+  const rows = { ...precision, x, shape: [m, C], axis: 1 };
+  const single =
+    op === 'forwardTrainSync'
+      ? (() => {
+          const r = req as ForwardTrainSyncRequest;
+          const fwd: ForwardTrainRequest = { ...rows, gamma: r.gamma, beta: r.beta, eps: r.eps, momentum: r.momentum, runningMean: r.runningMean, runningVar: r.runningVar };
+          return batchNormExpectation('forwardTrain', profile, fwd, { ...opts, precision }, merged);
+        })()
+      : (() => {
+          const r = req as BackwardSyncRequest;
+          const dy = concatenatedRows(r.shards.map((s) => s.dy), layout);
+          const bwd: BackwardRequest = { ...rows, dy, gamma: r.gamma, eps: r.eps, training: true };
+          return batchNormExpectation('backward', profile, bwd, { ...opts, precision }, merged);
+        })();
+  // per-element outputs split by replica (each in its shard's layout); per-channel ones as they are:
+  // the running statistics once per replica (each replica updates its own copy), the rest global
+  const expected: Record<string, Float64Array> = {};
+  const bounds: Record<string, Float64Array> = {};
+  const overflowAt: Record<string, number> = {};
+  const channelOfOutput: Record<string, (i: number) => number> = {};
+  const replicaOutputs = op === 'forwardTrainSync' ? ['y', 'runningMean', 'runningVar'] : ['dx'];
+  let row = 0;
+  layout.shards.forEach((L, rep) => {
+    for (const o of replicaOutputs) {
+      const name = `replicas[${rep}].${o}`;
+      const perElement = o === 'y' || o === 'dx';
+      expected[name] = perElement ? shardFromRows(single.expected[o]!, L, row) : single.expected[o]!;
+      bounds[name] = perElement ? shardFromRows(single.bounds[o]!, L, row) : single.bounds[o]!;
+      if (single.overflowAt?.[o] !== undefined) overflowAt[name] = single.overflowAt[o]!;
+      if (perElement) channelOfOutput[name] = (i) => Math.floor(i / L.inner) % L.channels;
+    }
+    row += L.m;
+  });
+  for (const o of op === 'forwardTrainSync' ? ['mean', 'variance'] : ['dgamma', 'dbeta']) {
+    expected[o] = single.expected[o]!;
+    bounds[o] = single.bounds[o]!;
+    if (single.overflowAt?.[o] !== undefined) overflowAt[o] = single.overflowAt[o]!;
+  }
+  return {
+    layout,
+    expected,
+    bounds,
+    channelOf: (output, i) => (channelOfOutput[output] ? channelOfOutput[output]!(i) : i),
+    reasons: single.reasons,
+    ...(single.uninformative ? { uninformative: single.uninformative.map((u) => new Set([...u].flatMap((o) => (replicaOutputs.includes(o) ? layout.shards.map((_, r) => `replicas[${r}].${o}`) : [o])))) } : {}),
+    overflowAt,
+  };
+}
+
+/** Flatten a synchronized result to the expectation's output names (replicas[r].y, mean, …). */
+export function flattenSyncResult(result: { replicas: Array<Record<string, ArrayLike<number>>> } & Record<string, unknown>): Record<string, ArrayLike<number>> {
+  const out: Record<string, ArrayLike<number>> = {};
+  result.replicas.forEach((rep, r) => {
+    for (const [k, v] of Object.entries(rep)) out[`replicas[${r}].${k}`] = v;
+  });
+  for (const [k, v] of Object.entries(result)) if (k !== 'replicas' && ArrayBuffer.isView(v)) out[k] = v as unknown as ArrayLike<number>;
+  return out;
+}
+
+export function checkSync(e: SyncExpectation, got: Parameters<typeof flattenSyncResult>[0]): Comparison {
+  return checkAgainst(e, flattenSyncResult(got));
 }
 
 /** Check an implementation's result against an expectation; outputs absent from `got` fail (optional ones are skipped). */

@@ -3,7 +3,7 @@
  *
  * - exact: the statistics of the concatenated global batch, by the proven channelStats
  *   (double-double mean, compensated two-pass variance) over every shard's values at once.
- *   This is what the judge compares against (src/judge/compare-sync.ts).
+ *   This is what the judge compares against (src/judge/compare.ts expectationForSync).
  * - merged: what a real implementation does, and what createReference's sync ops run: each
  *   replica reduces its own shard to (count, mean, M2) and the partials are combined by Chan,
  *   Golub & LeVeque's pairwise update (1979)
