@@ -66,7 +66,7 @@ export { supportedFamilyOps } from './harness/call.js';
 export { validateSyncRequest, type SyncLayout, type ShardLayout } from './contract/layout-sync.js';
 export { referenceForwardTrainSync, referenceBackwardSync, chanMerge, treeMerge, concatenatedStats, mergedStats } from './reference/sync.js';
 export { expectationForSync, checkSync } from './judge/compare.js';
-export { callSyncImplementation, validateSyncResult } from './harness/call-sync.js';
+export { callSyncImplementation, validateSyncResult } from './harness/call.js';
 export { effectiveEps, emaWeights, PROFILE_NAMES, profiles, resolveProfile, runningVarFactor } from './contract/profiles.js';
 export {
   AccumulationError,

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createPlainBatchNorm } from '../../examples/plain-bn.mjs';
 import type { BatchNormImplementation, ForwardTrainRequest } from '../../src/contract/contract.js';
 import { callImplementation, ContractFault } from '../../src/harness/call.js';
-import { callSyncImplementation } from '../../src/harness/call-sync.js';
+import { callSyncImplementation } from '../../src/harness/call.js';
 import { Mismatch, runProperty } from '../../src/harness/check.js';
 import { formatText } from '../../src/harness/format.js';
 import { runConformance } from '../../src/harness/runner.js';

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import type { ForwardTrainSyncRequest } from '../../src/contract/contract.js';
 import { BatchNormInputError } from '../../src/contract/errors.js';
 import { ContractFault } from '../../src/harness/call.js';
-import { callSyncImplementation } from '../../src/harness/call-sync.js';
+import { callSyncImplementation } from '../../src/harness/call.js';
 import { validateSyncRequest } from '../../src/contract/layout-sync.js';
 import { mulberry32 } from '../../src/numerics/random.js';
 import { ulp } from '../../src/numerics/ulp.js';

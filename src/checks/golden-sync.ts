@@ -14,7 +14,7 @@ import { countComparison } from '../judge/tally.js';
 import { expectationForSync, flattenSyncResult, type SyncExpectation } from '../judge/compare.js';
 import type { AccumulationInfo, BatchNormImplementation, DType, Profile, SyncOp } from '../contract/contract.js';
 import { loadSyncFixtures, type SyncFixture, type SyncFixtureStep } from '../fixtures/sync-fixtures.js';
-import { callSyncImplementation } from '../harness/call-sync.js';
+import { callSyncImplementation } from '../harness/call.js';
 import type { CallOptions } from '../harness/call.js';
 import { resolveProfile } from '../contract/profiles.js';
 import { fixtureApplies, profilesEquivalent, tensorflowAccumulation, type GoldenOutcome, type GoldenWorst } from './golden.js';

@@ -33,7 +33,7 @@ import {
 import { checkSync, expectationForSync } from '../judge/compare.js';
 import type { AnySyncRequest, SyncOp } from '../contract/contract.js';
 import { ContractFault } from '../harness/call.js';
-import type { SyncResultArrays } from '../harness/call-sync.js';
+import type { SyncResultArrays } from '../harness/call.js';
 import { InternalError } from '../contract/errors.js';
 import { fmt, Mismatch, runExamples, runProperty, whereOf, type CheckContext } from '../harness/check.js';
 import { runningVarFactor } from '../contract/profiles.js';

@@ -3,8 +3,9 @@
  * checked byte for byte afterwards, and its result is validated (object, every output present,
  * the declared dtype, the right length). Each broken rule is a named fault.
  */
-import type { AnyOp, AnyRequest, Arr, BatchNormImplementation, DType, FamilyOp, FamilyRequest, Op, Precision } from '../contract/contract.js';
-import { FAMILY_OPS } from '../contract/contract.js';
+import type { AnyOp, AnyRequest, AnySyncRequest, Arr, BatchNormImplementation, DType, FamilyOp, FamilyRequest, Op, Precision, SyncOp } from '../contract/contract.js';
+import { FAMILY_OPS, SYNC_OPS } from '../contract/contract.js';
+import { shardLayout } from '../contract/layout-sync.js';
 import { fieldDtype, storageOf, toContractRequest, toNumbers } from '../contract/dtypes.js';
 import vm from 'node:vm';
 import { layoutOf } from '../contract/layout.js';
@@ -101,20 +102,70 @@ export function validateResult(op: Op | FamilyOp, req: AnyRequest | FamilyReques
   const required = isFamilyOp(op) ? FAMILY[op].outputs : OUTPUTS[op];
   const optional = isFamilyOp(op) ? FAMILY[op].optionalOutputs : [];
   for (const name of [...required, ...optional.filter((o) => r[o] !== undefined)]) {
-    const dtype = fieldDtype(name, p);
-    const ctor = storageOf(dtype);
-    const what = `${ctor.name}${ctor === Uint16Array ? ` of ${dtype} bit patterns` : ''}`;
-    const v = r[name];
-    if (v === undefined) throw new ContractFault('missing-output', `${op} result has no "${name}"`);
-    if (!(v instanceof Float32Array || v instanceof Float64Array || v instanceof Uint16Array)) {
-      throw new ContractFault('not-a-typed-array', `${op} result "${name}" is ${describeValue(v)}, expected ${what}`);
-    }
-    if (!(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result "${name}" is ${v.constructor.name}, expected ${what} (the request's ${name === 'y' || name === 'dx' ? 'dtype' : 'paramDtype'})`);
-    const n = outputLength(op, name, req);
-    if (v.length !== n) throw new ContractFault('wrong-length', `${op} result "${name}" has length ${v.length}, expected ${n}`);
-    if (v instanceof Uint16Array) out[name] = toNumbers(v, dtype);
+    out[name] = validateOutput(op, `"${name}"`, name, r[name], p, outputLength(op, name, req));
   }
   return out;
+}
+
+/**
+ * One output of any op, plain or synchronized: present, a typed array of its field's dtype
+ * (y, dx: dtype; the rest: paramDtype; half as Uint16Array bit patterns) and of `length`; half
+ * outputs decoded to float64 numbers. `where` names it in the fault ("mean", replicas[2].y).
+ */
+function validateOutput(op: AnyOp, where: string, name: string, v: unknown, p: Precision, length: number): Arr {
+  const dtype = fieldDtype(name, p);
+  const ctor = storageOf(dtype);
+  const what = `${ctor.name}${ctor === Uint16Array ? ` of ${dtype} bit patterns` : ''}`;
+  if (v === undefined) throw new ContractFault('missing-output', `${op} result has no ${where}`);
+  if (!(v instanceof Float32Array || v instanceof Float64Array || v instanceof Uint16Array)) {
+    throw new ContractFault('not-a-typed-array', `${op} result ${where} is ${describeValue(v)}, expected ${what}`);
+  }
+  if (!(v instanceof ctor)) throw new ContractFault('wrong-dtype', `${op} result ${where} is ${v.constructor.name}, expected ${what} (the request's ${name === 'y' || name === 'dx' ? 'dtype' : 'paramDtype'})`);
+  if (v.length !== length) throw new ContractFault('wrong-length', `${op} result ${where} has length ${v.length}, expected ${length}`);
+  return v instanceof Uint16Array ? toNumbers(v, dtype) : v;
+}
+
+/** Per replica, then global, outputs of each synchronized op. */
+export const SYNC_OUTPUTS: Record<SyncOp, { replica: readonly string[]; global: readonly string[] }> = {
+  forwardTrainSync: { replica: ['y', 'runningMean', 'runningVar'], global: ['mean', 'variance'] },
+  backwardSync: { replica: ['dx'], global: ['dgamma', 'dbeta'] },
+};
+
+export interface SyncResultArrays {
+  replicas: Array<Record<string, Arr>>;
+  [output: string]: Arr | Array<Record<string, Arr>>;
+}
+
+/**
+ * Validate a synchronized op's result: an object, `replicas` an array with one entry per shard in
+ * replica order, each output present, of its dtype and length (a replica's y / dx: its shard's
+ * numel; the rest: C), by the same validateOutput as every other op.
+ */
+export function validateSyncResult(op: SyncOp, req: AnySyncRequest, result: unknown): SyncResultArrays {
+  if (typeof result !== 'object' || result === null) throw new ContractFault('not-an-object', `${op} returned ${describeValue(result)}, expected an object`);
+  const r = result as Record<string, unknown>;
+  const p: Precision = { dtype: req.dtype, paramDtype: req.paramDtype };
+  const layouts = req.shards.map((s, k) => shardLayout(s.shape, req.axis, `shards[${k}]`));
+  const C = layouts[0]!.channels;
+  const reps = r.replicas;
+  if (reps === undefined) throw new ContractFault('missing-output', `${op} result has no "replicas"`);
+  if (!Array.isArray(reps)) throw new ContractFault('not-an-object', `${op} result "replicas" is ${describeValue(reps)}, expected an array with one entry per replica`);
+  if (reps.length !== req.shards.length) {
+    throw new ContractFault('wrong-length', `${op} result "replicas" has ${reps.length} entries, expected ${req.shards.length} (one per shard, in replica order)`);
+  }
+  const outputs = SYNC_OUTPUTS[op];
+  const replicas = reps.map((rep: unknown, k) => {
+    if (typeof rep !== 'object' || rep === null) throw new ContractFault('not-an-object', `${op} result replicas[${k}] is ${describeValue(rep)}, expected an object`);
+    const out: Record<string, Arr> = {};
+    for (const name of outputs.replica) {
+      const length = name === 'y' || name === 'dx' ? layouts[k]!.numel : C;
+      out[name] = validateOutput(op, `replicas[${k}].${name}`, name, (rep as Record<string, unknown>)[name], p, length);
+    }
+    return out;
+  });
+  const validated: SyncResultArrays = { replicas };
+  for (const name of outputs.global) validated[name] = validateOutput(op, `"${name}"`, name, r[name], p, C);
+  return validated;
 }
 
 export interface CallOptions {
@@ -177,7 +228,7 @@ const isWatchdogTimeout = (e: unknown) => typeof e === 'object' && e !== null &&
 
 /**
  * The one guarded call behind every op, plain and synchronized (callImplementation here,
- * callSyncImplementation in ./call-sync.ts): the budget's pending restart spent (or
+ * callSyncImplementation below): the budget's pending restart spent (or
  * in-process-gave-up), the inputs snapshotted, `fn.call(self, req)` run under the watchdog, a
  * returned promise raced against what is left of the time limit, the inputs compared afterwards
  * (input-mutated outranks every other outcome), and the result copied (guard.ts ownResult).
@@ -256,6 +307,21 @@ export async function callImplementation(
 
 export function supportedOps(impl: BatchNormImplementation): Op[] {
   return (['forwardTrain', 'forwardInfer', 'backward'] as Op[]).filter((op) => typeof impl[op] === 'function');
+}
+
+/**
+ * Call `impl[op](req)` for a synchronized op through the same guardedCall as every other op
+ * (watchdog, time limit, restart budget, input check, result copy); its result validated by
+ * validateSyncResult.
+ */
+export async function callSyncImplementation(impl: BatchNormImplementation, op: SyncOp, req: AnySyncRequest, opts: CallOptions): Promise<SyncResultArrays> {
+  const fn = impl[op] as ((r: AnySyncRequest) => unknown) | undefined;
+  if (typeof fn !== 'function') throw new ContractFault('missing-output', `${op} is not implemented`);
+  return validateSyncResult(op, req, await guardedCall(fn, impl, op, req, opts));
+}
+
+export function supportedSyncOps(impl: BatchNormImplementation): SyncOp[] {
+  return SYNC_OPS.filter((op) => typeof impl[op] === 'function');
 }
 
 /** The normalization family's ops the implementation defines (0.3.0; called through callImplementation like BN's). */

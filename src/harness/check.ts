@@ -6,10 +6,9 @@
 import fc from 'fast-check';
 import type { Comparison } from '../judge/compare.js';
 import type { AnyOp, AnyRequest, AnySyncRequest, BatchNormImplementation, DType, Op, Profile, SyncOp } from '../contract/contract.js';
-import { callSyncImplementation, type SyncResultArrays } from './call-sync.js';
 import { layoutOf } from '../contract/layout.js';
 import { plainRequest } from '../arbitraries/problem.js';
-import { callImplementation, ContractFault } from './call.js';
+import { callImplementation, callSyncImplementation, ContractFault, type SyncResultArrays } from './call.js';
 import type { AxisVariant, CheckFailure, CheckResult, Counterexample, WorstElement } from './types.js';
 import type { AccumulationInfo } from '../contract/contract.js';
 
@@ -39,7 +38,7 @@ export interface CheckContext {
    */
   call<O extends Op>(op: O, req: AnyRequest): Promise<ResultOf[O]>;
   /**
-   * The synchronized ops' guarded call (src/harness/call-sync.ts), refusing an op the check does
+   * The synchronized ops' guarded call (src/harness/call.ts callSyncImplementation), refusing an op the check does
    * not declare exactly like `call`. Optional so contexts built by hand (specs) still type-check;
    * a check falls back to the guarded call itself when it is absent.
    */
