@@ -3,13 +3,13 @@
  * expect an error where a profile demands one, and read the exact statistics of a batch.
  */
 import { admitsNonFinite, checkAgainst, expectationFor, type Expectation } from '../judge/compare.js';
-import type { AnyRequest, Op } from '../contract/contract.js';
+import type { AnyRequest, DType, Op } from '../contract/contract.js';
 import { layoutOf } from '../contract/layout.js';
 import { effectiveEps } from '../contract/profiles.js';
 import { channelStats } from '../reference/reference.js';
 import { expectAgreement, Mismatch, type CheckContext } from '../harness/check.js';
 import { ContractFault } from '../harness/call.js';
-import { scaleBound, withinBound } from '../judge/tolerance.js';
+import { exactStencil, scaleBound, withinBound } from '../judge/tolerance.js';
 
 export function expectation(ctx: CheckContext, op: Op, req: AnyRequest): Expectation {
   return expectationFor(op, ctx.profile, req, { accumulation: ctx.accumulation, precision: { dtype: ctx.dtype, paramDtype: ctx.paramDtype } });
@@ -98,4 +98,17 @@ export function weightedLoss(y: ArrayLike<number>, w: ArrayLike<number>, bounds:
   }
   const n = y.length;
   return { L, err: err + ((n * 2 ** -53) / (1 - n * 2 ** -53)) * abs };
+}
+
+/**
+ * The element (from start on, cyclically) whose central-difference stencil is exact, with its
+ * step; undefined when none is (x values all at a binade edge or far below the step).
+ */
+export function exactElement(dtype: DType, values: number[], start: number, stepOf: (i: number) => number) {
+  for (let k = 0; k < values.length; k++) {
+    const i = (start + k) % values.length;
+    const h = stepOf(i);
+    if (exactStencil(dtype, values[i]!, h)) return { index: i, h };
+  }
+  return undefined;
 }

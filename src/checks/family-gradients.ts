@@ -19,9 +19,8 @@ import { familyBackwardRequest, familyProblemArb, familyRequest, type FamilyProb
 import { indicesOf, paramOf } from '../contract/grouping.js';
 import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { CompensatedSum } from '../numerics/eft.js';
-import { exactStencil, finiteDifferenceBound, finiteDifferenceStep, scaleBound, withinBound } from '../judge/tolerance.js';
-import type { DType } from '../contract/contract.js';
-import { expectClose, weightedLoss } from './common.js';
+import { finiteDifferenceBound, finiteDifferenceStep, scaleBound, withinBound } from '../judge/tolerance.js';
+import { exactElement, expectClose, weightedLoss } from './common.js';
 import { agreeFamily, callFamily, exactGroupStats, FAMILY_TARGETS, familyExpectation, familySpec, type FamilyTarget } from './family-common.js';
 import type { CheckSpec } from './spec.js';
 
@@ -40,15 +39,6 @@ async function loss(c: CheckContext, t: FamilyTarget, p: FamilyProblem, over: Pa
 
 type Param = 'x' | 'gamma' | 'beta';
 
-/** The element (from start on, cyclically) whose central-difference stencil is exact, with its step. */
-function exactElement(dtype: DType, values: number[], start: number, stepOf: (i: number) => number) {
-  for (let k = 0; k < values.length; k++) {
-    const i = (start + k) % values.length;
-    const h = stepOf(i);
-    if (exactStencil(dtype, values[i]!, h)) return { index: i, h };
-  }
-  return undefined;
-}
 
 function finiteDifference(t: FamilyTarget): CheckSpec {
   return familySpec(t, {

@@ -10,11 +10,11 @@
  */
 import fc from 'fast-check';
 import { backwardRequest, inferRequest, problemArb, trainRequest, type Problem } from '../arbitraries/problem.js';
-import type { AnyRequest, DType } from '../contract/contract.js';
+import type { AnyRequest } from '../contract/contract.js';
 import { Mismatch, runProperty, type CheckContext } from '../harness/check.js';
 import { CompensatedSum } from '../numerics/eft.js';
-import { exactStencil, finiteDifferenceBound, finiteDifferenceStep, scaleBound, withinBound } from '../judge/tolerance.js';
-import { callAndAgree, channelIndices, expectation, expectClose, exactStats, weightedLoss } from './common.js';
+import { finiteDifferenceBound, finiteDifferenceStep, scaleBound, withinBound } from '../judge/tolerance.js';
+import { callAndAgree, channelIndices, exactElement, expectation, expectClose, exactStats, weightedLoss } from './common.js';
 import type { CheckSpec } from './spec.js';
 
 /**
@@ -43,18 +43,6 @@ async function centralDifference(c: CheckContext, p: Problem, training: boolean,
   return { dh, bound: finiteDifferenceBound(dh, d2h, h, Math.max(a.err, b.err, a2.err, b2.err)) };
 }
 
-/**
- * The element (from start on, cyclically) whose central-difference stencil is exact, with its
- * step; undefined when none is (x values all at a binade edge or far below the step).
- */
-function exactElement(dtype: DType, values: number[], start: number, stepOf: (i: number) => number) {
-  for (let k = 0; k < values.length; k++) {
-    const i = (start + k) % values.length;
-    const h = stepOf(i);
-    if (exactStencil(dtype, values[i]!, h)) return { index: i, h };
-  }
-  return undefined;
-}
 
 function gradientProperty(training: boolean) {
   return (ctx: CheckContext) =>
