@@ -6,7 +6,7 @@
  *   alike (the invariance checks rely on it). But most sums of such values are exact too, so an
  *   implementation with poor accumulation is rarely exercised on them.
  * - values: 'full': the same plus a full-mantissa fraction, x = (offset + z + f) * 2^scale with
- *   f a double in (-1, 1) rounded to the dtype (dy, gamma, beta likewise), so sums and products
+ *   f a double in (-1, 1) rounded to the dtype (dy likewise; gamma, beta then to paramDtype), so sums and products
  *   round. f shrinks toward 0, so a counterexample still shrinks to the grid's small numbers
  *   whenever the grid alone shows the bug, and keeps a fraction only where rounding is the bug.
  */
