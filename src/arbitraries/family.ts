@@ -160,7 +160,7 @@ function build(opts: FamilyProblemOptions, s: { shape: number[]; axis: number; g
   for (let i = 0; i < G.numel; i++) dy[i] = f((v.dy[i]! + v.fdy[i]!) / 4);
   // |gamma| >= 1/8: a nonzero integer and a fraction of at most 1/2; parameters rounded to the
   // activations' dtype, then to paramDtype: the numbers the request carries (checks read them from
-  // the problem), representable in both (|v| <= 2.25 and >= 1/128 in magnitude where nonzero)
+  // the problem), representable in both (rounding a dtype number to fewer bits keeps it in range)
   const fp = (x: number) => roundTo(opts.paramDtype ?? opts.dtype, f(x));
   const gamma = Array.from({ length: G.params }, (_, j) => fp((v.gamma[j]! + v.fgamma[j]!) / 4));
   const beta = Array.from({ length: G.params }, (_, j) => fp((v.beta[j]! + v.fbeta[j]!) / 4));
