@@ -39,7 +39,6 @@ async function loss(c: CheckContext, t: FamilyTarget, p: FamilyProblem, over: Pa
 
 type Param = 'x' | 'gamma' | 'beta';
 
-
 function finiteDifference(t: FamilyTarget): CheckSpec {
   return familySpec(t, {
     family: 'gradients',

@@ -43,7 +43,6 @@ async function centralDifference(c: CheckContext, p: Problem, training: boolean,
   return { dh, bound: finiteDifferenceBound(dh, d2h, h, Math.max(a.err, b.err, a2.err, b2.err)) };
 }
 
-
 function gradientProperty(training: boolean) {
   return (ctx: CheckContext) =>
     // small problems (maxDim 3) and moderate offsets (|mean| / spread <= 2^6): each run makes 13
