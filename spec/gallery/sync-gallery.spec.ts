@@ -9,7 +9,8 @@ import { profiles } from '../../src/contract/profiles.js';
 import type { Profile } from '../../src/contract/contract.js';
 import { type SyncBug, syncMutant } from './sync-mutants.js';
 
-const SEED = 20261125;
+// BN_GALLERY_SEED: the same gallery at another seed (every bug must be rejected at any seed)
+const SEED = Number(process.env.BN_GALLERY_SEED ?? 20261125);
 
 const GALLERY: Array<{ bug: SyncBug; profile: Profile; rejectedBy: string }> = [
   { bug: 'bessel-local-count', profile: profiles.pytorch, rejectedBy: 'bn:sync:running-var-bessel' },
